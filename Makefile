@@ -1,0 +1,22 @@
+# The two quick-start commands are `make lab` and `make test`; both install what they need.
+SHELL := /bin/bash
+
+.PHONY: lab test notebooks bench check-cuda help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+lab: ## The main job: JupyterLab on notebooks/ with the Rust kernel installed and registered
+	.ci/lab
+
+test: ## Every test: cargo tests, docs, and every notebook executed headless (quick mode)
+	.ci/test
+
+notebooks: ## Re-run every notebook in full mode and save the outputs (what is committed)
+	.ci/setup && source .ci/env.sh && RWT_QUICK=0 "$$VENV/bin/python" .ci/run_notebooks.py --inplace
+
+bench: ## Criterion benchmarks; each prints its ratio to the baseline at the end
+	cargo bench
+
+check-cuda: ## Compile with --features cuda (installs Debian's CUDA 11.8 toolkit if nvcc is missing)
+	.ci/check-cuda

@@ -1,0 +1,81 @@
+//! # rwt — Reinforced Wasserstein Training for severity-aware semantic segmentation
+//!
+//! A Rust implementation of Liu, Zhang, Liu, Bai, Li and You, *Reinforced Wasserstein
+//! Training for Severity-Aware Semantic Segmentation in Autonomous Driving*, on
+//! [candle](https://github.com/huggingface/candle), made to be used from evcxr notebooks.
+//!
+//! Cross-entropy only looks at the probability of the true class, so predicting a car as a
+//! bus costs as much as predicting it as road. The paper trains with a pixel-wise Wasserstein
+//! distance between the softmax `s` and the target `t` whose ground matrix `D[truth][pred]`
+//! is the severity of each mistake.
+//!
+//! ## Conventions
+//! - `N` classes; `s` = softmax of one pixel; `t` = target histogram.
+//! - **`D[truth][pred]`**: row = true class, column = predicted class (like a confusion
+//!   matrix), zero diagonal, non-negative, asymmetric in general. The paper's transport plan
+//!   moves mass from predicted class `i` to true class `j` at price `d_{i,j} = D[j][i]`; the
+//!   translation happens once, in [`ot::cost_matrix`].
+//! - `f` is applied entry-wise: [`GroundMatrix::transform`].
+//! - The void label (CamVid 11, Cityscapes 255) contributes to no loss and no metric.
+//!
+//! ## The paper, section by section
+//!
+//! | paper | module | notebook |
+//! |---|---|---|
+//! | Fig. 1, Eq. 1–2, Theorem 1 | [`loss::wasserstein`], [`ot::emd`] | `01-ground-matrices-and-exact-loss` |
+//! | Fig. 2, IAL as a special case | [`ground`] ([`GroundMatrix::severity`], [`GroundMatrix::importance_aware`]), [`loss::importance_aware_cross_entropy`] | 01 |
+//! | III.B, f(d), Eq. 3–5 | [`transform`], [`loss::l1`] | 01 |
+//! | III.C step 2, learned `D` | [`ground::learned`] | 07 |
+//! | class sets, importance groups | [`classes`] | 01 |
+//! | plots | [`plot`] | all |
+//!
+//! ## A first example
+//!
+//! ```
+//! use rwt::prelude::*;
+//!
+//! let d = GroundMatrix::severity(&CAMVID).transform(Transform::Huber { tau: 0.5 })?;
+//! let dev = Device::Cpu;
+//! let logits = Tensor::randn(0f32, 1.0, (2, 11, 4, 6), &dev)?;
+//! let labels = Tensor::zeros((2, 4, 6), DType::U32, &dev)?;
+//! let w = loss::wasserstein(&logits, &labels, &d, LossConfig::ignoring(11))?;
+//! println!("W = {}", w.to_scalar::<f32>()?);
+//! # Ok::<(), rwt::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod classes;
+pub mod device;
+mod error;
+pub mod ground;
+pub mod io;
+pub mod loss;
+pub mod ot;
+pub mod plot;
+pub mod random;
+pub mod transform;
+
+pub use candle_core;
+pub use candle_nn;
+pub use ndarray;
+pub use rand;
+
+/// The crate's version, for notebooks and run records.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub use classes::{ClassSet, ImportanceGroup, CAMVID, CITYSCAPES};
+pub use error::{Error, Result};
+pub use ground::{GroundMatrix, ImportanceWeights};
+pub use transform::Transform;
+
+/// Everything a notebook cell usually needs, in one `use rwt::prelude::*;`.
+pub mod prelude {
+    pub use crate::classes::{ClassSet, ImportanceGroup, CAMVID, CITYSCAPES};
+    pub use crate::ground::{GroundMatrix, ImportanceWeights};
+    pub use crate::loss::{self, LossConfig, Reduction};
+    pub use crate::ot;
+    pub use crate::plot::{self, Heatmap, LineChart};
+    pub use crate::transform::Transform;
+    pub use crate::{Error, Result};
+    pub use candle_core::{DType, Device, Module, Tensor, Var, D};
+}

@@ -1,0 +1,664 @@
+//! Fused per-pixel softmax losses: one kernel computes, for every pixel, the softmax `s` of
+//! its logits and
+//!
+//! `L = w[y] · (logsumexp(z) − z_y)  +  Σ_p s_p · C[y][p]`,
+//!
+//! the (importance-weighted) cross-entropy and the exact one-hot Wasserstein loss of Eq. 2
+//! with cost rows `C[y] = f(D[y])`; either term may be absent. Its gradient is analytic:
+//!
+//! `∂L/∂z_k = w[y] (s_k − 1[k = y])  +  s_k (C[y][k] − L_W)`,  `L_W = Σ_p s_p C[y][p]`
+//!
+//! (Theorem 1 makes the Wasserstein part exact, so no transport problem is solved).
+//!
+//! The forward op returns the loss map `[B, S]`; its backward recomputes the softmax from the
+//! logits rather than storing it, so that a forward pass writes one value per pixel and a
+//! backward pass one value per logit. On the CPU, pixels are processed in blocks laid out
+//! along the contiguous spatial axis, so every inner loop runs over contiguous memory and
+//! vectorises, and blocks run in parallel (rayon).
+
+// The kernels index several per-pixel buffers with the same loop variable; index loops read
+// better there than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
+use super::LabelInt;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Parameters of a fused pixel loss.
+#[derive(Clone, Debug)]
+pub(crate) struct PixelLoss {
+    /// Number of classes `N`.
+    pub n: usize,
+    /// Cross-entropy weight per true class (`None`: no CE term).
+    pub ce_weights: Option<Vec<f64>>,
+    /// Cost rows `C[truth][pred]`, `N × N` (`None`: no Wasserstein term).
+    pub cost: Option<Vec<f64>>,
+    /// Label to ignore.
+    pub ignore: Option<u32>,
+}
+
+impl PixelLoss {
+    /// The per-pixel loss map `[B, S]` with the analytic backward pass. `logits` must be
+    /// contiguous `[B, N, ...]`, labels validated by the caller.
+    pub fn map(self, logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
+        let op = Forward(Arc::new(self));
+        logits.apply_op2(&device_labels(labels)?, op)
+    }
+
+    /// The gradient with respect to the logits for a given per-pixel output gradient; used by
+    /// the backward pass and exposed to tests.
+    pub fn grad(self: &Arc<Self>, logits: &Tensor, labels: &Tensor, grad_map: &Tensor) -> candle_core::Result<Tensor> {
+        logits.apply_op3_no_bwd(&device_labels(labels)?, &grad_map.contiguous()?, &Backward(self.clone()))
+    }
+}
+
+/// Labels as the kernels read them: any integer type on the CPU, `u32` on a GPU.
+fn device_labels(labels: &Tensor) -> candle_core::Result<Tensor> {
+    if labels.device().is_cpu() || labels.dtype() == candle_core::DType::U32 {
+        labels.contiguous()
+    } else {
+        labels.to_dtype(candle_core::DType::U32)?.contiguous()
+    }
+}
+
+struct Forward(Arc<PixelLoss>);
+struct Backward(Arc<PixelLoss>);
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "rwt-pixel-loss"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let shape = pixel_shape(l1)?;
+        let out_shape = Shape::from((shape.0, shape.2));
+        let out = match s1 {
+            CpuStorage::F32(z) => CpuStorage::F32(run_forward(&self.0, slice(z, l1)?, label_slice(s2, l2)?, shape)?),
+            CpuStorage::F64(z) => CpuStorage::F64(run_forward(&self.0, slice(z, l1)?, label_slice(s2, l2)?, shape)?),
+            _ => candle_core::bail!("rwt pixel loss: logits must be f32 or f64"),
+        };
+        Ok((out, out_shape))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let shape = pixel_shape(l1)?;
+        let out = super::pixel_cuda::forward(&self.0, s1, l1, s2, l2, shape)?;
+        Ok((out, Shape::from((shape.0, shape.2))))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        labels: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(self.0.grad(logits, labels, grad_res)?), None))
+    }
+}
+
+impl CustomOp3 for Backward {
+    fn name(&self) -> &'static str {
+        "rwt-pixel-loss-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let shape = pixel_shape(l1)?;
+        let out = match (s1, s3) {
+            (CpuStorage::F32(z), CpuStorage::F32(g)) => {
+                CpuStorage::F32(run_backward(&self.0, slice(z, l1)?, label_slice(s2, l2)?, slice(g, l3)?, shape))
+            }
+            (CpuStorage::F64(z), CpuStorage::F64(g)) => {
+                CpuStorage::F64(run_backward(&self.0, slice(z, l1)?, label_slice(s2, l2)?, slice(g, l3)?, shape))
+            }
+            _ => candle_core::bail!("rwt pixel loss grad: logits and output gradient must both be f32 or both f64"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let shape = pixel_shape(l1)?;
+        let out = super::pixel_cuda::backward(&self.0, s1, l1, s2, l2, s3, l3, shape)?;
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// `(B, N, S)` of a contiguous logits layout.
+fn pixel_shape(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
+    let d = l.dims();
+    if d.len() < 2 || !l.is_contiguous() {
+        candle_core::bail!("rwt pixel loss: logits must be contiguous [B, N, ...], got {:?}", d);
+    }
+    Ok((d[0], d[1], d[2..].iter().product()))
+}
+
+fn slice<'a, T>(v: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("rwt pixel loss: inputs must be contiguous"),
+    }
+}
+
+/// The labels of a call, whatever integer type they are stored in.
+fn label_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<LabelSlice<'a>> {
+    Ok(match s {
+        CpuStorage::U8(v) => LabelSlice::new(slice(v, l)?),
+        CpuStorage::U32(v) => LabelSlice::new(slice(v, l)?),
+        CpuStorage::I16(v) => LabelSlice::new(slice(v, l)?),
+        CpuStorage::I32(v) => LabelSlice::new(slice(v, l)?),
+        CpuStorage::I64(v) => LabelSlice::new(slice(v, l)?),
+        _ => candle_core::bail!("rwt pixel loss: labels must be integers"),
+    })
+}
+
+/// Copies a range of labels, widened to `i64`, into a buffer.
+type LabelReader<'a> = Box<dyn Fn(usize, &mut [i64]) + Send + Sync + 'a>;
+
+/// Labels widened to `i64` one block at a time, so the kernels are not instantiated once per
+/// label type (labels are small next to logits: one virtual call per block is nothing).
+pub(crate) struct LabelSlice<'a> {
+    get: LabelReader<'a>,
+    len: usize,
+}
+
+impl<'a> LabelSlice<'a> {
+    fn new<L: LabelInt>(labels: &'a [L]) -> Self {
+        LabelSlice {
+            get: Box::new(move |start, out: &mut [i64]| {
+                let len = out.len();
+                for (o, l) in out.iter_mut().zip(&labels[start..start + len]) {
+                    *o = l.get();
+                }
+            }),
+            len: labels.len(),
+        }
+    }
+
+    /// Copies labels `start..start + out.len()` into `out`.
+    fn read(&self, start: usize, out: &mut [i64]) {
+        (self.get)(start, out)
+    }
+}
+
+/// Float types of the kernels.
+pub(crate) trait Real:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + 'static
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn from_f64(v: f64) -> Self;
+    fn is_finite(self) -> bool;
+}
+
+impl Real for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+    #[inline(always)]
+    fn exp(self) -> f32 {
+        exp_f32(self)
+    }
+    fn ln(self) -> f32 {
+        f32::ln(self)
+    }
+    fn from_f64(v: f64) -> f32 {
+        v as f32
+    }
+    fn is_finite(self) -> bool {
+        f32::is_finite(self)
+    }
+}
+
+impl Real for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+    #[inline(always)]
+    fn exp(self) -> f64 {
+        f64::exp(self)
+    }
+    fn ln(self) -> f64 {
+        f64::ln(self)
+    }
+    fn from_f64(v: f64) -> f64 {
+        v
+    }
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
+    }
+}
+
+/// `e^x` in single precision, branch-free so that loops over it vectorise: range reduction
+/// `x = n ln 2 + r`, a degree-7 polynomial on `|r| ≤ ln 2 / 2` (the Cephes `expf` kernel) and
+/// `2^n` built in the exponent bits. Inputs are clamped to `[−87.3, 88.7]`, so the result
+/// never underflows to a denormal nor overflows; relative error below 2e-7.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LO: f32 = -87.33654;
+    const HI: f32 = 88.72283;
+    let x = if x < LO { LO } else { x };
+    let x = if x > HI { HI } else { x };
+    // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick (no rounding instruction
+    // needed, so it vectorises on plain SSE2).
+    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_2e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// A raw pointer that may cross threads; every task writes a disjoint set of indices.
+#[derive(Clone, Copy)]
+struct SyncPtr<T>(*mut T);
+unsafe impl<T: Send> Send for SyncPtr<T> {}
+unsafe impl<T: Send> Sync for SyncPtr<T> {}
+
+impl<T> SyncPtr<T> {
+    /// The pointer (a method, so closures capture the whole `SyncPtr`, not its field).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Per-thread scratch space for one block of pixels (`bl` pixels, `N` classes).
+struct Scratch<T> {
+    /// `exp(z − max)`, class-major: class `k` at `e[k * len..(k + 1) * len]`.
+    e: Vec<T>,
+    /// Cost of each class for each pixel's label, `C[y_j][k]`, laid out like `e`.
+    c: Vec<T>,
+    max: Vec<T>,
+    sum: Vec<T>,
+    acc: Vec<T>,
+    labels: Vec<i64>,
+    y: Vec<usize>,
+    keep: Vec<bool>,
+}
+
+impl<T: Real> Scratch<T> {
+    fn new(n: usize, block: usize) -> Self {
+        Scratch {
+            e: vec![T::ZERO; n * block],
+            c: vec![T::ZERO; n * block],
+            max: vec![T::ZERO; block],
+            sum: vec![T::ZERO; block],
+            acc: vec![T::ZERO; block],
+            labels: vec![0; block],
+            y: vec![0; block],
+            keep: vec![false; block],
+        }
+    }
+}
+
+/// Constant parameters converted to the kernel's float type.
+struct Params<T> {
+    n: usize,
+    ce: Option<Vec<T>>,
+    /// Transposed cost, `cost_t[pred * N + truth]`: for a fixed class the costs of all labels
+    /// sit in one short row.
+    cost_t: Option<Vec<T>>,
+    ignore: Option<i64>,
+}
+
+impl<T: Real> Params<T> {
+    fn new(p: &PixelLoss) -> Self {
+        let n = p.n;
+        Params {
+            n,
+            ce: p.ce_weights.as_ref().map(|w| w.iter().map(|&v| T::from_f64(v)).collect()),
+            cost_t: p.cost.as_ref().map(|c| (0..n * n).map(|k| T::from_f64(c[(k % n) * n + k / n])).collect()),
+            ignore: p.ignore.map(i64::from),
+        }
+    }
+}
+
+fn block_len(n: usize) -> usize {
+    (4096 / n.max(1)).clamp(8, 512)
+}
+
+/// The pixels `j0..j0 + len` of one image: where they are and where their results go.
+#[derive(Clone, Copy)]
+struct Block {
+    /// Offset of the image's labels and loss-map entries.
+    base: usize,
+    j0: usize,
+    len: usize,
+}
+
+/// Softmax pieces of one block: labels and keep mask, `e = exp(z − max)`, `sum = Σ e`, and
+/// with a Wasserstein term the gathered costs `c[k][j] = C[y_j][k]` and `acc = Σ_k e_k c_k`.
+#[inline(always)]
+fn softmax_block<T: Real>(p: &Params<T>, z: &[T], s: usize, blk: Block, labels: &LabelSlice, sc: &mut Scratch<T>) {
+    let (n, j0, len) = (p.n, blk.j0, blk.len);
+    labels.read(blk.base + j0, &mut sc.labels[..len]);
+    for jj in 0..len {
+        let l = sc.labels[jj];
+        let ok = Some(l) != p.ignore && l >= 0 && (l as usize) < n;
+        sc.y[jj] = if ok { l as usize } else { 0 };
+        sc.keep[jj] = ok;
+    }
+    let max = &mut sc.max[..len];
+    max.copy_from_slice(&z[j0..j0 + len]);
+    for k in 1..n {
+        for (m, &v) in max.iter_mut().zip(&z[k * s + j0..k * s + j0 + len]) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    let sum = &mut sc.sum[..len];
+    sum.fill(T::ZERO);
+    for k in 0..n {
+        let e = &mut sc.e[k * len..(k + 1) * len];
+        for (((e, &v), &m), sm) in
+            e.iter_mut().zip(&z[k * s + j0..k * s + j0 + len]).zip(max.iter()).zip(sum.iter_mut())
+        {
+            *e = (v - m).exp();
+            *sm = *sm + *e;
+        }
+    }
+    if let Some(ct) = &p.cost_t {
+        let acc = &mut sc.acc[..len];
+        acc.fill(T::ZERO);
+        for k in 0..n {
+            let crow = &ct[k * n..(k + 1) * n];
+            let c = &mut sc.c[k * len..(k + 1) * len];
+            for (c, &y) in c.iter_mut().zip(&sc.y[..len]) {
+                // SAFETY: y < n by construction above.
+                *c = unsafe { *crow.get_unchecked(y) };
+            }
+            for ((a, &e), &c) in acc.iter_mut().zip(&sc.e[k * len..(k + 1) * len]).zip(c.iter()) {
+                *a = *a + e * c;
+            }
+        }
+    }
+}
+
+/// Forward pass of one block: the loss of each pixel into `out[base + j0..]`; returns the
+/// first pixel whose loss is not finite.
+#[inline(always)]
+fn forward_block<T: Real>(
+    p: &Params<T>,
+    z: &[T],
+    s: usize,
+    blk: Block,
+    labels: &LabelSlice,
+    sc: &mut Scratch<T>,
+    out: &mut [T],
+) -> Option<usize> {
+    softmax_block(p, z, s, blk, labels, sc);
+    let mut bad = None;
+    for jj in 0..blk.len {
+        let mut loss = T::ZERO;
+        let y = sc.y[jj];
+        if let Some(w) = &p.ce {
+            let lse = sc.max[jj] + sc.sum[jj].ln();
+            loss = loss + w[y] * (lse - z[y * s + blk.j0 + jj]);
+        }
+        if p.cost_t.is_some() {
+            loss = loss + sc.acc[jj] / sc.sum[jj];
+        }
+        let loss = if sc.keep[jj] { loss } else { T::ZERO };
+        if !loss.is_finite() && bad.is_none() {
+            bad = Some(blk.j0 + jj);
+        }
+        out[jj] = loss;
+    }
+    bad
+}
+
+/// Backward pass of one block: `g[k][j]` for every class, written through `dst(k)`, the
+/// block's slice of class `k` of the gradient.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_block<'a, T: Real>(
+    p: &Params<T>,
+    z: &[T],
+    s: usize,
+    blk: Block,
+    labels: &LabelSlice,
+    go: &[T],
+    sc: &mut Scratch<T>,
+    coef: &mut [Vec<T>; 4],
+    mut dst: impl FnMut(usize) -> &'a mut [T],
+) {
+    softmax_block(p, z, s, blk, labels, sc);
+    let len = blk.len;
+    let [scale, lw, cew, inv] = coef;
+    // g_k = scale · e_k · (c_k − L_W) + cew · (e_k / Σe − 1[k = y]),
+    // with scale = dOut / Σe and cew = dOut · w[y]; zero at ignored pixels.
+    for jj in 0..len {
+        let g = if sc.keep[jj] { go[jj] } else { T::ZERO };
+        inv[jj] = T::ONE / sc.sum[jj];
+        scale[jj] = g * inv[jj];
+        lw[jj] = sc.acc[jj] * inv[jj];
+        cew[jj] = match &p.ce {
+            Some(w) => g * w[sc.y[jj]],
+            None => T::ZERO,
+        };
+    }
+    for k in 0..p.n {
+        let e = &sc.e[k * len..(k + 1) * len];
+        let c = &sc.c[k * len..(k + 1) * len];
+        let out = &mut dst(k)[..len];
+        match (p.cost_t.is_some(), p.ce.is_some()) {
+            (true, false) => {
+                for jj in 0..len {
+                    out[jj] = e[jj] * scale[jj] * (c[jj] - lw[jj]);
+                }
+            }
+            (true, true) => {
+                for jj in 0..len {
+                    let onehot = if sc.y[jj] == k { T::ONE } else { T::ZERO };
+                    let sk = e[jj] * scale[jj];
+                    out[jj] = sk * (c[jj] - lw[jj]) + cew[jj] * (e[jj] * inv[jj] - onehot);
+                }
+            }
+            (false, _) => {
+                for jj in 0..len {
+                    let onehot = if sc.y[jj] == k { T::ONE } else { T::ZERO };
+                    out[jj] = cew[jj] * (e[jj] * inv[jj] - onehot);
+                }
+            }
+        }
+        // Ignored pixels: exactly zero, even if their logits were not finite.
+        for jj in 0..len {
+            if !sc.keep[jj] {
+                out[jj] = T::ZERO;
+            }
+        }
+    }
+}
+
+/// Whether the CPU has AVX2 and FMA (checked once).
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static FAST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *FAST.get_or_init(|| std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The block kernels compiled again for AVX2 + FMA (8-wide exp, hardware gathers); chosen at
+/// run time by [`has_avx2_fma`], the baseline versions otherwise.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn forward_block<T: Real>(
+        p: &Params<T>,
+        z: &[T],
+        s: usize,
+        blk: Block,
+        labels: &LabelSlice,
+        sc: &mut Scratch<T>,
+        out: &mut [T],
+    ) -> Option<usize> {
+        super::forward_block(p, z, s, blk, labels, sc, out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn backward_block<'a, T: Real>(
+        p: &Params<T>,
+        z: &[T],
+        s: usize,
+        blk: Block,
+        labels: &LabelSlice,
+        go: &[T],
+        sc: &mut Scratch<T>,
+        coef: &mut [Vec<T>; 4],
+        dst: impl FnMut(usize) -> &'a mut [T],
+    ) {
+        super::backward_block(p, z, s, blk, labels, go, sc, coef, dst)
+    }
+}
+
+fn run_forward<T: Real>(
+    p: &PixelLoss,
+    z: &[T],
+    labels: LabelSlice,
+    (b, n, s): (usize, usize, usize),
+) -> candle_core::Result<Vec<T>> {
+    let params = Params::<T>::new(p);
+    debug_assert_eq!(labels.len, b * s);
+    let bl = block_len(n);
+    let per_image = s.div_ceil(bl);
+    let mut out = vec![T::ZERO; b * s];
+    let outp = SyncPtr(out.as_mut_ptr());
+    let bad = std::sync::atomic::AtomicUsize::new(usize::MAX);
+    let fast = has_avx2_fma();
+    (0..b * per_image).into_par_iter().for_each_init(
+        || Scratch::<T>::new(n, bl),
+        |sc, task| {
+            let (bi, k) = (task / per_image, task % per_image);
+            let blk = Block { base: bi * s, j0: k * bl, len: bl.min(s - k * bl) };
+            // SAFETY: each task owns the pixels j0..j0+len of image bi.
+            let out = unsafe { std::slice::from_raw_parts_mut(outp.get().add(blk.base + blk.j0), blk.len) };
+            let zb = &z[bi * n * s..(bi + 1) * n * s];
+            #[cfg(target_arch = "x86_64")]
+            let first_bad = if fast {
+                // SAFETY: AVX2 and FMA were detected at run time.
+                unsafe { avx2::forward_block(&params, zb, s, blk, &labels, sc, out) }
+            } else {
+                forward_block(&params, zb, s, blk, &labels, sc, out)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let first_bad = forward_block(&params, zb, s, blk, &labels, sc, out);
+            if let Some(j) = first_bad {
+                bad.fetch_min(blk.base + j, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+    );
+    let bad = bad.into_inner();
+    if bad != usize::MAX {
+        candle_core::bail!(
+            "rwt loss: the logits of image {} at pixel {} are not finite (NaN or infinite), so its loss is undefined",
+            bad / s,
+            bad % s
+        );
+    }
+    Ok(out)
+}
+
+fn run_backward<T: Real>(
+    p: &PixelLoss,
+    z: &[T],
+    labels: LabelSlice,
+    go: &[T],
+    (b, n, s): (usize, usize, usize),
+) -> Vec<T> {
+    let params = Params::<T>::new(p);
+    let bl = block_len(n);
+    let per_image = s.div_ceil(bl);
+    let mut out = vec![T::ZERO; b * n * s];
+    let outp = SyncPtr(out.as_mut_ptr());
+    let fast = has_avx2_fma();
+    (0..b * per_image).into_par_iter().for_each_init(
+        || (Scratch::<T>::new(n, bl), [vec![T::ZERO; bl], vec![T::ZERO; bl], vec![T::ZERO; bl], vec![T::ZERO; bl]]),
+        |(sc, coef), task| {
+            let (bi, k) = (task / per_image, task % per_image);
+            let blk = Block { base: bi * s, j0: k * bl, len: bl.min(s - k * bl) };
+            let zb = &z[bi * n * s..(bi + 1) * n * s];
+            let gob = &go[blk.base + blk.j0..blk.base + blk.j0 + blk.len];
+            // SAFETY: each task owns the pixels j0..j0+len of image bi, for every class.
+            let dst = |c: usize| unsafe {
+                std::slice::from_raw_parts_mut(outp.get().add(bi * n * s + c * s + blk.j0), blk.len)
+            };
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                // SAFETY: AVX2 and FMA were detected at run time.
+                unsafe { avx2::backward_block(&params, zb, s, blk, &labels, gob, sc, coef, dst) }
+            } else {
+                backward_block(&params, zb, s, blk, &labels, gob, sc, coef, dst)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            backward_block(&params, zb, s, blk, &labels, gob, sc, coef, dst);
+        },
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_matches_std() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let a = exp_f32(x) as f64;
+            let b = (x as f64).exp();
+            worst = worst.max(((a - b) / b).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 2e-7, "worst relative error {worst}");
+        assert!(exp_f32(-1e4) > 0.0 && exp_f32(-1e4) < 1e-37);
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+}

@@ -1,0 +1,198 @@
+//! Line charts: f(d) curves, convergence curves, training curves.
+
+use plotters::prelude::*;
+
+/// One named line of a [`LineChart`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Legend entry.
+    pub name: String,
+    /// `(x, y)` points in order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Several lines on shared axes, with a legend; optionally a logarithmic y axis.
+///
+/// ```
+/// use rwt::plot::LineChart;
+/// let chart = LineChart::new("f(d)", "d", "f(d)").line("d^2", (0..=10).map(|i| (i as f64 / 10.0, (i * i) as f64 / 100.0)));
+/// assert!(chart.to_svg().contains("d^2"));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct LineChart {
+    /// Title above the chart.
+    pub title: String,
+    /// Caption of the x axis.
+    pub x_label: String,
+    /// Caption of the y axis.
+    pub y_label: String,
+    /// The lines.
+    pub series: Vec<Series>,
+    /// Logarithmic y axis (non-positive values are dropped).
+    pub log_y: bool,
+    /// Logarithmic x axis (non-positive values are dropped).
+    pub log_x: bool,
+    /// Size in pixels.
+    pub size: (u32, u32),
+}
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+impl LineChart {
+    /// An empty chart.
+    pub fn new(title: &str, x_label: &str, y_label: &str) -> Self {
+        LineChart {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series: Vec::new(),
+            log_y: false,
+            log_x: false,
+            size: (640, 400),
+        }
+    }
+
+    /// Adds a line.
+    pub fn line(mut self, name: &str, points: impl IntoIterator<Item = (f64, f64)>) -> Self {
+        self.series.push(Series { name: name.into(), points: points.into_iter().collect() });
+        self
+    }
+
+    /// Uses a logarithmic y axis.
+    pub fn log_y(mut self) -> Self {
+        self.log_y = true;
+        self
+    }
+
+    /// Uses a logarithmic x axis.
+    pub fn log_x(mut self) -> Self {
+        self.log_x = true;
+        self
+    }
+
+    /// Sets the size in pixels.
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.size = (width, height);
+        self
+    }
+
+    fn points(&self) -> impl Iterator<Item = &(f64, f64)> {
+        self.series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| self.keep(*x, *y))
+    }
+
+    fn keep(&self, x: f64, y: f64) -> bool {
+        x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0) && (!self.log_x || x > 0.0)
+    }
+
+    fn bounds(&self) -> ((f64, f64), (f64, f64)) {
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        for &(x, y) in self.points() {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() {
+            return ((0.0, 1.0), (0.0, 1.0));
+        }
+        let pad = |a: f64, b: f64, log: bool| {
+            if log {
+                (a / 1.5, b * 1.5)
+            } else if b > a {
+                (a - 0.05 * (b - a), b + 0.05 * (b - a))
+            } else {
+                (a - 0.5, b + 0.5)
+            }
+        };
+        let (x0, x1) = if x1 > x0 { (x0, x1) } else { pad(x0, x1, self.log_x) };
+        ((x0, x1), pad(y0, y1, self.log_y))
+    }
+
+    /// Renders the SVG document.
+    pub fn to_svg(&self) -> String {
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, self.size).into_drawing_area();
+            let _ = root.fill(&WHITE);
+            let ((x0, x1), (y0, y1)) = self.bounds();
+            let _ = match (self.log_x, self.log_y) {
+                (false, false) => self.draw(&root, x0..x1, y0..y1),
+                (false, true) => self.draw(&root, x0..x1, (y0..y1).log_scale()),
+                (true, false) => self.draw(&root, (x0..x1).log_scale(), y0..y1),
+                (true, true) => self.draw(&root, (x0..x1).log_scale(), (y0..y1).log_scale()),
+            };
+            let _ = root.present();
+        }
+        out
+    }
+
+    fn draw<X, Y>(
+        &self,
+        root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+        x: X,
+        y: Y,
+    ) -> Result<(), Box<dyn std::error::Error + '_>>
+    where
+        X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+        Y: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+        X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+        Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+    {
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title.as_str(), ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x, y)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (k, s) in self.series.iter().enumerate() {
+            let color = COLORS[k % COLORS.len()];
+            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|&(x, y)| self.keep(x, y)).collect();
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+                .label(s.name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        }
+        if self.series.len() > 1 || self.series.first().is_some_and(|s| !s.name.is_empty()) {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(200, 200, 200))
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()?;
+        }
+        Ok(())
+    }
+
+    /// Shows the chart inline in an evcxr notebook.
+    pub fn evcxr_display(&self) {
+        super::display_svg(&self.to_svg());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_axis_drops_non_positive_values() {
+        let c = LineChart::new("t", "x", "y").line("a", [(0.0, 0.0), (1.0, 1.0), (2.0, 10.0)]).log_y();
+        assert_eq!(c.bounds().1 .0, 1.0 / 1.5);
+        let s = c.to_svg();
+        assert!(s.contains("<polyline") || s.contains("<path"), "{s}");
+    }
+}
