@@ -15,6 +15,7 @@ to --out (default target/notebooks); --inplace writes the outputs back into the 
 import argparse
 import glob
 import os
+import re
 import sys
 import time
 
@@ -22,6 +23,9 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A plot or table that evcxr showed as Debug text: its `evcxr_display()` call did not compile
+# (typically the final expression moves a variable of the cell; clone it instead).
+DEBUG_DISPLAY = re.compile(r"^(Svg|LineChart|Heatmap|BarChart|Table|GroundMatrix|Overlay|ConfusionMatrix)\s*[({]")
 
 
 def problems(nb):
@@ -33,6 +37,9 @@ def problems(nb):
         for out in outputs:
             if out.get("output_type") == "error":
                 yield i, cell.source, f"{out.get('ename')}: {out.get('evalue')}"
+            text = out.get("data", {}).get("text/plain", "")
+            if out.get("output_type") == "execute_result" and DEBUG_DISPLAY.match(text if isinstance(text, str) else "".join(text)):
+                yield i, cell.source, "a plot or table was shown as Debug text: its evcxr_display() did not compile"
         stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
         if stderr.strip():
             yield i, cell.source, stderr

@@ -25,6 +25,7 @@
 //! | Fig. 1, Eq. 1–2, Theorem 1 | [`loss::wasserstein`], [`ot::emd`] | `01-ground-matrices-and-exact-loss` |
 //! | Fig. 2, IAL as a special case | [`ground`] ([`GroundMatrix::severity`], [`GroundMatrix::importance_aware`]), [`loss::importance_aware_cross_entropy`] | 01 |
 //! | III.B, f(d), Eq. 3–5 | [`transform`], [`loss::l1`] | 01 |
+//! | IV.B–C, soft targets, Sinkhorn (Fig. 3 right) | [`ot::sinkhorn`], [`loss::wasserstein_soft`] | `04-sinkhorn-for-soft-targets` |
 //! | III.C step 2, learned `D` | [`ground::learned`] | 07 |
 //! | class sets, importance groups | [`classes`] | 01 |
 //! | plots | [`plot`] | all |
@@ -50,6 +51,7 @@ mod error;
 pub mod ground;
 pub mod io;
 pub mod loss;
+mod numeric;
 pub mod ot;
 pub mod plot;
 pub mod random;

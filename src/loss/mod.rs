@@ -6,6 +6,7 @@
 //! | [`cross_entropy`], [`importance_aware_cross_entropy`] | CE baseline, IAL | `cross_entropy.rs` |
 //! | [`l1`], [`l1_soft`] (`½‖s − t‖₁`) | Eq. 5 | `l1.rs` |
 //! | [`ce_plus_wasserstein`] (`CE + λ·W`) | Section IV, fine-tuning | `combined.rs` |
+//! | [`wasserstein_soft`] (soft targets, Sinkhorn) | Section IV.B–C | `sinkhorn.rs` |
 //!
 //! Every loss takes a [`LossConfig`]: an optional ignore label (CamVid 11, Cityscapes 255),
 //! whose pixels contribute neither to the loss nor to the gradient, and a [`Reduction`]
@@ -21,11 +22,15 @@ mod l1;
 mod pixel;
 #[cfg(feature = "cuda")]
 mod pixel_cuda;
+mod sinkhorn;
+#[cfg(feature = "cuda")]
+mod sinkhorn_cuda;
 mod wasserstein;
 
 pub use combined::ce_plus_wasserstein;
 pub use cross_entropy::{cross_entropy, importance_aware_cross_entropy};
 pub use l1::{l1, l1_soft};
+pub use sinkhorn::{wasserstein_soft, SoftWasserstein};
 pub use wasserstein::{wasserstein, wasserstein_composed};
 
 use crate::{Error, Result};

@@ -21,6 +21,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::LabelInt;
+use crate::numeric::{has_avx2_fma, Real, SyncPtr};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -208,99 +209,6 @@ impl<'a> LabelSlice<'a> {
     /// Copies labels `start..start + out.len()` into `out`.
     fn read(&self, start: usize, out: &mut [i64]) {
         (self.get)(start, out)
-    }
-}
-
-/// Float types of the kernels.
-pub(crate) trait Real:
-    Copy
-    + Send
-    + Sync
-    + PartialOrd
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + std::ops::Div<Output = Self>
-    + 'static
-{
-    const ZERO: Self;
-    const ONE: Self;
-    fn exp(self) -> Self;
-    fn ln(self) -> Self;
-    fn from_f64(v: f64) -> Self;
-    fn is_finite(self) -> bool;
-}
-
-impl Real for f32 {
-    const ZERO: f32 = 0.0;
-    const ONE: f32 = 1.0;
-    #[inline(always)]
-    fn exp(self) -> f32 {
-        exp_f32(self)
-    }
-    fn ln(self) -> f32 {
-        f32::ln(self)
-    }
-    fn from_f64(v: f64) -> f32 {
-        v as f32
-    }
-    fn is_finite(self) -> bool {
-        f32::is_finite(self)
-    }
-}
-
-impl Real for f64 {
-    const ZERO: f64 = 0.0;
-    const ONE: f64 = 1.0;
-    #[inline(always)]
-    fn exp(self) -> f64 {
-        f64::exp(self)
-    }
-    fn ln(self) -> f64 {
-        f64::ln(self)
-    }
-    fn from_f64(v: f64) -> f64 {
-        v
-    }
-    fn is_finite(self) -> bool {
-        f64::is_finite(self)
-    }
-}
-
-/// `e^x` in single precision, branch-free so that loops over it vectorise: range reduction
-/// `x = n ln 2 + r`, a degree-7 polynomial on `|r| ≤ ln 2 / 2` (the Cephes `expf` kernel) and
-/// `2^n` built in the exponent bits. Inputs are clamped to `[−87.3, 88.7]`, so the result
-/// never underflows to a denormal nor overflows; relative error below 2e-7.
-#[inline(always)]
-pub(crate) fn exp_f32(x: f32) -> f32 {
-    const LO: f32 = -87.33654;
-    const HI: f32 = 88.72283;
-    let x = if x < LO { LO } else { x };
-    let x = if x > HI { HI } else { x };
-    // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick (no rounding instruction
-    // needed, so it vectorises on plain SSE2).
-    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_2e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 0.166_666_65;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
-/// A raw pointer that may cross threads; every task writes a disjoint set of indices.
-#[derive(Clone, Copy)]
-struct SyncPtr<T>(*mut T);
-unsafe impl<T: Send> Send for SyncPtr<T> {}
-unsafe impl<T: Send> Sync for SyncPtr<T> {}
-
-impl<T> SyncPtr<T> {
-    /// The pointer (a method, so closures capture the whole `SyncPtr`, not its field).
-    fn get(self) -> *mut T {
-        self.0
     }
 }
 
@@ -511,17 +419,6 @@ fn backward_block<'a, T: Real>(
     }
 }
 
-/// Whether the CPU has AVX2 and FMA (checked once).
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static FAST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *FAST.get_or_init(|| std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 /// The block kernels compiled again for AVX2 + FMA (8-wide exp, hardware gathers); chosen at
 /// run time by [`has_avx2_fma`], the baseline versions otherwise.
 #[cfg(target_arch = "x86_64")]
@@ -641,24 +538,4 @@ fn run_backward<T: Real>(
         },
     );
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_exp_matches_std() {
-        let mut worst = 0f64;
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let a = exp_f32(x) as f64;
-            let b = (x as f64).exp();
-            worst = worst.max(((a - b) / b).abs());
-            x += 0.0137;
-        }
-        assert!(worst < 2e-7, "worst relative error {worst}");
-        assert!(exp_f32(-1e4) > 0.0 && exp_f32(-1e4) < 1e-37);
-        assert_eq!(exp_f32(0.0), 1.0);
-    }
 }

@@ -68,6 +68,10 @@ pub fn emd(a: &[f64], b: &[f64], cost: &Array2<f64>) -> Result<ExactOt> {
     let mut moved = 0.0;
     let mut augmentations = 0;
     let nodes = n + m;
+    // Relaxations must improve a distance by more than rounding: otherwise a zero-cost cycle
+    // of the residual graph, seen through rounding as slightly negative, would be followed
+    // forever.
+    let slack = 1e-12 * (1.0 + cost.iter().fold(0.0f64, |a, &c| a.max(c.abs())));
     let mut dist = vec![f64::INFINITY; nodes];
     let mut pred = vec![usize::MAX; nodes];
 
@@ -87,7 +91,7 @@ pub fn emd(a: &[f64], b: &[f64], cost: &Array2<f64>) -> Result<ExactOt> {
                 if dist[i].is_finite() {
                     for j in 0..m {
                         let d = dist[i] + cost[[i, j]];
-                        if d < dist[n + j] - 1e-15 * d.abs() {
+                        if d < dist[n + j] - slack {
                             dist[n + j] = d;
                             pred[n + j] = i;
                             changed = true;
@@ -100,7 +104,7 @@ pub fn emd(a: &[f64], b: &[f64], cost: &Array2<f64>) -> Result<ExactOt> {
                     for i in 0..n {
                         if plan[[i, j]] > tol {
                             let d = dist[n + j] - cost[[i, j]];
-                            if d < dist[i] - 1e-15 * d.abs() {
+                            if d < dist[i] - slack {
                                 dist[i] = d;
                                 pred[i] = n + j;
                                 changed = true;
@@ -119,9 +123,11 @@ pub fn emd(a: &[f64], b: &[f64], cost: &Array2<f64>) -> Result<ExactOt> {
         else {
             break;
         };
-        // Walk the path back to its source, finding the bottleneck.
+        // Walk the path back to its source, finding the bottleneck. A path visits each node
+        // at most once; more steps would mean a cycle of predecessors (numerical trouble).
         let mut amount = demand[sink];
         let mut node = n + sink;
+        let mut steps = 0;
         while pred[node] != usize::MAX {
             let p = pred[node];
             if node < n {
@@ -129,6 +135,10 @@ pub fn emd(a: &[f64], b: &[f64], cost: &Array2<f64>) -> Result<ExactOt> {
                 amount = amount.min(plan[[node, p - n]]);
             }
             node = p;
+            steps += 1;
+            if steps > nodes {
+                return Err(Error::invalid("emd", format!("{n}x{m} problem"), "shortest-path tree has a cycle (numerically degenerate costs)"));
+            }
         }
         amount = amount.min(supply[node]).min(target - moved);
         let mut node = n + sink;
@@ -156,13 +166,13 @@ pub fn emd(a: &[f64], b: &[f64], cost: &Array2<f64>) -> Result<ExactOt> {
     plan.mapv_inplace(|w| if w < tol { 0.0 } else { w });
     let total_cost = (&plan * cost).sum();
     let balanced = (sa - sb).abs() <= 1e-9 * sa.max(sb).max(1e-300);
-    let potentials = balanced.then(|| dual_potentials(&plan, cost, tol));
+    let potentials = balanced.then(|| dual_potentials(&plan, cost, tol, slack));
     Ok(ExactOt { cost: total_cost, plan, potentials, augmentations })
 }
 
 /// Potentials from shortest distances on the final residual graph (all nodes start at 0):
 /// `u_i = −dist_i`, `v_j = dist_j`.
-fn dual_potentials(plan: &Array2<f64>, cost: &Array2<f64>, tol: f64) -> (Vec<f64>, Vec<f64>) {
+fn dual_potentials(plan: &Array2<f64>, cost: &Array2<f64>, tol: f64, slack: f64) -> (Vec<f64>, Vec<f64>) {
     let (n, m) = plan.dim();
     let mut dist = vec![0.0; n + m];
     for _ in 0..=(n + m) {
@@ -170,13 +180,13 @@ fn dual_potentials(plan: &Array2<f64>, cost: &Array2<f64>, tol: f64) -> (Vec<f64
         for i in 0..n {
             for j in 0..m {
                 let d = dist[i] + cost[[i, j]];
-                if d < dist[n + j] - 1e-13 * (1.0 + d.abs()) {
+                if d < dist[n + j] - slack {
                     dist[n + j] = d;
                     changed = true;
                 }
                 if plan[[i, j]] > tol {
                     let d = dist[n + j] - cost[[i, j]];
-                    if d < dist[i] - 1e-13 * (1.0 + d.abs()) {
+                    if d < dist[i] - slack {
                         dist[i] = d;
                         changed = true;
                     }
@@ -254,6 +264,30 @@ mod tests {
             let r = emd(&a, &b, &cost).unwrap();
             certify(&a, &b, &cost, &r);
         }
+    }
+
+    #[test]
+    fn ties_in_the_cost_terminate() {
+        // A problem on which rounding once made a zero-cost residual cycle look negative and the
+        // path walk loop forever: Huber(0.5) of the Cityscapes severity preset has many equal
+        // entries.
+        let s = [
+            0.000650227837538326, 0.5298821182401767, 0.012472367753604165, 0.002459733142263566,
+            0.05228612205952917, 0.006553057994226966, 0.012562941784627267, 0.008296137066835501,
+            0.0083002421433254, 0.015186740325368714, 0.01673600312910555, 0.0017911613013052087,
+            0.09392889480325617, 0.002001434798511874, 0.05823883645834484, 0.10986650591278257,
+            0.0039684836072686165, 0.008922965425150902, 0.05589602621677854,
+        ];
+        let t = [
+            0.04999784869968061, 0.0037227164746531744, 0.00010862965748408979, 0.0005453111408445649,
+            0.027031746033679135, 0.004993260459413965, 0.0, 0.004128241892193947, 0.005267872398779564,
+            0.038324772674721154, 0.00236521471089653, 0.0, 0.8626737166129357, 0.0008406692447176392,
+            0.0, 0.0, 0.0, 0.0, 0.0,
+        ];
+        let d = crate::GroundMatrix::severity(&crate::CITYSCAPES).transform(crate::Transform::Huber { tau: 0.5 }).unwrap();
+        let cost = crate::ot::cost_matrix(&d);
+        let r = emd(&s, &t, &cost).unwrap();
+        certify(&s, &t, &cost, &r);
     }
 
     #[test]

@@ -10,10 +10,16 @@
 //! | solver | paper | use |
 //! |---|---|---|
 //! | [`emd`], [`exact_wasserstein`] | Eq. 1, Theorem 1 | reference for tests and notebooks (small `N`) |
+//! | [`sinkhorn`], [`sinkhorn_wasserstein`] | Section IV.B–C, Cuturi 2013 | soft targets, batched over pixels |
 
 mod exact;
+pub(crate) mod sinkhorn;
 
 pub use exact::{emd, ExactOt};
+pub use sinkhorn::{
+    sinkhorn, sinkhorn_wasserstein, EpsilonScaling, SinkhornConfig, SinkhornDomain, SinkhornOutput, SinkhornStats,
+    SinkhornValue,
+};
 
 use crate::{GroundMatrix, Result};
 use ndarray::Array2;

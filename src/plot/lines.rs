@@ -157,6 +157,8 @@ impl LineChart {
             .configure_mesh()
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
         for (k, s) in self.series.iter().enumerate() {
@@ -184,9 +186,33 @@ impl LineChart {
     }
 }
 
+/// A short tick label: plain decimals between 1e-3 and 1e4 (trailing zeros dropped, so the
+/// rounding noise of log-scale ticks such as 0.09999999 disappears), scientific otherwise.
+pub(crate) fn tick(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if (1e-3..1e4).contains(&a) {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{v:.0e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(tick(0.09999999999), "0.1");
+        assert_eq!(tick(10.0), "10");
+        assert_eq!(tick(3.1e-6), "3e-6");
+        assert_eq!(tick(0.0012), "0.0012");
+        assert_eq!(tick(0.0), "0");
+    }
 
     #[test]
     fn log_axis_drops_non_positive_values() {

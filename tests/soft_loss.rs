@@ -1,0 +1,150 @@
+//! The soft-target Wasserstein loss (Section IV.B–C): values against the host solver and the
+//! exact loss, its gradient against finite differences, ignored pixels, extremes and errors.
+
+mod common;
+use common::*;
+use ndarray::Array2;
+use rwt::candle_core::{DType, Device, Tensor, Var};
+use rwt::loss::{self, LossConfig, Reduction};
+use rwt::ot::{self, SinkhornConfig, SinkhornValue};
+use rwt::{GroundMatrix, Transform, CAMVID};
+
+/// Soft targets `[b, n, h, w]`: smoothed one-hot labels (mass `1 − smooth` on a random class,
+/// the rest spread on two others), with the pixels listed in `ignored` all zero.
+fn soft_targets(rng: &mut Rng, (b, n, h, w): (usize, usize, usize, usize), smooth: f64, ignored: &[usize]) -> Tensor {
+    let s = h * w;
+    let mut v = vec![0.0f64; b * n * s];
+    for bi in 0..b {
+        for j in 0..s {
+            if ignored.contains(&(bi * s + j)) {
+                continue;
+            }
+            let y = rng.below(n);
+            let (o1, o2) = ((y + 1 + rng.below(n - 1)) % n, (y + 1 + rng.below(n - 1)) % n);
+            v[(bi * n + y) * s + j] += 1.0 - smooth;
+            v[(bi * n + o1) * s + j] += smooth * 0.7;
+            v[(bi * n + o2) * s + j] += smooth * 0.3;
+        }
+    }
+    Tensor::from_vec(v, (b, n, h, w), &Device::Cpu).unwrap()
+}
+
+fn per_pixel_rows(t: &Tensor) -> Array2<f64> {
+    let (b, n, h, w) = t.dims4().unwrap();
+    let v = t.to_dtype(DType::F64).unwrap().permute((0, 2, 3, 1)).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    Array2::from_shape_vec((b * h * w, n), v).unwrap()
+}
+
+#[test]
+fn matches_the_host_solver_and_reports_stats() {
+    let mut rng = Rng(41);
+    let d = GroundMatrix::severity(&CAMVID).transform(Transform::Huber { tau: 0.5 }).unwrap();
+    let dims = (2, 11, 3, 5);
+    let logits = logits_f64(&mut rng, dims, 2.0);
+    let targets = soft_targets(&mut rng, dims, 0.3, &[4, 17]);
+    for value in [SinkhornValue::Sharp, SinkhornValue::Entropic] {
+        let cfg = SinkhornConfig { epsilon: 0.01, tolerance: 1e-10, value, ..Default::default() };
+        let out = loss::wasserstein_soft(&logits, &targets, &d, &cfg, Reduction::None).unwrap();
+        assert_eq!(out.loss.dims(), &[2, 3, 5]);
+        assert_eq!((out.stats.problems, out.stats.ignored), (28, 2));
+        assert!(out.stats.converged);
+        let probs = rwt::candle_nn::ops::softmax(&logits, 1).unwrap();
+        let host = ot::sinkhorn_wasserstein(&per_pixel_rows(&probs), &per_pixel_rows(&targets), &d, &cfg).unwrap();
+        let map = out.loss.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        for (p, (a, b)) in map.iter().zip(&host.values).enumerate() {
+            assert!((a - b).abs() < 1e-9, "{value:?} pixel {p}: {a} vs {b}");
+        }
+        assert_eq!(map[4], 0.0);
+        let mean = loss::wasserstein_soft(&logits, &targets, &d, &cfg, Reduction::Mean).unwrap().loss.to_scalar::<f64>().unwrap();
+        assert!((mean - map.iter().sum::<f64>() / 28.0).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn one_hot_targets_give_the_exact_loss() {
+    let mut rng = Rng(42);
+    let d = GroundMatrix::severity(&CAMVID).transform(Transform::Power { rho: 2.0 }).unwrap();
+    let dims = (2, 11, 4, 4);
+    let logits = logits_f64(&mut rng, dims, 2.0);
+    let labels = labels_u32(&mut rng, (2, 4, 4), 11, None, 0.0);
+    let one_hot = labels.unsqueeze(1).unwrap().broadcast_eq(&Tensor::arange(0u32, 11, &Device::Cpu).unwrap().reshape((1, 11, 1, 1)).unwrap()).unwrap().to_dtype(DType::F64).unwrap();
+    let cfg = SinkhornConfig { epsilon: 1e-3, tolerance: 1e-9, ..Default::default() };
+    let soft = loss::wasserstein_soft(&logits, &one_hot, &d, &cfg, Reduction::None).unwrap().loss;
+    let exact = loss::wasserstein(&logits, &labels, &d, LossConfig { reduction: Reduction::None, ..Default::default() }).unwrap();
+    let diff = (soft - exact).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    assert!(diff < 1e-8, "max |W_eps(one-hot) − Eq. 2| = {diff}");
+}
+
+#[test]
+fn gradient_matches_finite_differences() {
+    // The gradient is that of the entropic value OT_eps: check it on that value, in f64.
+    let mut rng = Rng(43);
+    let d = GroundMatrix::severity(&CAMVID);
+    let dims = (1, 11, 2, 2);
+    let logits = logits_f64(&mut rng, dims, 1.5);
+    let targets = soft_targets(&mut rng, dims, 0.4, &[3]);
+    let cfg = SinkhornConfig { epsilon: 0.05, tolerance: 1e-13, max_iterations: 100_000, value: SinkhornValue::Entropic, ..Default::default() };
+    let f = |z: &Tensor| loss::wasserstein_soft(z, &targets, &d, &cfg, Reduction::Mean).unwrap().loss;
+    let var = Var::from_tensor(&logits).unwrap();
+    let g = f(var.as_tensor()).backward().unwrap().get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let z = logits.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let h = 1e-5;
+    for k in 0..z.len() {
+        let at = |delta: f64| {
+            let mut v = z.clone();
+            v[k] += delta;
+            f(&Tensor::from_vec(v, dims, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap()
+        };
+        let fd = (at(h) - at(-h)) / (2.0 * h);
+        assert!((fd - g[k]).abs() < 1e-7, "d/dz[{k}]: analytic {} vs finite difference {fd}", g[k]);
+        if k % 4 == 3 {
+            assert_eq!(g[k], 0.0, "ignored pixel 3 has no gradient");
+        }
+    }
+    assert!(g.iter().any(|v| v.abs() > 1e-3));
+}
+
+#[test]
+fn extreme_logits_and_zero_targets_stay_finite() {
+    let mut rng = Rng(44);
+    let d = GroundMatrix::severity(&CAMVID);
+    let dims = (2, 11, 3, 3);
+    let logits = (logits_f64(&mut rng, dims, 1.0) * 1e4).unwrap().to_dtype(DType::F32).unwrap();
+    let targets = soft_targets(&mut rng, dims, 0.2, &[0]).to_dtype(DType::F32).unwrap();
+    let var = Var::from_tensor(&logits).unwrap();
+    let out = loss::wasserstein_soft(var.as_tensor(), &targets, &d, &SinkhornConfig::default(), Reduction::Mean).unwrap();
+    let value = out.loss.to_scalar::<f32>().unwrap();
+    assert!(value.is_finite() && value >= 0.0, "{value}");
+    let g = out.loss.backward().unwrap().get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(g.iter().all(|v| v.is_finite()));
+    // f32 and f64 agree on moderate inputs.
+    let z = logits_f64(&mut rng, dims, 2.0);
+    let t64 = soft_targets(&mut rng, dims, 0.3, &[]);
+    let cfg = SinkhornConfig { tolerance: 1e-6, ..Default::default() };
+    let a = loss::wasserstein_soft(&z, &t64, &d, &cfg, Reduction::Mean).unwrap().loss.to_scalar::<f64>().unwrap();
+    let b = loss::wasserstein_soft(&z.to_dtype(DType::F32).unwrap(), &t64.to_dtype(DType::F32).unwrap(), &d, &cfg, Reduction::Mean).unwrap().loss.to_scalar::<f32>().unwrap();
+    assert!((a - b as f64).abs() < 1e-4 * a.max(1e-3), "f64 {a} vs f32 {b}");
+}
+
+#[test]
+fn malformed_targets_are_named() {
+    let mut rng = Rng(45);
+    let d = GroundMatrix::severity(&CAMVID);
+    let dims = (1, 11, 2, 3);
+    let logits = logits_f64(&mut rng, dims, 1.0);
+    let mut t = soft_targets(&mut rng, dims, 0.3, &[]).flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let cfg = SinkhornConfig::default();
+    let mut bad = t.clone();
+    bad[2 * 6 + 4] = -0.25; // class 2, pixel 4
+    let e = loss::wasserstein_soft(&logits, &Tensor::from_vec(bad, dims, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean).unwrap_err().to_string();
+    assert!(e.contains("pixel 4") && e.contains("class 2 has mass -0.25"), "{e}");
+    t[5] += 0.5; // class 0, pixel 5 now sums to 1.5
+    let e = loss::wasserstein_soft(&logits, &Tensor::from_vec(t, dims, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean).unwrap_err().to_string();
+    assert!(e.contains("pixel 5") && e.contains("sums to 1.5"), "{e}");
+    let e = loss::wasserstein_soft(&logits, &Tensor::zeros((1, 11, 3, 2), DType::F64, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean).unwrap_err().to_string();
+    assert!(e.contains("targets vs logits"), "{e}");
+    let e = loss::wasserstein_soft(&logits, &Tensor::zeros(dims, DType::U8, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean).unwrap_err().to_string();
+    assert!(e.contains("targets has dtype U8"), "{e}");
+    let e = loss::wasserstein_soft(&logits, &Tensor::zeros(dims, DType::F64, &Device::Cpu).unwrap(), &d, &SinkhornConfig { tolerance: -1.0, ..cfg }, Reduction::Mean).unwrap_err().to_string();
+    assert!(e.contains("tolerance = -1"), "{e}");
+}
