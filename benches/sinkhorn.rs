@@ -45,7 +45,9 @@ fn main() -> rwt::Result<()> {
     let logits = rwt::random::normal(&mut rng, (1, n, h, w), 2.0, &dev)?;
     let targets = rwt::candle_nn::ops::softmax(&rwt::random::normal(&mut rng, (1, n, h, w), 3.0, &dev)?, 1)?;
     let pixels = h * w;
-    let rows = |t: &Tensor| -> rwt::Result<Tensor> { Ok(t.permute((0, 2, 3, 1))?.reshape((pixels, n))?.to_dtype(DType::F64)?) };
+    let rows = |t: &Tensor| -> rwt::Result<Tensor> {
+        Ok(t.permute((0, 2, 3, 1))?.reshape((pixels, n))?.to_dtype(DType::F64)?)
+    };
     let pred_rows = rows(&rwt::candle_nn::ops::softmax(&logits, 1)?)?;
     let target_rows = rows(&targets)?;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sinkhorn-bench");
@@ -67,7 +69,14 @@ fn main() -> rwt::Result<()> {
         let eps_abs = case.epsilon * max_cost;
         println!("\n== epsilon = {:e} x max cost = {eps_abs:.2e}", case.epsilon);
         // rwt with the same algorithm as POT (no epsilon-scaling, no over-relaxation), and with its defaults.
-        let plain = SinkhornConfig { epsilon: case.epsilon, tolerance, max_iterations, scaling: None, relaxation: 1.0, ..Default::default() };
+        let plain = SinkhornConfig {
+            epsilon: case.epsilon,
+            tolerance,
+            max_iterations,
+            scaling: None,
+            relaxation: 1.0,
+            ..Default::default()
+        };
         let default = SinkhornConfig { scaling: Some(EpsilonScaling::default()), relaxation: 1.5, ..plain };
         let mut rows_out = vec![];
         for (name, cfg) in [("rwt (plain log-domain)", plain), ("rwt (eps-scaling + relaxation)", default)] {
@@ -100,22 +109,39 @@ fn main() -> rwt::Result<()> {
         let target = target_rows.narrow(0, 0, case.pot_pixels)?;
         let p2: Vec<Vec<f64>> = pred.narrow(0, 0, sample)?.to_vec2()?;
         let t2: Vec<Vec<f64>> = target.narrow(0, 0, sample)?.to_vec2()?;
-        let exact: Vec<f64> = (0..sample).map(|k| ot::exact_wasserstein(&p2[k], &t2[k], &d).map(|r| r.cost)).collect::<rwt::Result<_>>()?;
+        let exact: Vec<f64> = (0..sample)
+            .map(|k| ot::exact_wasserstein(&p2[k], &t2[k], &d).map(|r| r.cost))
+            .collect::<rwt::Result<_>>()?;
         let rel = |values: &[f64]| -> (f64, f64) {
             let errs: Vec<f64> = values.iter().zip(&exact).map(|(v, e)| (v - e).abs() / e.max(1e-12)).collect();
             (errs.iter().sum::<f64>() / errs.len() as f64, errs.iter().copied().fold(0.0, f64::max))
         };
         for (name, _, cfg) in &rows_out {
-            let z = logits.permute((0, 2, 3, 1))?.reshape((pixels, n))?.narrow(0, 0, sample)?.t()?.reshape((1, n, sample))?;
-            let tt = targets.permute((0, 2, 3, 1))?.reshape((pixels, n))?.narrow(0, 0, sample)?.t()?.reshape((1, n, sample))?;
-            let map = loss::wasserstein_soft(&z, &tt, &d, cfg, Reduction::None)?.loss.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            let z = logits
+                .permute((0, 2, 3, 1))?
+                .reshape((pixels, n))?
+                .narrow(0, 0, sample)?
+                .t()?
+                .reshape((1, n, sample))?;
+            let tt = targets
+                .permute((0, 2, 3, 1))?
+                .reshape((pixels, n))?
+                .narrow(0, 0, sample)?
+                .t()?
+                .reshape((1, n, sample))?;
+            let map = loss::wasserstein_soft(&z, &tt, &d, cfg, Reduction::None)?
+                .loss
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_vec1::<f64>()?;
             let (mean, max) = rel(&map);
             println!("  accuracy of {name:<32} mean relative error {mean:.2e}, max {max:.2e} (vs exact EMD, {sample} pixels)");
         }
         let Some(py) = python.as_deref() else { continue };
         pred.write_npy(dir.join("pred.npy"))?;
         target.write_npy(dir.join("target.npy"))?;
-        Tensor::from_slice(ot::cost_matrix(&d).as_slice().expect("standard layout"), (n, n), &dev)?.write_npy(dir.join("cost.npy"))?;
+        Tensor::from_slice(ot::cost_matrix(&d).as_slice().expect("standard layout"), (n, n), &dev)?
+            .write_npy(dir.join("cost.npy"))?;
         let out = Command::new(py)
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pot_baseline.py"))
             .arg(&dir)
@@ -138,7 +164,12 @@ fn main() -> rwt::Result<()> {
         let pot_rate = case.pot_pixels as f64 / secs;
         let pot_values = Tensor::read_npy(dir.join("pot_values.npy"))?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let (mean, max) = rel(&pot_values[..sample]);
-        println!("{:<32} {pot_rate:>9.0} pixels/s  ({secs:.2} s on {} pixels; {})", "POT ot.batch log_sinkhorn", case.pot_pixels, report.trim());
+        println!(
+            "{:<32} {pot_rate:>9.0} pixels/s  ({secs:.2} s on {} pixels; {})",
+            "POT ot.batch log_sinkhorn",
+            case.pot_pixels,
+            report.trim()
+        );
         println!("  accuracy of {:<32} mean relative error {mean:.2e}, max {max:.2e}", "POT");
         for (name, rate, _) in &rows_out {
             println!("  speed-up of {name:<32} {:.1}x POT", rate / pot_rate);

@@ -30,9 +30,7 @@ fn histograms(rng: &mut Rng, p: usize, n: usize, scale: f64, zeros: bool) -> Arr
 }
 
 fn exact_costs(s: &Array2<f64>, t: &Array2<f64>, d: &GroundMatrix) -> Vec<f64> {
-    (0..s.nrows())
-        .map(|r| ot::exact_wasserstein(&s.row(r).to_vec(), &t.row(r).to_vec(), d).unwrap().cost)
-        .collect()
+    (0..s.nrows()).map(|r| ot::exact_wasserstein(&s.row(r).to_vec(), &t.row(r).to_vec(), d).unwrap().cost).collect()
 }
 
 #[test]
@@ -67,11 +65,24 @@ fn log_domain_and_plain_kernel_agree() {
     let s = histograms(&mut rng, 12, 19, 1.0, false);
     let t = histograms(&mut rng, 12, 19, 1.0, false);
     for value in [SinkhornValue::Sharp, SinkhornValue::Entropic] {
-        let base = SinkhornConfig { epsilon: 0.05, tolerance: 1e-11, max_iterations: 50_000, scaling: None, value, return_plan: true, ..Default::default() };
+        let base = SinkhornConfig {
+            epsilon: 0.05,
+            tolerance: 1e-11,
+            max_iterations: 50_000,
+            scaling: None,
+            value,
+            return_plan: true,
+            ..Default::default()
+        };
         let log = ot::sinkhorn(&s, &t, &m, &base).unwrap();
         let ker = ot::sinkhorn(&s, &t, &m, &SinkhornConfig { domain: SinkhornDomain::Kernel, ..base }).unwrap();
         for r in 0..12 {
-            assert!((log.values[r] - ker.values[r]).abs() < 1e-9, "{value:?} {r}: {} vs {}", log.values[r], ker.values[r]);
+            assert!(
+                (log.values[r] - ker.values[r]).abs() < 1e-9,
+                "{value:?} {r}: {} vs {}",
+                log.values[r],
+                ker.values[r]
+            );
             // Potentials are unique up to (f + c, g − c).
             let c = log.f[[r, 0]] - ker.f[[r, 0]];
             for k in 0..19 {
@@ -83,7 +94,12 @@ fn log_domain_and_plain_kernel_agree() {
         assert!((&lp - &kp).mapv(f64::abs).iter().copied().fold(0.0, f64::max) < 1e-10);
     }
     // The kernel variant refuses an epsilon at which exp(-M/eps) underflows.
-    let e = ot::sinkhorn(&s, &t, &m, &SinkhornConfig { epsilon: 1e-3, domain: SinkhornDomain::Kernel, ..Default::default() });
+    let e = ot::sinkhorn(
+        &s,
+        &t,
+        &m,
+        &SinkhornConfig { epsilon: 1e-3, domain: SinkhornDomain::Kernel, ..Default::default() },
+    );
     assert!(e.unwrap_err().to_string().contains("underflows"));
 }
 
@@ -94,15 +110,15 @@ fn one_hot_targets_give_the_exact_loss() {
     let s = histograms(&mut rng, 30, 19, 2.0, false);
     let mut t = Array2::zeros((30, 19));
     let mut eq2 = vec![0.0; 30];
-    for r in 0..30 {
+    for (r, e) in eq2.iter_mut().enumerate() {
         let y = rng.below(19);
         t[[r, y]] = 1.0;
-        eq2[r] = (0..19).map(|p| s[[r, p]] * d.get(y, p)).sum();
+        *e = (0..19).map(|p| s[[r, p]] * d.get(y, p)).sum();
     }
     let cfg = SinkhornConfig { epsilon: 1e-3, tolerance: 1e-9, ..Default::default() };
     let out = ot::sinkhorn_wasserstein(&s, &t, &d, &cfg).unwrap();
-    for r in 0..30 {
-        assert!((out.values[r] - eq2[r]).abs() < 1e-9, "{} vs Eq. 2 {}", out.values[r], eq2[r]);
+    for (v, e) in out.values.iter().zip(&eq2) {
+        assert!((v - e).abs() < 1e-9, "{v} vs Eq. 2 {e}");
     }
 }
 
@@ -113,7 +129,13 @@ fn gradient_is_the_potential() {
     let m = ot::cost_matrix(&random_ground(&mut rng, 7, 0.1, 1.0));
     let a = histograms(&mut rng, 1, 7, 1.0, false);
     let b = histograms(&mut rng, 1, 7, 1.0, true);
-    let cfg = SinkhornConfig { epsilon: 0.05, tolerance: 1e-13, max_iterations: 100_000, value: SinkhornValue::Entropic, ..Default::default() };
+    let cfg = SinkhornConfig {
+        epsilon: 0.05,
+        tolerance: 1e-13,
+        max_iterations: 100_000,
+        value: SinkhornValue::Entropic,
+        ..Default::default()
+    };
     let out = ot::sinkhorn(&a, &b, &m, &cfg).unwrap();
     for trial in 0..5 {
         let mut delta: Vec<f64> = (0..7).map(|_| rng.normal()).collect();
@@ -155,14 +177,24 @@ fn problems_with_known_answers() {
     let s = histograms(&mut rng, 5, n, 1.0, false);
     let t = histograms(&mut rng, 5, n, 1.0, false);
     for value in [SinkhornValue::Sharp, SinkhornValue::Entropic] {
-        let cfg = SinkhornConfig { epsilon: 0.02, tolerance: 1e-12, max_iterations: 50_000, value, ..Default::default() };
+        let cfg =
+            SinkhornConfig { epsilon: 0.02, tolerance: 1e-12, max_iterations: 50_000, value, ..Default::default() };
         let ab = ot::sinkhorn(&s, &t, &m, &cfg).unwrap();
         let ba = ot::sinkhorn(&t, &s, &m.t().to_owned(), &cfg).unwrap();
         for r in 0..5 {
             assert!((ab.values[r] - ba.values[r]).abs() < 1e-9);
         }
         // Adding a constant to every cost adds it to the value.
-        let shifted = ot::sinkhorn(&s, &t, &(&m + 0.3), &SinkhornConfig { epsilon: 0.02 * m.iter().copied().fold(0.0, f64::max) / (0.3 + m.iter().copied().fold(0.0, f64::max)), ..cfg }).unwrap();
+        let shifted = ot::sinkhorn(
+            &s,
+            &t,
+            &(&m + 0.3),
+            &SinkhornConfig {
+                epsilon: 0.02 * m.iter().copied().fold(0.0, f64::max) / (0.3 + m.iter().copied().fold(0.0, f64::max)),
+                ..cfg
+            },
+        )
+        .unwrap();
         for r in 0..5 {
             assert!((shifted.values[r] - ab.values[r] - 0.3).abs() < 1e-9, "{value:?}");
         }
@@ -179,7 +211,11 @@ fn zeros_ignored_rows_and_bad_input() {
         t[[4, k]] = 0.0; // an ignored pixel
     }
     let out = ot::sinkhorn_wasserstein(&s, &t, &d, &SinkhornConfig { epsilon: 1e-3, ..Default::default() }).unwrap();
-    assert!(out.values.iter().all(|v| v.is_finite()) && out.f.iter().all(|v| v.is_finite()) && out.g.iter().all(|v| v.is_finite()));
+    assert!(
+        out.values.iter().all(|v| v.is_finite())
+            && out.f.iter().all(|v| v.is_finite())
+            && out.g.iter().all(|v| v.is_finite())
+    );
     assert_eq!(out.values[4], 0.0);
     assert_eq!((out.stats.problems, out.stats.ignored), (8, 1));
     let exact = exact_costs(&s, &t, &d);
@@ -195,10 +231,21 @@ fn zeros_ignored_rows_and_bad_input() {
     bad[[1, 0]] += 0.5;
     let e = ot::sinkhorn_wasserstein(&bad, &t, &d, &Default::default()).unwrap_err().to_string();
     assert!(e.contains("prediction 1: sums to 1.5"), "{e}");
-    let e = ot::sinkhorn_wasserstein(&s, &t.slice(ndarray::s![..3, ..]).to_owned(), &d, &Default::default()).unwrap_err().to_string();
+    let e = ot::sinkhorn_wasserstein(&s, &t.slice(ndarray::s![..3, ..]).to_owned(), &d, &Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("shape mismatch"), "{e}");
-    let e = ot::sinkhorn_wasserstein(&s, &t, &d, &SinkhornConfig { epsilon: 0.0, ..Default::default() }).unwrap_err().to_string();
+    let e = ot::sinkhorn_wasserstein(&s, &t, &d, &SinkhornConfig { epsilon: 0.0, ..Default::default() })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("epsilon = 0"), "{e}");
-    let e = ot::sinkhorn_wasserstein(&s, &t, &d, &SinkhornConfig { scaling: Some(EpsilonScaling { factor: 1.5, ..Default::default() }), ..Default::default() }).unwrap_err().to_string();
+    let e = ot::sinkhorn_wasserstein(
+        &s,
+        &t,
+        &d,
+        &SinkhornConfig { scaling: Some(EpsilonScaling { factor: 1.5, ..Default::default() }), ..Default::default() },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("scaling.factor = 1.5"), "{e}");
 }

@@ -31,7 +31,8 @@ fn soft_targets(rng: &mut Rng, (b, n, h, w): (usize, usize, usize, usize), smoot
 
 fn per_pixel_rows(t: &Tensor) -> Array2<f64> {
     let (b, n, h, w) = t.dims4().unwrap();
-    let v = t.to_dtype(DType::F64).unwrap().permute((0, 2, 3, 1)).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let v =
+        t.to_dtype(DType::F64).unwrap().permute((0, 2, 3, 1)).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
     Array2::from_shape_vec((b * h * w, n), v).unwrap()
 }
 
@@ -55,7 +56,11 @@ fn matches_the_host_solver_and_reports_stats() {
             assert!((a - b).abs() < 1e-9, "{value:?} pixel {p}: {a} vs {b}");
         }
         assert_eq!(map[4], 0.0);
-        let mean = loss::wasserstein_soft(&logits, &targets, &d, &cfg, Reduction::Mean).unwrap().loss.to_scalar::<f64>().unwrap();
+        let mean = loss::wasserstein_soft(&logits, &targets, &d, &cfg, Reduction::Mean)
+            .unwrap()
+            .loss
+            .to_scalar::<f64>()
+            .unwrap();
         assert!((mean - map.iter().sum::<f64>() / 28.0).abs() < 1e-12);
     }
 }
@@ -67,10 +72,18 @@ fn one_hot_targets_give_the_exact_loss() {
     let dims = (2, 11, 4, 4);
     let logits = logits_f64(&mut rng, dims, 2.0);
     let labels = labels_u32(&mut rng, (2, 4, 4), 11, None, 0.0);
-    let one_hot = labels.unsqueeze(1).unwrap().broadcast_eq(&Tensor::arange(0u32, 11, &Device::Cpu).unwrap().reshape((1, 11, 1, 1)).unwrap()).unwrap().to_dtype(DType::F64).unwrap();
+    let one_hot = labels
+        .unsqueeze(1)
+        .unwrap()
+        .broadcast_eq(&Tensor::arange(0u32, 11, &Device::Cpu).unwrap().reshape((1, 11, 1, 1)).unwrap())
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
     let cfg = SinkhornConfig { epsilon: 1e-3, tolerance: 1e-9, ..Default::default() };
     let soft = loss::wasserstein_soft(&logits, &one_hot, &d, &cfg, Reduction::None).unwrap().loss;
-    let exact = loss::wasserstein(&logits, &labels, &d, LossConfig { reduction: Reduction::None, ..Default::default() }).unwrap();
+    let exact =
+        loss::wasserstein(&logits, &labels, &d, LossConfig { reduction: Reduction::None, ..Default::default() })
+            .unwrap();
     let diff = (soft - exact).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
     assert!(diff < 1e-8, "max |W_eps(one-hot) − Eq. 2| = {diff}");
 }
@@ -83,10 +96,24 @@ fn gradient_matches_finite_differences() {
     let dims = (1, 11, 2, 2);
     let logits = logits_f64(&mut rng, dims, 1.5);
     let targets = soft_targets(&mut rng, dims, 0.4, &[3]);
-    let cfg = SinkhornConfig { epsilon: 0.05, tolerance: 1e-13, max_iterations: 100_000, value: SinkhornValue::Entropic, ..Default::default() };
+    let cfg = SinkhornConfig {
+        epsilon: 0.05,
+        tolerance: 1e-13,
+        max_iterations: 100_000,
+        value: SinkhornValue::Entropic,
+        ..Default::default()
+    };
     let f = |z: &Tensor| loss::wasserstein_soft(z, &targets, &d, &cfg, Reduction::Mean).unwrap().loss;
     let var = Var::from_tensor(&logits).unwrap();
-    let g = f(var.as_tensor()).backward().unwrap().get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let g = f(var.as_tensor())
+        .backward()
+        .unwrap()
+        .get(var.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
     let z = logits.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let h = 1e-5;
     for k in 0..z.len() {
@@ -112,7 +139,8 @@ fn extreme_logits_and_zero_targets_stay_finite() {
     let logits = (logits_f64(&mut rng, dims, 1.0) * 1e4).unwrap().to_dtype(DType::F32).unwrap();
     let targets = soft_targets(&mut rng, dims, 0.2, &[0]).to_dtype(DType::F32).unwrap();
     let var = Var::from_tensor(&logits).unwrap();
-    let out = loss::wasserstein_soft(var.as_tensor(), &targets, &d, &SinkhornConfig::default(), Reduction::Mean).unwrap();
+    let out =
+        loss::wasserstein_soft(var.as_tensor(), &targets, &d, &SinkhornConfig::default(), Reduction::Mean).unwrap();
     let value = out.loss.to_scalar::<f32>().unwrap();
     assert!(value.is_finite() && value >= 0.0, "{value}");
     let g = out.loss.backward().unwrap().get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -122,7 +150,17 @@ fn extreme_logits_and_zero_targets_stay_finite() {
     let t64 = soft_targets(&mut rng, dims, 0.3, &[]);
     let cfg = SinkhornConfig { tolerance: 1e-6, ..Default::default() };
     let a = loss::wasserstein_soft(&z, &t64, &d, &cfg, Reduction::Mean).unwrap().loss.to_scalar::<f64>().unwrap();
-    let b = loss::wasserstein_soft(&z.to_dtype(DType::F32).unwrap(), &t64.to_dtype(DType::F32).unwrap(), &d, &cfg, Reduction::Mean).unwrap().loss.to_scalar::<f32>().unwrap();
+    let b = loss::wasserstein_soft(
+        &z.to_dtype(DType::F32).unwrap(),
+        &t64.to_dtype(DType::F32).unwrap(),
+        &d,
+        &cfg,
+        Reduction::Mean,
+    )
+    .unwrap()
+    .loss
+    .to_scalar::<f32>()
+    .unwrap();
     assert!((a - b as f64).abs() < 1e-4 * a.max(1e-3), "f64 {a} vs f32 {b}");
 }
 
@@ -136,15 +174,45 @@ fn malformed_targets_are_named() {
     let cfg = SinkhornConfig::default();
     let mut bad = t.clone();
     bad[2 * 6 + 4] = -0.25; // class 2, pixel 4
-    let e = loss::wasserstein_soft(&logits, &Tensor::from_vec(bad, dims, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean).unwrap_err().to_string();
+    let e =
+        loss::wasserstein_soft(&logits, &Tensor::from_vec(bad, dims, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean)
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("pixel 4") && e.contains("class 2 has mass -0.25"), "{e}");
     t[5] += 0.5; // class 0, pixel 5 now sums to 1.5
-    let e = loss::wasserstein_soft(&logits, &Tensor::from_vec(t, dims, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean).unwrap_err().to_string();
+    let e =
+        loss::wasserstein_soft(&logits, &Tensor::from_vec(t, dims, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean)
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("pixel 5") && e.contains("sums to 1.5"), "{e}");
-    let e = loss::wasserstein_soft(&logits, &Tensor::zeros((1, 11, 3, 2), DType::F64, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean).unwrap_err().to_string();
+    let e = loss::wasserstein_soft(
+        &logits,
+        &Tensor::zeros((1, 11, 3, 2), DType::F64, &Device::Cpu).unwrap(),
+        &d,
+        &cfg,
+        Reduction::Mean,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("targets vs logits"), "{e}");
-    let e = loss::wasserstein_soft(&logits, &Tensor::zeros(dims, DType::U8, &Device::Cpu).unwrap(), &d, &cfg, Reduction::Mean).unwrap_err().to_string();
+    let e = loss::wasserstein_soft(
+        &logits,
+        &Tensor::zeros(dims, DType::U8, &Device::Cpu).unwrap(),
+        &d,
+        &cfg,
+        Reduction::Mean,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("targets has dtype U8"), "{e}");
-    let e = loss::wasserstein_soft(&logits, &Tensor::zeros(dims, DType::F64, &Device::Cpu).unwrap(), &d, &SinkhornConfig { tolerance: -1.0, ..cfg }, Reduction::Mean).unwrap_err().to_string();
+    let e = loss::wasserstein_soft(
+        &logits,
+        &Tensor::zeros(dims, DType::F64, &Device::Cpu).unwrap(),
+        &d,
+        &SinkhornConfig { tolerance: -1.0, ..cfg },
+        Reduction::Mean,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("tolerance = -1"), "{e}");
 }

@@ -20,14 +20,15 @@ fn ptx() -> Result<&'static str> {
     .map_err(|e| candle_core::Error::Msg(format!("rwt: NVRTC could not compile pixel.cu: {e}")))
 }
 
-fn contiguous<'a, T: CudaDType>(
+/// The contiguous part of a storage that a layout describes.
+pub(super) fn contiguous<'a, T: CudaDType>(
     s: &'a CudaStorage,
     l: &Layout,
     what: &str,
 ) -> Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, T>> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(s.as_cuda_slice::<T>()?.slice(a..b)),
-        None => candle_core::bail!("rwt pixel loss: {what} must be contiguous"),
+        None => candle_core::bail!("rwt: {what} must be contiguous"),
     }
 }
 

@@ -80,14 +80,19 @@ pub fn wasserstein_soft(
     }
     let (b, n) = (dims[0], dims[1]);
     if ground.num_classes() != n {
-        return Err(Error::ClassCount { what: "ground matrix vs logits' class dimension", expected: n, got: ground.num_classes() });
+        return Err(Error::ClassCount {
+            what: "ground matrix vs logits' class dimension",
+            expected: n,
+            got: ground.num_classes(),
+        });
     }
     let s: usize = dims[2..].iter().product();
     let z = logits.reshape((b, n, s))?.contiguous()?;
     let t = targets.to_dtype(logits.dtype())?.reshape((b, n, s))?.contiguous()?;
     let live = check_targets(&t)?;
     let stats = Arc::new(Mutex::new(SinkhornStats::default()));
-    let op = SoftForward { cost: cost_matrix(ground).iter().copied().collect(), n, cfg: *sinkhorn, stats: stats.clone() };
+    let op =
+        SoftForward { cost: cost_matrix(ground).iter().copied().collect(), n, cfg: *sinkhorn, stats: stats.clone() };
     let out = z.apply_op2(&t, op)?;
     let map = out.narrow(1, 0, 1)?.squeeze(1)?;
     let stats = *stats.lock().expect("stats lock");
@@ -126,7 +131,9 @@ fn check_targets(t: &Tensor) -> Result<usize> {
             if (sum - 1.0).abs() > MASS_TOLERANCE {
                 return Err(Error::NotAHistogram {
                     what: format!("target of image {bi} at pixel {j}"),
-                    reason: format!("sums to {sum}, not 1 (tolerance {MASS_TOLERANCE}); an all-zero target marks an ignored pixel"),
+                    reason: format!(
+                        "sums to {sum}, not 1 (tolerance {MASS_TOLERANCE}); an all-zero target marks an ignored pixel"
+                    ),
                 });
             }
             live += 1;
@@ -151,10 +158,18 @@ impl CustomOp2 for SoftForward {
         "rwt-wasserstein-soft"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, n, s) = l1.shape().dims3()?;
-        let (o1, o2) = l1.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("logits must be contiguous".into()))?;
-        let (p1, p2) = l2.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("targets must be contiguous".into()))?;
+        let (o1, o2) =
+            l1.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("logits must be contiguous".into()))?;
+        let (p1, p2) =
+            l2.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("targets must be contiguous".into()))?;
         let (out, stats) = match (s1, s2) {
             (CpuStorage::F32(z), CpuStorage::F32(t)) => {
                 let (o, st) = self.run::<f32>(&z[o1..o2], &t[p1..p2], (b, n, s));
@@ -184,7 +199,13 @@ impl CustomOp2 for SoftForward {
         Ok((out, Shape::from((b, n + 1, s))))
     }
 
-    fn bwd(&self, _z: &Tensor, _t: &Tensor, res: &Tensor, grad_res: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        _z: &Tensor,
+        _t: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let q = res.narrow(1, 1, self.n)?;
         let go = grad_res.narrow(1, 0, 1)?;
         Ok((Some(q.broadcast_mul(&go)?), None))
@@ -212,7 +233,7 @@ impl SoftForward {
                     for k in 0..n {
                         mass = mass + tb[k * s + j];
                     }
-                    if !(mass > T::ZERO) {
+                    if mass <= T::ZERO || !mass.is_finite() {
                         return false;
                     }
                     // log-softmax of the logits: finite even where the softmax underflows.

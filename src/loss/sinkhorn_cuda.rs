@@ -1,8 +1,9 @@
 //! CUDA launch of the per-pixel Sinkhorn solver (`sinkhorn.cu`, compiled once by NVRTC).
 
+use super::pixel_cuda::contiguous;
 use crate::ot::{SinkhornConfig, SinkhornStats, SinkhornValue};
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CudaStorage, DType, Layout, Result, WithDType};
 use std::sync::OnceLock;
@@ -36,12 +37,14 @@ pub(super) fn forward(
     match (z.dtype(), t.dtype()) {
         (DType::F32, DType::F32) => run::<f32>(cost, cfg, z, zl, t, tl, shape, "rwt_sinkhorn_f32"),
         (DType::F64, DType::F64) => run::<f64>(cost, cfg, z, zl, t, tl, shape, "rwt_sinkhorn_f64"),
-        (a, b) => candle_core::bail!("rwt soft Wasserstein: logits and targets must both be f32 or f64, got {a:?} and {b:?}"),
+        (a, b) => {
+            candle_core::bail!("rwt soft Wasserstein: logits and targets must both be f32 or f64, got {a:?} and {b:?}")
+        }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run<T: CudaDType + DeviceRepr + WithDType>(
+fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits + WithDType>(
     cost: &[f64],
     cfg: &SinkhornConfig,
     z: &CudaStorage,
@@ -52,18 +55,13 @@ fn run<T: CudaDType + DeviceRepr + WithDType>(
     name: &str,
 ) -> Result<(CudaStorage, SinkhornStats)> {
     let dev = z.device().clone();
-    let view = |st: &'_ CudaStorage, l: &Layout, what: &str| -> Result<_> {
-        match l.contiguous_offsets() {
-            Some((a, e)) => Ok(st.as_cuda_slice::<T>()?.slice(a..e)),
-            None => candle_core::bail!("rwt soft Wasserstein: {what} must be contiguous"),
-        }
-    };
-    let (zv, tv) = (view(z, zl, "logits")?, view(t, tl, "targets")?);
+    let (zv, tv) = (contiguous::<T>(z, zl, "logits")?, contiguous::<T>(t, tl, "targets")?);
     let max_cost = cost.iter().copied().fold(0.0, f64::max);
     let conv = |v: &[f64]| -> Vec<T> { v.iter().map(|&x| T::from_f64(x)).collect() };
     let mt: Vec<f64> = (0..n * n).map(|k| cost[(k % n) * n + k / n]).collect();
     let schedule = cfg.schedule(max_cost);
-    let (m_d, mt_d, sched_d) = (dev.clone_htod(&conv(cost))?, dev.clone_htod(&conv(&mt))?, dev.clone_htod(&conv(&schedule))?);
+    let (m_d, mt_d, sched_d) =
+        (dev.clone_htod(&conv(cost))?, dev.clone_htod(&conv(&mt))?, dev.clone_htod(&conv(&schedule))?);
     let pixels = b * s;
     let out = dev.alloc_zeros::<T>((b * (n + 1) * s).max(1))?;
     let iters = dev.alloc_zeros::<u32>(pixels.max(1))?;
@@ -83,7 +81,10 @@ fn run<T: CudaDType + DeviceRepr + WithDType>(
     builder.arg(&tolerance).arg(&max_iterations).arg(&omega).arg(&sharp).arg(&out).arg(&iters).arg(&errs);
     builder.arg(&n32).arg(&s64).arg(&p64);
     // SAFETY: argument types and order match `rwt_sinkhorn_*` in sinkhorn.cu; n <= RWT_MAX_N.
-    unsafe { builder.launch(LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 }) }.w()?;
+    unsafe {
+        builder.launch(LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 })
+    }
+    .w()?;
     let it: Vec<u32> = dev.clone_dtoh(&iters)?;
     let er: Vec<T> = dev.clone_dtoh(&errs)?;
     let mut stats = SinkhornStats { converged: true, ..Default::default() };

@@ -135,7 +135,11 @@ impl SinkhornConfig {
     /// Checks every field; the error names the bad one.
     pub fn validate(&self) -> Result<()> {
         if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
-            return Err(Error::invalid("epsilon", self.epsilon, "must be finite and > 0 (a fraction of the largest cost)"));
+            return Err(Error::invalid(
+                "epsilon",
+                self.epsilon,
+                "must be finite and > 0 (a fraction of the largest cost)",
+            ));
         }
         if !(self.tolerance.is_finite() && self.tolerance > 0.0) {
             return Err(Error::invalid("tolerance", self.tolerance, "must be finite and > 0"));
@@ -249,10 +253,10 @@ pub fn sinkhorn(s: &Array2<f64>, t: &Array2<f64>, cost: &Array2<f64>, cfg: &Sink
             return Err(Error::NonFinite { what: "cost matrix M", row: i, col: j, value: c });
         }
     }
-    let mut ignored = vec![false; p];
+    let mut ignored = Vec::with_capacity(p);
     for r in 0..p {
         check_row("prediction", r, &s.row(r).to_vec(), false)?;
-        ignored[r] = check_row("target", r, &t.row(r).to_vec(), true)?;
+        ignored.push(check_row("target", r, &t.row(r).to_vec(), true)?);
     }
     match cfg.domain {
         SinkhornDomain::Log => solve_log(s, t, cost, cfg, &ignored),
@@ -262,9 +266,18 @@ pub fn sinkhorn(s: &Array2<f64>, t: &Array2<f64>, cost: &Array2<f64>, cfg: &Sink
 
 /// [`sinkhorn`] with the cost built from a ground matrix `D[truth][pred]` (already transformed
 /// by `f` if wanted): `M = cost_matrix(D)`.
-pub fn sinkhorn_wasserstein(s: &Array2<f64>, t: &Array2<f64>, ground: &GroundMatrix, cfg: &SinkhornConfig) -> Result<SinkhornOutput> {
+pub fn sinkhorn_wasserstein(
+    s: &Array2<f64>,
+    t: &Array2<f64>,
+    ground: &GroundMatrix,
+    cfg: &SinkhornConfig,
+) -> Result<SinkhornOutput> {
     if ground.num_classes() != s.ncols() {
-        return Err(Error::ClassCount { what: "ground matrix vs histograms", expected: s.ncols(), got: ground.num_classes() });
+        return Err(Error::ClassCount {
+            what: "ground matrix vs histograms",
+            expected: s.ncols(),
+            got: ground.num_classes(),
+        });
     }
     sinkhorn(s, t, &super::cost_matrix(ground), cfg)
 }
@@ -296,7 +309,13 @@ pub(crate) fn check_row(what: &str, row: usize, h: &[f64], zero_ok: bool) -> Res
     Ok(false)
 }
 
-fn solve_log(s: &Array2<f64>, t: &Array2<f64>, cost: &Array2<f64>, cfg: &SinkhornConfig, ignored: &[bool]) -> Result<SinkhornOutput> {
+fn solve_log(
+    s: &Array2<f64>,
+    t: &Array2<f64>,
+    cost: &Array2<f64>,
+    cfg: &SinkhornConfig,
+    ignored: &[bool],
+) -> Result<SinkhornOutput> {
     let (p, n) = s.dim();
     let problem = Problem::<f64>::new(cost.as_standard_layout().as_slice().expect("standard layout"), n, cfg);
     let chunk = 64;
@@ -377,7 +396,13 @@ fn assemble(p: usize, n: usize, results: Vec<(Vec<BlockOut>, SinkhornStats)>, wi
 }
 
 /// The plain-kernel (Sinkhorn–Knopp) variant in `f64`, problem by problem.
-fn solve_kernel(s: &Array2<f64>, t: &Array2<f64>, cost: &Array2<f64>, cfg: &SinkhornConfig, ignored: &[bool]) -> Result<SinkhornOutput> {
+fn solve_kernel(
+    s: &Array2<f64>,
+    t: &Array2<f64>,
+    cost: &Array2<f64>,
+    cfg: &SinkhornConfig,
+    ignored: &[bool],
+) -> Result<SinkhornOutput> {
     let (p, n) = s.dim();
     let max_cost = cost.iter().copied().fold(0.0, f64::max);
     let schedule = cfg.schedule(max_cost);
@@ -394,7 +419,10 @@ fn solve_kernel(s: &Array2<f64>, t: &Array2<f64>, cost: &Array2<f64>, cfg: &Sink
         .into_par_iter()
         .map(|r| {
             if ignored[r] {
-                return (vec![BlockOut::ignored(r, n)], SinkhornStats { ignored: 1, converged: true, ..Default::default() });
+                return (
+                    vec![BlockOut::ignored(r, n)],
+                    SinkhornStats { ignored: 1, converged: true, ..Default::default() },
+                );
             }
             let a: Vec<f64> = s.row(r).to_vec();
             let b: Vec<f64> = t.row(r).to_vec();
@@ -421,7 +449,8 @@ fn solve_kernel(s: &Array2<f64>, t: &Array2<f64>, cost: &Array2<f64>, cfg: &Sink
             let plan: Vec<f64> = (0..n * n).map(|q| u[q / n] * k[[q / n, q % n]] * v[q % n]).collect();
             let sharp: f64 = plan.iter().enumerate().map(|(q, w)| w * cost[[q / n, q % n]]).sum();
             // Potentials in the a ⊗ b parametrisation: u_i = a_i exp(f_i/ε), v_j = b_j exp(g_j/ε).
-            let pot = |x: &[f64], m: &[f64]| -> Vec<f64> { x.iter().zip(m).map(|(x, m)| eps * (x.ln() - m.ln())).collect() };
+            let pot =
+                |x: &[f64], m: &[f64]| -> Vec<f64> { x.iter().zip(m).map(|(x, m)| eps * (x.ln() - m.ln())).collect() };
             let f = pot(&u, &a);
             let g = pot(&v, &b);
             let entropic: f64 = (0..n).map(|i| a[i] * f[i] + b[i] * g[i]).filter(|v| v.is_finite()).sum();
@@ -567,9 +596,24 @@ impl<T: Real> Problem<T> {
         let mut eps = [self.schedule[0]; LANES];
         let mut inv = [T::ONE / self.schedule[0]; LANES];
         let mut omega = [self.omega; LANES];
-        let idle = Lane { problem: None, stage: 0, in_stage: 0, iterations: 0, best_error: f64::INFINITY, window: 0, window_error: f64::INFINITY };
+        let idle = Lane {
+            problem: None,
+            stage: 0,
+            in_stage: 0,
+            iterations: 0,
+            best_error: f64::INFINITY,
+            window: 0,
+            window_error: f64::INFINITY,
+        };
         let mut lanes = [idle; LANES];
-        let mut out = Solved { problem: 0, live: false, loga: vec![T::ZERO; n], logb: vec![T::ZERO; n], f: vec![T::ZERO; n], g: vec![T::ZERO; n] };
+        let mut out = Solved {
+            problem: 0,
+            live: false,
+            loga: vec![T::ZERO; n],
+            logb: vec![T::ZERO; n],
+            f: vec![T::ZERO; n],
+            g: vec![T::ZERO; n],
+        };
         let mut next = range.start;
         let mut stats = SinkhornStats { converged: true, ..Default::default() };
         let mut total_iterations = 0usize;
@@ -663,7 +707,8 @@ impl<T: Real> Problem<T> {
                     stats.problems += 1;
                     total_iterations += lane.iterations;
                     stats.max_iterations = stats.max_iterations.max(lane.iterations);
-                    stats.max_marginal_error = stats.max_marginal_error.max(if e.is_finite() { e } else { f64::INFINITY });
+                    stats.max_marginal_error =
+                        stats.max_marginal_error.max(if e.is_finite() { e } else { f64::INFINITY });
                     if !converged {
                         stats.not_converged += 1;
                         stats.converged = false;
@@ -722,7 +767,15 @@ fn relax<T: Real>(x: &mut [Lanes<T>], new: &[Lanes<T>], omega: &Lanes<T>) {
 /// row — the maximum, then the sum of exponentials — with every inner loop running across
 /// lanes.
 #[inline(always)]
-fn softmin<T: Real>(out: &mut [Lanes<T>], logw: &[Lanes<T>], pot: &[Lanes<T>], cost: &[T], n: usize, eps: &Lanes<T>, inv: &Lanes<T>) {
+fn softmin<T: Real>(
+    out: &mut [Lanes<T>],
+    logw: &[Lanes<T>],
+    pot: &[Lanes<T>],
+    cost: &[T],
+    n: usize,
+    eps: &Lanes<T>,
+    inv: &Lanes<T>,
+) {
     for (i, o) in out.iter_mut().enumerate().take(n) {
         let row = &cost[i * n..(i + 1) * n];
         let mut mx = [T::NEG_INFINITY; LANES];
