@@ -28,6 +28,7 @@
 //! | IV.B–C, soft targets, Sinkhorn (Fig. 3 right) | [`ot::sinkhorn`], [`loss::wasserstein_soft`] | `04-sinkhorn-for-soft-targets` |
 //! | III.C step 2, learned `D` | [`ground::learned`] | 07 |
 //! | class sets, importance groups | [`classes`] | 01 |
+//! | data: CamVid, Cityscapes, GTA5, augmentation, loader, hub cache | [`data`] | `02-data` |
 //! | plots | [`plot`] | all |
 //!
 //! ## A first example
@@ -46,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod classes;
+pub mod data;
 pub mod device;
 mod error;
 pub mod ground;
@@ -59,6 +61,7 @@ pub mod transform;
 
 pub use candle_core;
 pub use candle_nn;
+pub use image;
 pub use ndarray;
 pub use rand;
 

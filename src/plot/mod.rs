@@ -7,14 +7,17 @@
 //! | [`LineChart`] | f(d) curves, convergence and training curves |
 //! | [`BarChart`] | class frequencies, confusion statistics (Fig. 5) |
 //! | [`Table`] | results tables (HTML in notebooks, text elsewhere) |
+//! | [`ImageGrid`], [`colorize`], [`overlay`], [`legend`] | images, label maps, overlays (Fig. 7) |
 
 mod bars;
 mod heatmap;
+mod images;
 mod lines;
 mod table;
 
 pub use bars::BarChart;
 pub use heatmap::Heatmap;
+pub use images::{base64, colorize, legend, overlay, png_bytes, ImageGrid};
 pub use lines::{LineChart, Series};
 pub use table::Table;
 
