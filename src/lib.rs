@@ -29,6 +29,7 @@
 //! | III.C step 2, learned `D` | [`ground::learned`] | 07 |
 //! | class sets, importance groups | [`classes`] | 01 |
 //! | data: CamVid, Cityscapes, GTA5, augmentation, loader, hub cache | [`data`] | `02-data` |
+//! | segmenters (ENet, SegNet, FCN-8s, DeepLab-v2), latent and penultimate maps, pretrained encoders | [`models`] | `03-segmenters` |
 //! | plots | [`plot`] | all |
 //!
 //! ## A first example
@@ -47,12 +48,15 @@
 #![warn(missing_docs)]
 
 pub mod classes;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod data;
 pub mod device;
 mod error;
 pub mod ground;
 pub mod io;
 pub mod loss;
+pub mod models;
 mod numeric;
 pub mod ot;
 pub mod plot;

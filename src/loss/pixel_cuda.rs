@@ -1,36 +1,13 @@
 //! CUDA launches of the fused pixel losses (`pixel.cu`, compiled once per process by NVRTC).
 
 use super::pixel::PixelLoss;
+use crate::cuda::{contiguous, Kernels};
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CudaDevice, CudaStorage, DType, Layout, Result, WithDType};
-use std::sync::OnceLock;
 
-const SOURCE: &str = include_str!("pixel.cu");
-const MODULE: &str = "rwt_pixel_loss";
-
-/// The PTX of `pixel.cu`, compiled on first use.
-fn ptx() -> Result<&'static str> {
-    static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    PTX.get_or_init(|| {
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(SOURCE).map(|p| p.to_src()).map_err(|e| format!("{e:?}"))
-    })
-    .as_deref()
-    .map_err(|e| candle_core::Error::Msg(format!("rwt: NVRTC could not compile pixel.cu: {e}")))
-}
-
-/// The contiguous part of a storage that a layout describes.
-pub(super) fn contiguous<'a, T: CudaDType>(
-    s: &'a CudaStorage,
-    l: &Layout,
-    what: &str,
-) -> Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, T>> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(s.as_cuda_slice::<T>()?.slice(a..b)),
-        None => candle_core::bail!("rwt: {what} must be contiguous"),
-    }
-}
+static KERNELS: Kernels = Kernels::new("rwt_pixel_loss", include_str!("pixel.cu"));
 
 /// Constant tables on the device (a dummy one-element buffer where a term is absent).
 struct Tables<T: DeviceRepr> {
@@ -76,7 +53,7 @@ fn forward_t<T: CudaDType + DeviceRepr + WithDType>(
     let t = tables::<T>(p, &dev)?;
     let pixels = b * s;
     let out = unsafe { dev.alloc::<T>(pixels.max(1))? };
-    let func = dev.get_or_load_custom_func(name, MODULE, ptx()?)?;
+    let func = dev.get_or_load_custom_func(name, KERNELS.module(), KERNELS.ptx()?)?;
     let (n32, s64, p64) = (n as u32, s as u64, pixels as u64);
     let (ignore, has_ignore) = (p.ignore.unwrap_or(0), p.ignore.is_some() as i32);
     let mut builder = func.builder();
@@ -107,7 +84,7 @@ fn backward_t<T: CudaDType + DeviceRepr + WithDType>(
     let t = tables::<T>(p, &dev)?;
     let pixels = b * s;
     let grad = unsafe { dev.alloc::<T>((b * n * s).max(1))? };
-    let func = dev.get_or_load_custom_func(name, MODULE, ptx()?)?;
+    let func = dev.get_or_load_custom_func(name, KERNELS.module(), KERNELS.ptx()?)?;
     let (n32, s64, p64) = (n as u32, s as u64, pixels as u64);
     let (ignore, has_ignore) = (p.ignore.unwrap_or(0), p.ignore.is_some() as i32);
     let mut builder = func.builder();

@@ -25,7 +25,7 @@ pub struct SoftWasserstein {
 ///
 /// `W_ε(s, t) = min_P ⟨P, M⟩ + ε KL(P ‖ s ⊗ t)`,  `M[i][j] = D[j][i]`
 ///
-/// solved by [`crate::ot::sinkhorn`]'s log-domain iterations (Cuturi 2013, the paper's [13]).
+/// solved by [`crate::ot::sinkhorn`]'s log-domain iterations (Cuturi 2013, the paper's \[13\]).
 /// With one-hot targets Eq. 2 applies and [`super::wasserstein`] is exact and far cheaper;
 /// with soft targets the transport "car → bus" can be cheaper than moving everything to one
 /// class (Fig. 3, right), so the plan must be solved for.

@@ -1,25 +1,14 @@
 //! CUDA launch of the per-pixel Sinkhorn solver (`sinkhorn.cu`, compiled once by NVRTC).
 
-use super::pixel_cuda::contiguous;
+use crate::cuda::{contiguous, Kernels};
 use crate::ot::{SinkhornConfig, SinkhornStats, SinkhornValue};
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CudaStorage, DType, Layout, Result, WithDType};
-use std::sync::OnceLock;
 
-const SOURCE: &str = include_str!("sinkhorn.cu");
-const MODULE: &str = "rwt_sinkhorn";
+static KERNELS: Kernels = Kernels::new("rwt_sinkhorn", include_str!("sinkhorn.cu"));
 const MAX_CLASSES: usize = 64;
-
-fn ptx() -> Result<&'static str> {
-    static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    PTX.get_or_init(|| {
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(SOURCE).map(|p| p.to_src()).map_err(|e| format!("{e:?}"))
-    })
-    .as_deref()
-    .map_err(|e| candle_core::Error::Msg(format!("rwt: NVRTC could not compile sinkhorn.cu: {e}")))
-}
 
 /// `[B, N + 1, S]` (value, then the gradient per unit upstream gradient) and the statistics.
 pub(super) fn forward(
@@ -66,7 +55,7 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits + WithDType>(
     let out = dev.alloc_zeros::<T>((b * (n + 1) * s).max(1))?;
     let iters = dev.alloc_zeros::<u32>(pixels.max(1))?;
     let errs = dev.alloc_zeros::<T>(pixels.max(1))?;
-    let func = dev.get_or_load_custom_func(name, MODULE, ptx()?)?;
+    let func = dev.get_or_load_custom_func(name, KERNELS.module(), KERNELS.ptx()?)?;
     let stages = schedule.len() as u32;
     let stage_iterations = cfg.scaling.map_or(0, |x| x.iterations_per_stage.max(1)) as u32;
     let tolerance = T::from_f64(cfg.tolerance);

@@ -5,6 +5,44 @@ use super::escape;
 use crate::classes::ClassSet;
 use image::{GrayImage, Rgb, RgbImage};
 
+/// A 2-d map of values (`height × width`, row-major) as an image in the viridis colour map,
+/// scaled from its minimum (dark blue) to its maximum (yellow); non-finite values are black.
+/// For feature maps, saliency, per-pixel losses.
+///
+/// ```
+/// let img = rwt::plot::heat_image(&[0.0, 1.0, 2.0, f32::NAN], 2, 2)?;
+/// assert_eq!(img.dimensions(), (2, 2));
+/// assert_eq!(img.get_pixel(1, 1).0, [0, 0, 0]);
+/// # Ok::<(), rwt::Error>(())
+/// ```
+pub fn heat_image(values: &[f32], width: u32, height: u32) -> crate::Result<RgbImage> {
+    use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
+    if values.len() != (width * height) as usize {
+        return Err(crate::Error::shape("heat image values", format!("{height} x {width}"), values.len().to_string()));
+    }
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let lo = finite.clone().fold(f32::INFINITY, f32::min);
+    let hi = finite.fold(f32::NEG_INFINITY, f32::max);
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    Ok(RgbImage::from_fn(width, height, |x, y| {
+        let v = values[(y * width + x) as usize];
+        if !v.is_finite() {
+            return Rgb([0, 0, 0]);
+        }
+        let c = ViridisRGB.get_color_normalized((v - lo) / span, 0.0, 1.0);
+        Rgb([c.0, c.1, c.2])
+    }))
+}
+
+/// A label map tensor `[H, W]` (any integer dtype; values above 255 become 255) as an image.
+pub fn label_image(labels: &candle_core::Tensor) -> crate::Result<GrayImage> {
+    let (h, w) =
+        labels.dims2().map_err(|_| crate::Error::shape("label map", "[H, W]", format!("{:?}", labels.dims())))?;
+    let v: Vec<u32> = labels.to_dtype(candle_core::DType::U32)?.flatten_all()?.to_vec1()?;
+    Ok(GrayImage::from_vec(w as u32, h as u32, v.into_iter().map(|x| x.min(255) as u8).collect())
+        .expect("h × w values"))
+}
+
 /// A label map in the class set's colours; void and unknown labels are black.
 pub fn colorize(label: &GrayImage, classes: &ClassSet) -> RgbImage {
     RgbImage::from_fn(label.width(), label.height(), |x, y| Rgb(classes.color(label.get_pixel(x, y).0[0] as u32)))

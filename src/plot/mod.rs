@@ -17,7 +17,7 @@ mod table;
 
 pub use bars::BarChart;
 pub use heatmap::Heatmap;
-pub use images::{base64, colorize, legend, overlay, png_bytes, ImageGrid};
+pub use images::{base64, colorize, heat_image, label_image, legend, overlay, png_bytes, ImageGrid};
 pub use lines::{LineChart, Series};
 pub use table::Table;
 

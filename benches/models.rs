@@ -1,0 +1,115 @@
+//! Forward and forward+backward images/s of the four segmenters on the CPU at CamVid's
+//! 360×480, batch 4, and ENet against the same ENet in PyTorch (`benches/torch/`) with the same
+//! number of threads, as a ratio measured in one run.
+//!
+//! `cargo bench --bench models` (PyTorch CPU is installed into target/torch-venv by
+//! `benches/torch/torch-env.sh`; `RWT_QUICK=1` for a small run: 120×160, batch 2, ENet and
+//! SegNet only; `RWT_MODELS=enet,fcn8s` for a subset). Forward is in evaluation mode without a graph; forward+backward is a training
+//! step's cross-entropy loss and its backward pass (no optimiser update), as in the PyTorch
+//! script. Each figure is the median of the timed repeats after one warm-up run.
+
+use rwt::candle_core::{Device, Tensor};
+use rwt::loss::{self, LossConfig};
+use rwt::models::{weights, ModelKind, SegmenterConfig};
+use std::process::Command;
+use std::time::Instant;
+
+fn median(mut f: impl FnMut() -> rwt::Result<()>, repeats: usize) -> rwt::Result<f64> {
+    f()?;
+    let mut t = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+/// `(forward s, forward+backward s)` of rwt's `kind`.
+fn time_rwt(kind: ModelKind, x: &Tensor, y: &Tensor, repeats: usize) -> rwt::Result<(f64, f64)> {
+    let (_vm, net) = weights::build(kind, &SegmenterConfig::new(11), &Device::Cpu)?;
+    let fwd = median(|| net.forward_all(x, false).map(|_| ()), repeats)?;
+    let step = median(
+        || {
+            let out = net.forward_all(x, true)?;
+            loss::cross_entropy(&out.logits, y, LossConfig::default())?.backward()?;
+            Ok(())
+        },
+        repeats,
+    )?;
+    Ok((fwd, step))
+}
+
+/// PyTorch's ENet `(forward s, forward+backward s, version)`, or why not.
+fn time_torch(threads: usize, b: usize, h: usize, w: usize, repeats: usize) -> Result<(f64, f64, String), String> {
+    let env = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch/torch-env.sh"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !env.status.success() {
+        return Err(String::from_utf8_lossy(&env.stderr).trim().to_string());
+    }
+    let py = String::from_utf8_lossy(&env.stdout).trim().to_string();
+    let out = Command::new(py)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch/enet_torch.py"))
+        .args([threads, b, h, w, repeats].map(|v| v.to_string()))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let get = |k: &str| v[k].as_f64().ok_or(format!("no {k} in {v}"));
+    Ok((get("forward_s")?, get("forward_backward_s")?, v["torch"].as_str().unwrap_or("?").to_string()))
+}
+
+fn main() -> rwt::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("models bench: run with `cargo bench --bench models`");
+        return Ok(());
+    }
+    let quick = std::env::var("RWT_QUICK").is_ok_and(|v| v == "1");
+    let (b, h, w) = if quick { (2, 120, 160) } else { (4, 360, 480) };
+    let threads = rayon::current_num_threads();
+    // `RWT_MODELS=enet,segnet` times a subset (ENet always runs: the ratio needs it).
+    let kinds: Vec<ModelKind> = match std::env::var("RWT_MODELS") {
+        Ok(list) => {
+            let mut k: Vec<ModelKind> = list.split(',').map(str::parse).collect::<rwt::Result<_>>()?;
+            if !k.contains(&ModelKind::Enet) {
+                k.insert(0, ModelKind::Enet);
+            }
+            k
+        }
+        Err(_) if quick => vec![ModelKind::Enet, ModelKind::SegNet],
+        Err(_) => ModelKind::ALL.to_vec(),
+    };
+    let mut rng = rwt::random::seeded(0);
+    let x = rwt::random::normal(&mut rng, (b, 3, h, w), 1.0, &Device::Cpu)?;
+    let y = rwt::random::labels(&mut rng, (b, h, w), 11, &Device::Cpu)?;
+    println!("segmenters on the CPU ({threads} threads), {h}x{w}, batch {b}, 11 classes");
+    println!("| network | forward s | forward img/s | fwd+bwd s | fwd+bwd img/s |");
+    println!("|---|---|---|---|---|");
+    let mut enet = (0.0, 0.0);
+    for kind in kinds.iter().copied() {
+        let repeats = if kind == ModelKind::Enet { 5 } else { 1 };
+        let (f, s) = time_rwt(kind, &x, &y, repeats)?;
+        if kind == ModelKind::Enet {
+            enet = (f, s);
+        }
+        let ips = |t: f64| b as f64 / t;
+        println!("| {} | {f:.3} | {:.2} | {s:.3} | {:.2} |", kind.as_str(), ips(f), ips(s));
+    }
+    match time_torch(threads, b, h, w, 5) {
+        Ok((tf, ts, version)) => {
+            println!("\nENet, PyTorch {version} on the same {threads} threads: forward {tf:.3} s, fwd+bwd {ts:.3} s");
+            println!(
+                "ratio (PyTorch time / rwt time, > 1 = rwt faster): forward {:.2}x, fwd+bwd {:.2}x",
+                tf / enet.0,
+                ts / enet.1
+            );
+        }
+        Err(e) => println!("\nPyTorch unavailable ({e}); no ratio"),
+    }
+    Ok(())
+}

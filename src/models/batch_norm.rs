@@ -1,0 +1,347 @@
+//! Batch normalisation over `[B, C, H, W]` (Ioffe & Szegedy 2015) with PyTorch's defaults
+//! (ε = 1e-5, momentum 0.1, unbiased running variance) and parameter names (`weight`, `bias`,
+//! `running_mean`, `running_var`).
+//!
+//! On the CPU with `f32` the whole layer is one custom op with the analytic gradient
+//!
+//! ```text
+//! x̂ = (x − μ)·σ⁻¹,  y = γ·x̂ + β
+//! ∂β = Σ g,  ∂γ = Σ g·x̂,  ∂x = γσ⁻¹/M · (M·g − ∂β − x̂·∂γ)    (training, M = B·H·W)
+//! ∂x = γσ⁻¹·g                                                (evaluation)
+//! ```
+//!
+//! instead of the dozen element-wise candle ops (each a fresh full-size tensor, forward and
+//! backward) that a composed layer costs; elsewhere the layer is composed from candle ops, and
+//! the two agree (tested).
+
+use crate::Result;
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, Var, D};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+
+const EPS: f64 = 1e-5;
+const MOMENTUM: f64 = 0.1;
+
+/// A 2-d batch-norm layer; `forward_t(x, train)` uses batch statistics (and updates the
+/// running ones) in training and the running statistics at evaluation.
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+}
+
+/// Batch statistics `(mean, biased variance)` per channel, filled in by the fused forward pass.
+type Stats = Arc<Mutex<Option<(Vec<f32>, Vec<f32>)>>>;
+
+impl BatchNorm {
+    /// A layer over `c` channels with parameters under `vb` (γ = 1, β = 0, running mean 0 and
+    /// variance 1 when `vb` creates them).
+    pub fn new(c: usize, vb: VarBuilder) -> Result<Self> {
+        use candle_nn::init::Init::Const;
+        let weight = vb.get_with_hints(c, "weight", Const(1.0))?;
+        let bias = vb.get_with_hints(c, "bias", Const(0.0))?;
+        let running_mean = Var::from_tensor(&vb.get_with_hints(c, "running_mean", Const(0.0))?)?;
+        let running_var = Var::from_tensor(&vb.get_with_hints(c, "running_var", Const(1.0))?)?;
+        Ok(BatchNorm { weight, bias, running_mean, running_var })
+    }
+
+    /// The running mean.
+    pub fn running_mean(&self) -> &Tensor {
+        self.running_mean.as_tensor()
+    }
+
+    /// The running (unbiased) variance.
+    pub fn running_var(&self) -> &Tensor {
+        self.running_var.as_tensor()
+    }
+
+    /// The composed form (any device and dtype); the fused CPU kernel is tested against it.
+    pub fn forward_composed(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let c = self.weight.elem_count();
+        let shape = (1, c, 1, 1);
+        let (mean, var) = if train {
+            let xt = x.transpose(0, 1)?.flatten_from(1)?; // [C, M]
+            let m = xt.dim(1)?;
+            let mean = xt.mean(D::Minus1)?;
+            let var = xt.broadcast_sub(&mean.unsqueeze(1)?)?.sqr()?.mean(D::Minus1)?;
+            self.update_running(&mean.to_dtype(DType::F32)?.to_vec1()?, &var.to_dtype(DType::F32)?.to_vec1()?, m)?;
+            (mean, var)
+        } else {
+            (self.running_mean.as_tensor().to_dtype(x.dtype())?, self.running_var.as_tensor().to_dtype(x.dtype())?)
+        };
+        let inv = (var + EPS)?.sqrt()?.recip()?;
+        let scale = (self.weight.to_dtype(x.dtype())? * inv)?;
+        let xh = x.broadcast_sub(&mean.reshape(shape)?)?;
+        xh.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&self.bias.to_dtype(x.dtype())?.reshape(shape)?)
+    }
+
+    fn update_running(&self, mean: &[f32], var: &[f32], m: usize) -> candle_core::Result<()> {
+        let dev = self.running_mean.device();
+        let unbias = m as f64 / (m.max(2) - 1) as f64;
+        let rm: Vec<f32> = self.running_mean.as_tensor().to_dtype(DType::F32)?.to_vec1()?;
+        let rv: Vec<f32> = self.running_var.as_tensor().to_dtype(DType::F32)?.to_vec1()?;
+        let blend = |old: f32, new: f64| ((1.0 - MOMENTUM) * old as f64 + MOMENTUM * new) as f32;
+        let rm: Vec<f32> = rm.iter().zip(mean).map(|(&o, &n)| blend(o, n as f64)).collect();
+        let rv: Vec<f32> = rv.iter().zip(var).map(|(&o, &n)| blend(o, n as f64 * unbias)).collect();
+        let dt = self.running_mean.dtype();
+        self.running_mean.set(&Tensor::from_vec(rm, mean.len(), dev)?.to_dtype(dt)?)?;
+        self.running_var.set(&Tensor::from_vec(rv, var.len(), dev)?.to_dtype(dt)?)?;
+        Ok(())
+    }
+}
+
+impl candle_nn::ModuleT for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        if c != self.weight.elem_count() {
+            candle_core::bail!("rwt batch-norm: input has {c} channels, the layer {}", self.weight.elem_count());
+        }
+        let fused = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32;
+        if !fused {
+            return self.forward_composed(x, train);
+        }
+        let stats: Stats = Arc::new(Mutex::new(None));
+        let running = if train {
+            None
+        } else {
+            Some((self.running_mean.as_tensor().to_vec1::<f32>()?, self.running_var.as_tensor().to_vec1::<f32>()?))
+        };
+        let op = FusedBatchNorm { running, stats: stats.clone() };
+        let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
+        if train {
+            let taken =
+                stats.lock().map_err(|_| candle_core::Error::Msg("rwt batch-norm: poisoned lock".into()))?.take();
+            if let Some((mean, var)) = taken {
+                self.update_running(&mean, &var, b * h * w)?;
+            }
+        }
+        Ok(y)
+    }
+}
+
+/// The fused op: inputs `x [B, C, H, W]`, `γ [C]`, `β [C]`.
+struct FusedBatchNorm {
+    /// `Some((running mean, running variance))` at evaluation; `None` in training.
+    running: Option<(Vec<f32>, Vec<f32>)>,
+    stats: Stats,
+}
+
+/// `(mean, biased variance)` of channel `c`'s `b` planes of `plane` values: sums in f32 over
+/// chunks of 256, accumulated in f64, and the variance as E[(x − μ)²] in a second pass (no
+/// cancellation as in E[x²] − μ²).
+fn channel_stats(x: &[f32], c: usize, nc: usize, b: usize, plane: usize) -> (f64, f64) {
+    let planes = || (0..b).map(move |n| &x[(n * nc + c) * plane..(n * nc + c + 1) * plane]);
+    let chunked = |f: &dyn Fn(f32) -> f32| -> f64 {
+        planes().flat_map(|p| p.chunks(256)).map(|ch| ch.iter().map(|&v| f(v)).sum::<f32>() as f64).sum()
+    };
+    let m = (b * plane) as f64;
+    let mean = chunked(&|v| v) / m;
+    let mu = mean as f32;
+    let var = chunked(&|v| (v - mu) * (v - mu)) / m;
+    (mean, var)
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    let v = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("rwt batch-norm: {what} must be contiguous"),
+    }
+}
+
+impl FusedBatchNorm {
+    /// Per-channel `(mean, 1/σ)`: the batch's in training, the running ones at evaluation.
+    fn moments(&self, x: &[f32], dims: &[usize]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (b, nc, plane) = (dims[0], dims[1], dims[2] * dims[3]);
+        match &self.running {
+            Some((rm, rv)) => {
+                let mean: Vec<f64> = rm.iter().map(|&m| m as f64).collect();
+                let var: Vec<f64> = rv.iter().map(|&v| v as f64).collect();
+                let inv = var.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect();
+                (mean, var, inv)
+            }
+            None => {
+                let st: Vec<(f64, f64)> = (0..nc).into_par_iter().map(|c| channel_stats(x, c, nc, b, plane)).collect();
+                let mean = st.iter().map(|s| s.0).collect();
+                let var: Vec<f64> = st.iter().map(|s| s.1).collect();
+                let inv = var.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect();
+                (mean, var, inv)
+            }
+        }
+    }
+}
+
+impl CustomOp3 for FusedBatchNorm {
+    fn name(&self) -> &'static str {
+        "rwt-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = xl.shape().dims().to_vec();
+        let x = slice(xs, xl, "input")?;
+        let (gamma, beta) = (slice(gs, gl, "weight")?, slice(bs, bl, "bias")?);
+        let (nc, plane) = (dims[1], dims[2] * dims[3]);
+        let (mean, var, inv) = self.moments(x, &dims);
+        if self.running.is_none() {
+            if let Ok(mut s) = self.stats.lock() {
+                *s = Some((mean.iter().map(|&m| m as f32).collect(), var.iter().map(|&v| v as f32).collect()));
+            }
+        }
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(i, (yo, xi))| {
+            let c = i % nc;
+            let a = (gamma[c] as f64 * inv[c]) as f32;
+            let o = (beta[c] as f64 - mean[c] * gamma[c] as f64 * inv[c]) as f32;
+            for (yv, &xv) in yo.iter_mut().zip(xi) {
+                *yv = xv * a + o;
+            }
+        });
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dims = x.dims().to_vec();
+        let (b, nc, plane) = (dims[0], dims[1], dims[2] * dims[3]);
+        let (x, grad) = (x.contiguous()?, grad.contiguous()?);
+        let ((xs, xl), (gs, gl)) = (x.storage_and_layout(), grad.storage_and_layout());
+        let (xv, gv) = (super::conv::host(&xs, xl)?, super::conv::host(&gs, gl)?);
+        let gam = gamma.to_vec1::<f32>()?;
+        let (mean, _, inv) = self.moments(xv, &dims);
+        // Σ g and Σ g·x̂ per channel.
+        let sums: Vec<(f64, f64)> = (0..nc)
+            .into_par_iter()
+            .map(|c| {
+                let (mut sg, mut sgx) = (0f64, 0f64);
+                for n in 0..b {
+                    let r = (n * nc + c) * plane..(n * nc + c + 1) * plane;
+                    let (mut a, mut a2) = (0f32, 0f32);
+                    let mu = mean[c] as f32;
+                    for (&g, &xx) in gv[r.clone()].iter().zip(&xv[r]) {
+                        a += g;
+                        a2 += g * (xx - mu);
+                    }
+                    sg += a as f64;
+                    sgx += a2 as f64;
+                }
+                (sg, sgx * inv[c])
+            })
+            .collect();
+        let m = (b * plane) as f64;
+        let train = self.running.is_none();
+        let mut dx = vec![0f32; xv.len()];
+        dx.par_chunks_mut(plane).enumerate().for_each(|(i, d)| {
+            let c = i % nc;
+            let r = i * plane..(i + 1) * plane;
+            let k = gam[c] as f64 * inv[c];
+            if train {
+                // ∂x = k·(g − ∂β/M − x̂·∂γ/M) with x̂ = (x − μ)·σ⁻¹.
+                let (db, dg) = sums[c];
+                let a = k as f32;
+                let off = (k * db / m) as f32;
+                let slope = (k * dg * inv[c] / m) as f32;
+                let mu = mean[c] as f32;
+                for ((o, &g), &xx) in d.iter_mut().zip(&gv[r.clone()]).zip(&xv[r]) {
+                    *o = a * g - off - slope * (xx - mu);
+                }
+            } else {
+                let a = k as f32;
+                for (o, &g) in d.iter_mut().zip(&gv[r]) {
+                    *o = a * g;
+                }
+            }
+        });
+        let dev = x.device();
+        let dx = Tensor::from_vec(dx, dims.as_slice(), dev)?;
+        let dgamma = Tensor::from_vec(sums.iter().map(|s| s.1 as f32).collect::<Vec<_>>(), nc, dev)?;
+        let dbeta = Tensor::from_vec(sums.iter().map(|s| s.0 as f32).collect::<Vec<_>>(), nc, dev)?;
+        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_nn::{ModuleT, VarMap};
+
+    /// The fused CPU op against the layer composed from candle ops (candle's autograd as the
+    /// reference), in training and evaluation: outputs, input/γ/β gradients, running stats.
+    #[test]
+    fn fused_matches_composed_values_gradients_and_running_stats() {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(3);
+        let x = (crate::random::normal(&mut rng, (3, 5, 7, 6), 2.0, &dev).unwrap() + 1.5).unwrap();
+        let g = crate::random::normal(&mut rng, (3, 5, 7, 6), 1.0, &dev).unwrap();
+        let w = crate::random::normal(&mut rng, 5, 1.0, &dev).unwrap();
+        for train in [true, false] {
+            let mut grads = vec![];
+            let mut stats = vec![];
+            for fused in [true, false] {
+                let vm = VarMap::new();
+                let bn = BatchNorm::new(5, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+                for (name, var) in vm.data().lock().unwrap().iter() {
+                    if name == "weight" {
+                        var.set(&w).unwrap();
+                    }
+                    if name == "running_var" {
+                        var.set(&(w.abs().unwrap() + 0.5).unwrap()).unwrap();
+                    }
+                }
+                let xv = Var::from_tensor(&x).unwrap();
+                let y = if fused {
+                    bn.forward_t(xv.as_tensor(), train)
+                } else {
+                    bn.forward_composed(xv.as_tensor(), train)
+                };
+                let y = y.unwrap();
+                let gs = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+                let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                grads.push([
+                    v(&y),
+                    v(gs.get(xv.as_tensor()).unwrap()),
+                    v(gs.get(&bn.weight).unwrap()),
+                    v(gs.get(&bn.bias).unwrap()),
+                ]);
+                stats.push([v(bn.running_mean()), v(bn.running_var())]);
+            }
+            for (k, (a, b)) in grads[0].iter().zip(&grads[1]).enumerate() {
+                let d = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                assert!(d < 2e-4, "train={train} quantity {k}: max diff {d}");
+            }
+            for (a, b) in stats[0].iter().zip(&stats[1]) {
+                let d = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                assert!(d < 1e-5, "train={train} running stats differ by {d}");
+            }
+        }
+    }
+
+    /// PyTorch's running-statistics update, computed once:
+    /// `bn = torch.nn.BatchNorm2d(1); bn(torch.tensor([1.,2.,4.,9.]).view(1,1,2,2))`
+    /// → `running_mean = 0.4`, `running_var = 0.9 + 0.1·(38/3) = 2.1666667`.
+    #[test]
+    fn running_statistics_follow_pytorch() {
+        let dev = Device::Cpu;
+        let bn = BatchNorm::new(1, VarBuilder::from_varmap(&candle_nn::VarMap::new(), DType::F32, &dev)).unwrap();
+        let x = Tensor::new(&[1f32, 2., 4., 9.], &dev).unwrap().reshape((1, 1, 2, 2)).unwrap();
+        bn.forward_t(&x, true).unwrap();
+        assert!((bn.running_mean().to_vec1::<f32>().unwrap()[0] - 0.4).abs() < 1e-6);
+        assert!((bn.running_var().to_vec1::<f32>().unwrap()[0] - 2.1666667).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,421 @@
+//! Convolution and transposed convolution on the CPU as *im2col + GEMM*, forward and backward.
+//!
+//! candle's CPU backward of a convolution runs a direct (unblocked) transposed convolution for
+//! the input gradient — most of a training step's time on ENet's dilated and asymmetric
+//! convolutions. Here both directions are matrix products (the `gemm` crate candle itself
+//! uses) around two memory-bound rearrangements:
+//!
+//! ```text
+//! conv:        y_b = W·im2col(x_b)             ∂W = Σ_b g_b·im2col(x_b)ᵀ    ∂x_b = col2im(Wᵀ·g_b)
+//! transposed:  y_b = col2im(Wᵀ·x_b)            ∂W = Σ_b x_b·im2col(g_b)ᵀ    ∂x_b = W·im2col(g_b)
+//! ```
+//!
+//! with `W` viewed as `[C_out, C_in·kh·kw]` (convolution) or `[C_in, C_out·k·k]` (transposed).
+//! These ops serve `f32` tensors on the CPU; other devices and dtypes use candle's kernels
+//! (cuDNN on CUDA). Tests check values and gradients against candle's.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Where a kernel window reads: an image `[c, h, w]` and the `oh × ow` grid of windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Image channels, height, width.
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    pub kw: usize,
+    /// Zero padding (rows, columns).
+    pub ph: usize,
+    pub pw: usize,
+    /// Stride and dilation (both axes).
+    pub stride: usize,
+    pub dilation: usize,
+}
+
+impl Geometry {
+    /// Height and width of the window grid.
+    pub fn out(&self) -> (usize, usize) {
+        let span =
+            |n: usize, k: usize, p: usize| (n + 2 * p).saturating_sub(self.dilation * (k - 1) + 1) / self.stride + 1;
+        (span(self.h, self.kh, self.ph), span(self.w, self.kw, self.pw))
+    }
+
+    /// Rows of the column matrix: `c·kh·kw`.
+    fn rows(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// True when the column matrix is the image itself (1×1, stride 1, no padding).
+    fn is_identity(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.ph == 0 && self.pw == 0
+    }
+
+    /// For kernel offset `i` along an axis, the source index of window `o`, if inside.
+    #[inline]
+    fn src(&self, o: usize, i: usize, pad: usize, n: usize) -> Option<usize> {
+        let s = (o * self.stride + i * self.dilation) as isize - pad as isize;
+        (s >= 0 && (s as usize) < n).then_some(s as usize)
+    }
+
+    /// `[c·kh·kw, oh·ow]` columns of one image `[c, h, w]`.
+    pub fn im2col(&self, img: &[f32], cols: &mut [f32]) {
+        let (oh, ow) = self.out();
+        cols.par_chunks_mut(oh * ow).enumerate().for_each(|(r, row)| {
+            let (ch, i, j) = (r / (self.kh * self.kw), (r / self.kw) % self.kh, r % self.kw);
+            let plane = &img[ch * self.h * self.w..(ch + 1) * self.h * self.w];
+            for oy in 0..oh {
+                let dst = &mut row[oy * ow..(oy + 1) * ow];
+                match self.src(oy, i, self.ph, self.h) {
+                    None => dst.fill(0.0),
+                    Some(y) => {
+                        let line = &plane[y * self.w..(y + 1) * self.w];
+                        if self.stride == 1 {
+                            // Contiguous run: zeros left, a copy, zeros right.
+                            let lo = (self.pw.saturating_sub(j * self.dilation)).min(ow);
+                            let hi = (self.w + self.pw).saturating_sub(j * self.dilation).min(ow).max(lo);
+                            dst.fill(0.0);
+                            if lo < hi {
+                                let start = lo + j * self.dilation - self.pw;
+                                dst[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
+                            }
+                        } else {
+                            for (ox, d) in dst.iter_mut().enumerate() {
+                                *d = self.src(ox, j, self.pw, self.w).map_or(0.0, |x| line[x]);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Adds `[c·kh·kw, oh·ow]` columns back into one image `[c, h, w]` (the adjoint of
+    /// [`Geometry::im2col`]); `img` is overwritten.
+    pub fn col2im(&self, cols: &[f32], img: &mut [f32]) {
+        let (oh, ow) = self.out();
+        let per = self.kh * self.kw;
+        img.par_chunks_mut(self.h * self.w).enumerate().for_each(|(ch, plane)| {
+            plane.fill(0.0);
+            for k in 0..per {
+                let (i, j) = (k / self.kw, k % self.kw);
+                let row = &cols[(ch * per + k) * oh * ow..(ch * per + k + 1) * oh * ow];
+                for oy in 0..oh {
+                    let Some(y) = self.src(oy, i, self.ph, self.h) else { continue };
+                    let line = &mut plane[y * self.w..(y + 1) * self.w];
+                    let src = &row[oy * ow..(oy + 1) * ow];
+                    for (ox, &v) in src.iter().enumerate() {
+                        if let Some(x) = self.src(ox, j, self.pw, self.w) {
+                            line[x] += v;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// `dst[m×n] (+)= op(a)·op(b)` for row-major matrices; `op` transposes when asked, so `a` is
+/// stored `[m, k]` or (`ta`) `[k, m]`, and `b` `[k, n]` or (`tb`) `[n, k]`.
+#[allow(clippy::too_many_arguments)]
+fn matmul(dst: &mut [f32], m: usize, n: usize, k: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, acc: bool) {
+    debug_assert!(dst.len() == m * n && a.len() == m * k && b.len() == k * n);
+    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    let par = if m * n * k > 1 << 15 { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
+    // SAFETY: the slices hold m·n, m·k and k·n elements (checked above in debug builds and by
+    // the callers' shapes), and the strides describe exactly those row-major layouts.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
+        None => candle_core::bail!("rwt convolution: {what} must be contiguous"),
+    }
+}
+
+/// The `f32` values of a contiguous CPU tensor's storage, borrowed (no copy).
+pub(crate) fn host<'a>(s: &'a candle_core::Storage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    match s {
+        candle_core::Storage::Cpu(c) => slice(c, l, "tensor"),
+        _ => candle_core::bail!("rwt CPU kernels: tensor is not on the CPU"),
+    }
+}
+
+/// `y = conv(x, W)`: `x [B, C_in, H, W]`, `W [C_out, C_in, kh, kw]`, no bias.
+pub(crate) struct Conv2d {
+    /// Padding, stride and dilation; `c`, `h`, `w`, `kh`, `kw` are taken from the inputs.
+    pub ph: usize,
+    pub pw: usize,
+    pub stride: usize,
+    pub dilation: usize,
+}
+
+impl Conv2d {
+    fn geometry(&self, x: &[usize], w: &[usize]) -> Geometry {
+        Geometry {
+            c: x[1],
+            h: x[2],
+            w: x[3],
+            kh: w[2],
+            kw: w[3],
+            ph: self.ph,
+            pw: self.pw,
+            stride: self.stride,
+            dilation: self.dilation,
+        }
+    }
+}
+
+/// Runs `f(b, cols_b)` for each image of `x` (`[B, …]` with `g`'s image size), the columns
+/// built in one reused buffer (or the image itself for a 1×1 convolution).
+fn for_each_cols(x: &[f32], b: usize, g: &Geometry, mut f: impl FnMut(usize, &[f32])) {
+    let img = g.c * g.h * g.w;
+    let (oh, ow) = g.out();
+    let mut cols = if g.is_identity() { vec![] } else { vec![0f32; g.rows() * oh * ow] };
+    for n in 0..b {
+        let xb = &x[n * img..(n + 1) * img];
+        if g.is_identity() {
+            f(n, xb);
+        } else {
+            g.im2col(xb, &mut cols);
+            f(n, &cols);
+        }
+    }
+}
+
+impl CustomOp2 for Conv2d {
+    fn name(&self) -> &'static str {
+        "rwt-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (xd, wd) = (xl.shape().dims(), wl.shape().dims());
+        let g = self.geometry(xd, wd);
+        let (b, co) = (xd[0], wd[0]);
+        let (oh, ow) = g.out();
+        let (x, w) = (slice(xs, xl, "input")?, slice(ws, wl, "weight")?);
+        let mut y = vec![0f32; b * co * oh * ow];
+        for_each_cols(x, b, &g, |n, cols| {
+            let yb = &mut y[n * co * oh * ow..(n + 1) * co * oh * ow];
+            matmul(yb, co, oh * ow, g.rows(), w, false, cols, false, false);
+        });
+        Ok((CpuStorage::F32(y), Shape::from((b, co, oh, ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.geometry(x.dims(), w.dims());
+        let (b, co) = (x.dim(0)?, w.dim(0)?);
+        let (oh, ow) = g.out();
+        let (x, w, grad) = (x.contiguous()?, w.contiguous()?, grad.contiguous()?);
+        let ((xs, xl), (ws, wl), (gs, gl)) =
+            (x.storage_and_layout(), w.storage_and_layout(), grad.storage_and_layout());
+        let (xv, wv, gv) = (host(&xs, xl)?, host(&ws, wl)?, host(&gs, gl)?);
+        let plane = co * oh * ow;
+        let mut dw = vec![0f32; co * g.rows()];
+        for_each_cols(xv, b, &g, |n, cols| {
+            matmul(&mut dw, co, g.rows(), oh * ow, &gv[n * plane..(n + 1) * plane], false, cols, true, n > 0);
+        });
+        let img = g.c * g.h * g.w;
+        let mut dx = vec![0f32; b * img];
+        let mut dcols = vec![0f32; g.rows() * oh * ow];
+        for n in 0..b {
+            let gb = &gv[n * plane..(n + 1) * plane];
+            let dxb = &mut dx[n * img..(n + 1) * img];
+            if g.is_identity() {
+                matmul(dxb, g.rows(), oh * ow, co, wv, true, gb, false, false);
+            } else {
+                matmul(&mut dcols, g.rows(), oh * ow, co, wv, true, gb, false, false);
+                g.col2im(&dcols, dxb);
+            }
+        }
+        let dev = x.device();
+        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dw, w.shape(), dev)?)))
+    }
+}
+
+/// `y = conv_transpose(x, W)`: `x [B, C_in, H, W]`, `W [C_in, C_out, k, k]`, stride `s`,
+/// padding `p`, no output padding or bias: `H_out = (H − 1)·s − 2p + k`.
+pub(crate) struct ConvTranspose2d {
+    /// Stride.
+    pub stride: usize,
+    /// Padding.
+    pub padding: usize,
+}
+
+impl ConvTranspose2d {
+    /// The geometry of the convolution this op is the adjoint of: image = the output.
+    fn geometry(&self, x: &[usize], w: &[usize]) -> Geometry {
+        let side = |n: usize, k: usize| ((n - 1) * self.stride + k).saturating_sub(2 * self.padding);
+        Geometry {
+            c: w[1],
+            h: side(x[2], w[2]),
+            w: side(x[3], w[3]),
+            kh: w[2],
+            kw: w[3],
+            ph: self.padding,
+            pw: self.padding,
+            stride: self.stride,
+            dilation: 1,
+        }
+    }
+}
+
+impl CustomOp2 for ConvTranspose2d {
+    fn name(&self) -> &'static str {
+        "rwt-conv-transpose2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (xd, wd) = (xl.shape().dims(), wl.shape().dims());
+        let g = self.geometry(xd, wd);
+        if g.out() != (xd[2], xd[3]) {
+            candle_core::bail!("rwt conv-transpose: input {xd:?} and kernel {wd:?} give no consistent output size");
+        }
+        let (b, ci, hw) = (xd[0], xd[1], xd[2] * xd[3]);
+        let (x, w) = (slice(xs, xl, "input")?, slice(ws, wl, "weight")?);
+        let img = g.c * g.h * g.w;
+        let mut y = vec![0f32; b * img];
+        let mut cols = vec![0f32; g.rows() * hw];
+        for n in 0..b {
+            matmul(&mut cols, g.rows(), hw, ci, w, true, &x[n * ci * hw..(n + 1) * ci * hw], false, false);
+            g.col2im(&cols, &mut y[n * img..(n + 1) * img]);
+        }
+        Ok((CpuStorage::F32(y), Shape::from((b, g.c, g.h, g.w))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.geometry(x.dims(), w.dims());
+        let (b, ci, hw) = (x.dim(0)?, x.dim(1)?, x.dim(2)? * x.dim(3)?);
+        let (x, w, grad) = (x.contiguous()?, w.contiguous()?, grad.contiguous()?);
+        let ((xs, xl), (ws, wl), (gs, gl)) =
+            (x.storage_and_layout(), w.storage_and_layout(), grad.storage_and_layout());
+        let (xv, wv, gv) = (host(&xs, xl)?, host(&ws, wl)?, host(&gs, gl)?);
+        let mut dx = vec![0f32; b * ci * hw];
+        let mut dw = vec![0f32; ci * g.rows()];
+        for_each_cols(gv, b, &g, |n, cols| {
+            let xb = &xv[n * ci * hw..(n + 1) * ci * hw];
+            matmul(&mut dx[n * ci * hw..(n + 1) * ci * hw], ci, hw, g.rows(), wv, false, cols, false, false);
+            matmul(&mut dw, ci, g.rows(), hw, xb, false, cols, true, n > 0);
+        });
+        let dev = x.device();
+        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dw, w.shape(), dev)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn grads(y: Tensor, g: &Tensor, x: &Var, w: &Var) -> [Vec<f32>; 3] {
+        let gs = (&y * g).unwrap().sum_all().unwrap().backward().unwrap();
+        let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        [v(&y), v(gs.get(x.as_tensor()).unwrap()), v(gs.get(w.as_tensor()).unwrap())]
+    }
+
+    fn assert_close(a: &[Vec<f32>; 3], b: &[Vec<f32>; 3], what: &str) {
+        for (k, (p, q)) in a.iter().zip(b).enumerate() {
+            assert_eq!(p.len(), q.len(), "{what} quantity {k}: lengths");
+            let scale = q.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let d = p.iter().zip(q).map(|(u, v)| (u - v).abs()).fold(0f32, f32::max);
+            assert!(d <= 1e-4 * scale, "{what} quantity {k}: max diff {d} (scale {scale})");
+        }
+    }
+
+    /// Values and both gradients against candle's `conv2d` (candle's autograd as reference),
+    /// for ENet's shapes: square, dilated, asymmetric 5×1 / 1×5, strided, 1×1.
+    #[test]
+    fn conv_matches_candle() {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(11);
+        // (c_in, c_out, h, w, kh, kw, ph, pw, stride, dilation)
+        let cases = [
+            (3, 4, 9, 11, 3, 3, 1, 1, 1, 1),
+            (2, 3, 12, 10, 3, 3, 4, 4, 1, 4),
+            (3, 2, 9, 7, 5, 1, 2, 0, 1, 1),
+            (3, 2, 9, 7, 1, 5, 0, 2, 1, 1),
+            (3, 5, 10, 12, 3, 3, 1, 1, 2, 1),
+            (4, 3, 6, 5, 1, 1, 0, 0, 1, 1),
+            (3, 4, 8, 8, 2, 2, 0, 0, 2, 1),
+            (2, 2, 4, 5, 3, 3, 16, 16, 1, 16),
+        ];
+        for (ci, co, h, w, kh, kw, ph, pw, s, d) in cases {
+            let x = Var::from_tensor(&crate::random::normal(&mut rng, (2, ci, h, w), 1.0, &dev).unwrap()).unwrap();
+            let k = Var::from_tensor(&crate::random::normal(&mut rng, (co, ci, kh, kw), 1.0, &dev).unwrap()).unwrap();
+            let ours = x.as_tensor().apply_op2(k.as_tensor(), Conv2d { ph, pw, stride: s, dilation: d }).unwrap();
+            // candle pads symmetrically with one value: pad the input explicitly instead.
+            let xp = x.as_tensor().pad_with_zeros(2, ph, ph).unwrap().pad_with_zeros(3, pw, pw).unwrap();
+            let theirs = xp.conv2d(k.as_tensor(), 0, s, d, 1).unwrap();
+            let g = crate::random::normal(&mut rng, theirs.dims(), 1.0, &dev).unwrap();
+            let what = format!("conv {ci}->{co} {h}x{w} k{kh}x{kw} p{ph},{pw} s{s} d{d}");
+            assert_close(&grads(ours, &g, &x, &k), &grads(theirs, &g, &x, &k), &what);
+        }
+    }
+
+    /// Values and gradients against candle's `conv_transpose2d`.
+    #[test]
+    fn conv_transpose_matches_candle() {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(12);
+        for (ci, co, h, w, k, s, p) in [(3, 4, 5, 6, 2, 2, 0), (2, 3, 4, 5, 3, 2, 1), (4, 2, 3, 3, 3, 1, 1)] {
+            let x = Var::from_tensor(&crate::random::normal(&mut rng, (2, ci, h, w), 1.0, &dev).unwrap()).unwrap();
+            let kk = Var::from_tensor(&crate::random::normal(&mut rng, (ci, co, k, k), 1.0, &dev).unwrap()).unwrap();
+            let ours = x.as_tensor().apply_op2(kk.as_tensor(), ConvTranspose2d { stride: s, padding: p }).unwrap();
+            let theirs = x.as_tensor().conv_transpose2d(kk.as_tensor(), p, 0, s, 1).unwrap();
+            let g = crate::random::normal(&mut rng, theirs.dims(), 1.0, &dev).unwrap();
+            let what = format!("transpose {ci}->{co} {h}x{w} k{k} s{s} p{p}");
+            assert_close(&grads(ours, &g, &x, &kk), &grads(theirs, &g, &x, &kk), &what);
+        }
+    }
+}
