@@ -30,6 +30,7 @@
 //! | class sets, importance groups | [`classes`] | 01 |
 //! | data: CamVid, Cityscapes, GTA5, augmentation, loader, hub cache | [`data`] | `02-data` |
 //! | segmenters (ENet, SegNet, FCN-8s, DeepLab-v2), latent and penultimate maps, pretrained encoders | [`models`] | `03-segmenters` |
+//! | metrics: confusion matrix, IoU, group mIoU, severity cost | [`metrics`] | 05 (planned) |
 //! | plots | [`plot`] | all |
 //!
 //! ## A first example
@@ -56,6 +57,7 @@ mod error;
 pub mod ground;
 pub mod io;
 pub mod loss;
+pub mod metrics;
 pub mod models;
 mod numeric;
 pub mod ot;

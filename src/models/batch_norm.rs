@@ -15,7 +15,7 @@
 //! the two agree (tested).
 
 use crate::Result;
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, Var, D};
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, Var, D};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -95,13 +95,35 @@ impl BatchNorm {
 
 impl candle_nn::ModuleT for BatchNorm {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.forward_act(x, None, train)
+    }
+}
+
+impl BatchNorm {
+    /// Batch-norm followed by a ReLU — on the CPU the fused op with zero slopes.
+    pub fn forward_relu(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 {
+            let zeros = Tensor::zeros_like(&self.weight)?;
+            self.forward_act(x, Some(&zeros), train)
+        } else {
+            self.forward_composed(x, train)?.relu()
+        }
+    }
+
+    /// Batch-norm followed by a PReLU with slopes `prelu` (`[C]`) when given — one fused op on
+    /// the CPU (the activation's gradient folded into the batch-norm's), composed elsewhere.
+    pub fn forward_act(&self, x: &Tensor, prelu: Option<&Tensor>, train: bool) -> candle_core::Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         if c != self.weight.elem_count() {
             candle_core::bail!("rwt batch-norm: input has {c} channels, the layer {}", self.weight.elem_count());
         }
-        let fused = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32;
-        if !fused {
-            return self.forward_composed(x, train);
+        let f32s = [Some(x), Some(&self.weight), prelu].into_iter().flatten().all(|t| t.dtype() == DType::F32);
+        if !(matches!(x.device(), Device::Cpu) && f32s) {
+            let y = self.forward_composed(x, train)?;
+            return match prelu {
+                Some(a) => super::prelu::PRelu::from_weight(a.clone()).forward_composed(&y),
+                None => Ok(y),
+            };
         }
         let stats: Stats = Arc::new(Mutex::new(None));
         let running = if train {
@@ -109,8 +131,12 @@ impl candle_nn::ModuleT for BatchNorm {
         } else {
             Some((self.running_mean.as_tensor().to_vec1::<f32>()?, self.running_var.as_tensor().to_vec1::<f32>()?))
         };
+        let params = match prelu {
+            Some(a) => Tensor::stack(&[&self.weight, &self.bias, a], 0)?,
+            None => Tensor::stack(&[&self.weight, &self.bias], 0)?,
+        };
         let op = FusedBatchNorm { running, stats: stats.clone() };
-        let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
+        let y = x.contiguous()?.apply_op2(&params, op)?;
         if train {
             let taken =
                 stats.lock().map_err(|_| candle_core::Error::Msg("rwt batch-norm: poisoned lock".into()))?.take();
@@ -122,7 +148,8 @@ impl candle_nn::ModuleT for BatchNorm {
     }
 }
 
-/// The fused op: inputs `x [B, C, H, W]`, `γ [C]`, `β [C]`.
+/// The fused op: inputs `x [B, C, H, W]` and `[γ; β]` (`[2, C]`) or `[γ; β; α]` (`[3, C]`,
+/// then a PReLU with slopes α follows).
 struct FusedBatchNorm {
     /// `Some((running mean, running variance))` at evaluation; `None` in training.
     running: Option<(Vec<f32>, Vec<f32>)>,
@@ -174,7 +201,13 @@ impl FusedBatchNorm {
     }
 }
 
-impl CustomOp3 for FusedBatchNorm {
+/// `[γ, β, Some(α)]` rows of the parameter tensor.
+fn rows(p: &[f32], nc: usize) -> (&[f32], &[f32], Option<&[f32]>) {
+    let alpha = (p.len() == 3 * nc).then(|| &p[2 * nc..]);
+    (&p[..nc], &p[nc..2 * nc], alpha)
+}
+
+impl CustomOp2 for FusedBatchNorm {
     fn name(&self) -> &'static str {
         "rwt-batch-norm"
     }
@@ -183,15 +216,13 @@ impl CustomOp3 for FusedBatchNorm {
         &self,
         xs: &CpuStorage,
         xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dims = xl.shape().dims().to_vec();
         let x = slice(xs, xl, "input")?;
-        let (gamma, beta) = (slice(gs, gl, "weight")?, slice(bs, bl, "bias")?);
         let (nc, plane) = (dims[1], dims[2] * dims[3]);
+        let (gamma, beta, alpha) = rows(slice(ps, pl, "parameters")?, nc);
         let (mean, var, inv) = self.moments(x, &dims);
         if self.running.is_none() {
             if let Ok(mut s) = self.stats.lock() {
@@ -203,8 +234,19 @@ impl CustomOp3 for FusedBatchNorm {
             let c = i % nc;
             let a = (gamma[c] as f64 * inv[c]) as f32;
             let o = (beta[c] as f64 - mean[c] * gamma[c] as f64 * inv[c]) as f32;
-            for (yv, &xv) in yo.iter_mut().zip(xi) {
-                *yv = xv * a + o;
+            match alpha {
+                Some(al) => {
+                    let s = al[c];
+                    for (yv, &xv) in yo.iter_mut().zip(xi) {
+                        let z = xv * a + o;
+                        *yv = if z > 0.0 { z } else { s * z };
+                    }
+                }
+                None => {
+                    for (yv, &xv) in yo.iter_mut().zip(xi) {
+                        *yv = xv * a + o;
+                    }
+                }
             }
         });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
@@ -213,35 +255,60 @@ impl CustomOp3 for FusedBatchNorm {
     fn bwd(
         &self,
         x: &Tensor,
-        gamma: &Tensor,
-        _beta: &Tensor,
+        params: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dims = x.dims().to_vec();
         let (b, nc, plane) = (dims[0], dims[1], dims[2] * dims[3]);
         let (x, grad) = (x.contiguous()?, grad.contiguous()?);
         let ((xs, xl), (gs, gl)) = (x.storage_and_layout(), grad.storage_and_layout());
         let (xv, gv) = (super::conv::host(&xs, xl)?, super::conv::host(&gs, gl)?);
-        let gam = gamma.to_vec1::<f32>()?;
+        let pv = params.flatten_all()?.to_vec1::<f32>()?;
+        let (gam, beta, alpha) = rows(&pv, nc);
         let (mean, _, inv) = self.moments(xv, &dims);
-        // Σ g and Σ g·x̂ per channel.
-        let sums: Vec<(f64, f64)> = (0..nc)
+        // The gradient reaching the batch-norm output: through the PReLU when there is one
+        // (z = γx̂ + β recomputed), with α's gradient Σ_{z ≤ 0} g·z.
+        let pre = |c: usize| {
+            let a = (gam[c] as f64 * inv[c]) as f32;
+            let o = (beta[c] as f64 - mean[c] * gam[c] as f64 * inv[c]) as f32;
+            (a, o, alpha.map(|al| al[c]))
+        };
+        #[inline]
+        fn through(g: f32, xx: f32, (a, o, s): (f32, f32, Option<f32>)) -> (f32, f32) {
+            match s {
+                Some(s) => {
+                    let z = xx * a + o;
+                    if z > 0.0 {
+                        (g, 0.0)
+                    } else {
+                        (s * g, g * z)
+                    }
+                }
+                None => (g, 0.0),
+            }
+        }
+        // Σ g_z, Σ g_z·x̂ and Σ g·z (z ≤ 0) per channel.
+        let sums: Vec<(f64, f64, f64)> = (0..nc)
             .into_par_iter()
             .map(|c| {
-                let (mut sg, mut sgx) = (0f64, 0f64);
+                let (mut sg, mut sgx, mut sa) = (0f64, 0f64, 0f64);
+                let mu = mean[c] as f32;
+                let k = pre(c);
                 for n in 0..b {
                     let r = (n * nc + c) * plane..(n * nc + c + 1) * plane;
-                    let (mut a, mut a2) = (0f32, 0f32);
-                    let mu = mean[c] as f32;
+                    let (mut a, mut a2, mut a3) = (0f32, 0f32, 0f32);
                     for (&g, &xx) in gv[r.clone()].iter().zip(&xv[r]) {
-                        a += g;
-                        a2 += g * (xx - mu);
+                        let (gz, ga) = through(g, xx, k);
+                        a += gz;
+                        a2 += gz * (xx - mu);
+                        a3 += ga;
                     }
                     sg += a as f64;
                     sgx += a2 as f64;
+                    sa += a3 as f64;
                 }
-                (sg, sgx * inv[c])
+                (sg, sgx * inv[c], sa)
             })
             .collect();
         let m = (b * plane) as f64;
@@ -251,28 +318,32 @@ impl CustomOp3 for FusedBatchNorm {
             let c = i % nc;
             let r = i * plane..(i + 1) * plane;
             let k = gam[c] as f64 * inv[c];
+            let p = pre(c);
+            let a = k as f32;
             if train {
-                // ∂x = k·(g − ∂β/M − x̂·∂γ/M) with x̂ = (x − μ)·σ⁻¹.
-                let (db, dg) = sums[c];
-                let a = k as f32;
+                // ∂x = k·(g_z − ∂β/M − x̂·∂γ/M) with x̂ = (x − μ)·σ⁻¹.
+                let (db, dg, _) = sums[c];
                 let off = (k * db / m) as f32;
                 let slope = (k * dg * inv[c] / m) as f32;
                 let mu = mean[c] as f32;
                 for ((o, &g), &xx) in d.iter_mut().zip(&gv[r.clone()]).zip(&xv[r]) {
-                    *o = a * g - off - slope * (xx - mu);
+                    *o = a * through(g, xx, p).0 - off - slope * (xx - mu);
                 }
             } else {
-                let a = k as f32;
-                for (o, &g) in d.iter_mut().zip(&gv[r]) {
-                    *o = a * g;
+                for ((o, &g), &xx) in d.iter_mut().zip(&gv[r.clone()]).zip(&xv[r]) {
+                    *o = a * through(g, xx, p).0;
                 }
             }
         });
         let dev = x.device();
         let dx = Tensor::from_vec(dx, dims.as_slice(), dev)?;
-        let dgamma = Tensor::from_vec(sums.iter().map(|s| s.1 as f32).collect::<Vec<_>>(), nc, dev)?;
-        let dbeta = Tensor::from_vec(sums.iter().map(|s| s.0 as f32).collect::<Vec<_>>(), nc, dev)?;
-        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+        let mut dp: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+        dp.extend(sums.iter().map(|s| s.0 as f32));
+        if alpha.is_some() {
+            dp.extend(sums.iter().map(|s| s.2 as f32));
+        }
+        let dp = Tensor::from_vec(dp, params.shape(), dev)?;
+        Ok((Some(dx), Some(dp)))
     }
 }
 
@@ -328,6 +399,39 @@ mod tests {
             for (a, b) in stats[0].iter().zip(&stats[1]) {
                 let d = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
                 assert!(d < 1e-5, "train={train} running stats differ by {d}");
+            }
+        }
+    }
+
+    /// Batch-norm + PReLU as one op against the two composed layers, training and evaluation.
+    #[test]
+    fn fused_prelu_matches_composed() {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(4);
+        let x = Var::from_tensor(&crate::random::normal(&mut rng, (2, 3, 5, 4), 1.5, &dev).unwrap()).unwrap();
+        let g = crate::random::normal(&mut rng, (2, 3, 5, 4), 1.0, &dev).unwrap();
+        let vm = VarMap::new();
+        let bn = BatchNorm::new(3, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        bn.running_var.set(&Tensor::new(&[0.5f32, 2.0, 1.0], &dev).unwrap()).unwrap();
+        let alpha = Var::from_tensor(&Tensor::new(&[0.25f32, -0.5, 1.5], &dev).unwrap()).unwrap();
+        let prelu = crate::models::prelu::PRelu::from_weight(alpha.as_tensor().clone());
+        for train in [true, false] {
+            let run = |y: Tensor| {
+                let gs = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+                let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                [
+                    v(&y),
+                    v(gs.get(x.as_tensor()).unwrap()),
+                    v(gs.get(&bn.weight).unwrap()),
+                    v(gs.get(&bn.bias).unwrap()),
+                    v(gs.get(alpha.as_tensor()).unwrap()),
+                ]
+            };
+            let fused = run(bn.forward_act(x.as_tensor(), Some(alpha.as_tensor()), train).unwrap());
+            let composed = run(prelu.forward_composed(&bn.forward_composed(x.as_tensor(), train).unwrap()).unwrap());
+            for (k, (a, b)) in fused.iter().zip(&composed).enumerate() {
+                let d = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                assert!(d < 2e-4, "train={train} quantity {k}: max diff {d}");
             }
         }
     }

@@ -14,8 +14,9 @@
 //! input), the agent's state in Section III.C; the **penultimate** map is the output of
 //! bottleneck 5.1 (16 channels at 1/2), the last layer before the classifier.
 
-use super::layers::{batch_norm, dropout2d, Act, BatchNorm, Conv, ConvSpec, ConvTranspose};
+use super::layers::{batch_norm, channel_mask, dropout2d, Act, BatchNorm, Conv, ConvSpec, ConvTranspose};
 use super::ops::{max_pool2d_with_indices, max_unpool2d};
+use super::prelu::residual_prelu;
 use super::{Segmenter, SegmenterConfig, SegmenterOutput};
 use crate::Result;
 use candle_core::{Module, ModuleT, Tensor};
@@ -39,7 +40,7 @@ impl Initial {
         let main = self.conv.forward(x)?;
         let pool = x.max_pool2d(2)?;
         let y = Tensor::cat(&[main, pool], 1)?;
-        self.act.apply(&self.bn.forward_t(&y, train)?)
+        self.act.after(&self.bn, &y, train)
     }
 }
 
@@ -71,7 +72,16 @@ impl Unit {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        self.act.apply(&self.bn.forward_t(&self.conv.forward(x)?, train)?)
+        self.act.after(&self.bn, &self.conv.forward(x)?, train)
+    }
+}
+
+/// A bottleneck's exit: `act(main + dropout2d(branch))`, one fused op for a PReLU.
+fn exit(act: &Act, main: &Tensor, branch: &Tensor, p: f64, train: bool) -> candle_core::Result<Tensor> {
+    let (b, c, _, _) = branch.dims4()?;
+    match act {
+        Act::PRelu(pr) => residual_prelu(main, branch, channel_mask(b, c, p, train), pr),
+        _ => act.apply(&(main + dropout2d(branch, p, train)?)?),
     }
 }
 
@@ -107,8 +117,7 @@ impl Regular {
         for u in &self.units {
             y = u.forward_t(&y, train)?;
         }
-        let y = dropout2d(&y, self.dropout, train)?;
-        self.out.apply(&(x + y)?)
+        exit(&self.out, x, &y, self.dropout, train)
     }
 }
 
@@ -148,8 +157,7 @@ impl Down {
         for u in &self.units {
             y = u.forward_t(&y, train)?;
         }
-        let y = dropout2d(&y, self.dropout, train)?;
-        Ok((self.out.apply(&(main + y)?)?, idx))
+        Ok((exit(&self.out, &main, &y, self.dropout, train)?, idx))
     }
 }
 
@@ -189,10 +197,9 @@ impl Up {
         let main = self.main_bn.forward_t(&self.main_conv.forward(x)?, train)?;
         let main = max_unpool2d(&main, idx, 2 * h, 2 * w).map_err(candle_core::Error::wrap)?;
         let y = self.conv1.forward_t(x, train)?;
-        let y = self.act2.apply(&self.bn2.forward_t(&self.deconv.forward(&y)?, train)?)?;
+        let y = self.act2.after(&self.bn2, &self.deconv.forward(&y)?, train)?;
         let y = self.conv3.forward_t(&y, train)?;
-        let y = dropout2d(&y, self.dropout, train)?;
-        self.out.apply(&(main + y)?)
+        exit(&self.out, &main, &y, self.dropout, train)
     }
 }
 

@@ -212,6 +212,15 @@ impl Act {
         }
     }
 
+    /// `bn` then this activation; a PReLU is fused into the batch-norm op on the CPU.
+    pub fn after(&self, bn: &BatchNorm, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        match self {
+            Act::PRelu(p) => bn.forward_act(x, Some(p.weight()), train),
+            Act::Relu => bn.forward_relu(x, train),
+            Act::Identity => self.apply(&bn.forward_t(x, train)?),
+        }
+    }
+
     /// A per-channel PReLU named `name` under `vb`.
     pub fn prelu(c: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Act::PRelu(PRelu::new(c, vb)?))
@@ -237,8 +246,7 @@ impl ConvBnAct {
 impl ModuleT for ConvBnAct {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let y = self.conv.forward(x)?;
-        let y = self.bn.forward_t(&y, train)?;
-        self.act.apply(&y)
+        self.act.after(&self.bn, &y, train)
     }
 }
 
@@ -246,15 +254,21 @@ impl ModuleT for ConvBnAct {
 /// regulariser); identity at evaluation. The masks come from [`crate::random`]'s global
 /// seeded generator, so training runs are reproducible.
 pub fn dropout2d(x: &Tensor, p: f64, train: bool) -> candle_core::Result<Tensor> {
-    if !train || p <= 0.0 {
-        return Ok(x.clone());
-    }
     let (b, c, _, _) = x.dims4()?;
-    let mask = crate::random::bernoulli_mask(b * c, 1.0 - p);
+    match channel_mask(b, c, p, train) {
+        None => Ok(x.clone()),
+        Some(mask) => x.broadcast_mul(&Tensor::from_vec(mask, (b, c, 1, 1), x.device())?.to_dtype(x.dtype())?),
+    }
+}
+
+/// The `b·c` channel scales of spatial dropout (`0` or `1 / (1 − p)`), from [`crate::random`]'s
+/// seeded global generator; `None` at evaluation or for `p ≤ 0`.
+pub fn channel_mask(b: usize, c: usize, p: f64, train: bool) -> Option<Vec<f32>> {
+    if !train || p <= 0.0 {
+        return None;
+    }
     let scale = (1.0 / (1.0 - p)) as f32;
-    let mask: Vec<f32> = mask.into_iter().map(|k| if k { scale } else { 0.0 }).collect();
-    let mask = Tensor::from_vec(mask, (b, c, 1, 1), x.device())?.to_dtype(x.dtype())?;
-    x.broadcast_mul(&mask)
+    Some(crate::random::bernoulli_mask(b * c, 1.0 - p).into_iter().map(|k| if k { scale } else { 0.0 }).collect())
 }
 
 /// Element-wise dropout with probability `p` in training, identity at evaluation; masks from

@@ -21,6 +21,16 @@ impl PRelu {
         Ok(PRelu { weight: vb.get_with_hints(c, "weight", candle_nn::init::Init::Const(0.25))? })
     }
 
+    /// A PReLU with the given slopes `[C]`.
+    pub fn from_weight(weight: Tensor) -> Self {
+        PRelu { weight }
+    }
+
+    /// The slopes `[C]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
     /// The composed form (any device and dtype).
     pub fn forward_composed(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut shape = vec![1; x.rank()];
@@ -40,6 +50,130 @@ impl candle_core::Module for PRelu {
         } else {
             self.forward_composed(x)
         }
+    }
+}
+
+/// ENet's bottleneck exit `PReLU(main + m ⊙ branch)`, with `m` the per-`(batch, channel)`
+/// spatial-dropout scales (`None`: no dropout): one op on the CPU with `f32` (gradients
+/// `∂main = g'`, `∂branch = m·g'`, `g' = g·(s > 0 ? 1 : a_c)`, `∂a_c = Σ_{s ≤ 0} g·s`),
+/// composed elsewhere.
+pub fn residual_prelu(
+    main: &Tensor,
+    branch: &Tensor,
+    mask: Option<Vec<f32>>,
+    prelu: &PRelu,
+) -> candle_core::Result<Tensor> {
+    let (b, c, _, _) = main.dims4()?;
+    if main.dims() != branch.dims() || c != prelu.weight.elem_count() {
+        candle_core::bail!(
+            "rwt residual PReLU: main {:?}, branch {:?}, {} slopes",
+            main.dims(),
+            branch.dims(),
+            prelu.weight.elem_count()
+        );
+    }
+    if mask.as_ref().is_some_and(|m| m.len() != b * c) {
+        candle_core::bail!("rwt residual PReLU: the dropout mask needs {} scales", b * c);
+    }
+    let f32s = [main, branch, &prelu.weight].iter().all(|t| t.dtype() == DType::F32);
+    if matches!(main.device(), Device::Cpu) && f32s {
+        return main.contiguous()?.apply_op3(&branch.contiguous()?, &prelu.weight, Residual { mask });
+    }
+    let branch = match mask {
+        Some(m) => {
+            branch.broadcast_mul(&Tensor::from_vec(m, (b, c, 1, 1), branch.device())?.to_dtype(branch.dtype())?)?
+        }
+        None => branch.clone(),
+    };
+    prelu.forward_composed(&(main + branch)?)
+}
+
+/// The fused residual op; inputs `main`, `branch`, slopes.
+struct Residual {
+    mask: Option<Vec<f32>>,
+}
+
+impl candle_core::CustomOp3 for Residual {
+    fn name(&self) -> &'static str {
+        "rwt-residual-prelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ms: &CpuStorage,
+        ml: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (m, br, a) = (slice(ms, ml)?, slice(bs, bl)?, slice(a, al)?);
+        let dims = ml.shape().dims();
+        let (nc, p) = (dims[1], plane(dims));
+        let mut y = vec![0f32; m.len()];
+        y.par_chunks_mut(p).enumerate().for_each(|(i, yo)| {
+            let (s, k) = (a[i % nc], self.mask.as_ref().map_or(1.0, |mk| mk[i]));
+            let r = i * p..(i + 1) * p;
+            for ((o, &u), &v) in yo.iter_mut().zip(&m[r.clone()]).zip(&br[r]) {
+                let z = u + k * v;
+                *o = if z > 0.0 { z } else { s * z };
+            }
+        });
+        Ok((CpuStorage::F32(y), ml.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        main: &Tensor,
+        branch: &Tensor,
+        a: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dims = main.dims().to_vec();
+        let (nc, p) = (dims[1], plane(&dims));
+        let (main, branch, grad) = (main.contiguous()?, branch.contiguous()?, grad.contiguous()?);
+        let ((ms, ml), (bs, bl), (gs, gl)) =
+            (main.storage_and_layout(), branch.storage_and_layout(), grad.storage_and_layout());
+        let (mv, bv, gv) = (super::conv::host(&ms, ml)?, super::conv::host(&bs, bl)?, super::conv::host(&gs, gl)?);
+        let av = a.to_vec1::<f32>()?;
+        let mut dm = vec![0f32; mv.len()];
+        let mut db = vec![0f32; mv.len()];
+        let per_plane: Vec<f64> = dm
+            .par_chunks_mut(p)
+            .zip(db.par_chunks_mut(p))
+            .enumerate()
+            .map(|(i, (dmo, dbo))| {
+                let (s, k) = (av[i % nc], self.mask.as_ref().map_or(1.0, |mk| mk[i]));
+                let r = i * p..(i + 1) * p;
+                let mut da = 0f32;
+                for ((((om, ob), &g), &u), &v) in
+                    dmo.iter_mut().zip(dbo.iter_mut()).zip(&gv[r.clone()]).zip(&mv[r.clone()]).zip(&bv[r])
+                {
+                    let z = u + k * v;
+                    let gz = if z > 0.0 {
+                        g
+                    } else {
+                        da += g * z;
+                        s * g
+                    };
+                    *om = gz;
+                    *ob = k * gz;
+                }
+                da as f64
+            })
+            .collect();
+        let mut da = vec![0f64; nc];
+        for (i, v) in per_plane.into_iter().enumerate() {
+            da[i % nc] += v;
+        }
+        let dev = main.device();
+        let da = Tensor::from_vec(da.into_iter().map(|v| v as f32).collect::<Vec<_>>(), nc, dev)?;
+        Ok((
+            Some(Tensor::from_vec(dm, dims.as_slice(), dev)?),
+            Some(Tensor::from_vec(db, dims.as_slice(), dev)?),
+            Some(da),
+        ))
     }
 }
 
@@ -149,6 +283,42 @@ mod tests {
         for (k, (f, c)) in fused.iter().zip(&composed).enumerate() {
             let d = f.iter().zip(c).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
             assert!(d < 1e-5, "quantity {k}: {d}");
+        }
+    }
+
+    /// The fused bottleneck exit against `PReLU(main + mask ⊙ branch)` from candle ops.
+    #[test]
+    fn residual_matches_composed() {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(6);
+        let m = Var::from_tensor(&crate::random::normal(&mut rng, (2, 3, 4, 5), 1.0, &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&crate::random::normal(&mut rng, (2, 3, 4, 5), 1.0, &dev).unwrap()).unwrap();
+        let g = crate::random::normal(&mut rng, (2, 3, 4, 5), 1.0, &dev).unwrap();
+        let a = Var::from_tensor(&Tensor::new(&[0.25f32, -0.5, 0.0], &dev).unwrap()).unwrap();
+        let p = PRelu { weight: a.as_tensor().clone() };
+        let run = |y: Tensor| {
+            let gs = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            [
+                v(&y),
+                v(gs.get(m.as_tensor()).unwrap()),
+                v(gs.get(b.as_tensor()).unwrap()),
+                v(gs.get(a.as_tensor()).unwrap()),
+            ]
+        };
+        for mask in [None, Some(vec![2.0f32, 0.0, 2.0, 2.0, 0.0, 2.0])] {
+            let fused = run(residual_prelu(m.as_tensor(), b.as_tensor(), mask.clone(), &p).unwrap());
+            let scaled = match &mask {
+                Some(k) => {
+                    b.as_tensor().broadcast_mul(&Tensor::from_vec(k.clone(), (2, 3, 1, 1), &dev).unwrap()).unwrap()
+                }
+                None => b.as_tensor().clone(),
+            };
+            let composed = run(p.forward_composed(&(m.as_tensor() + scaled).unwrap()).unwrap());
+            for (k, (f, c)) in fused.iter().zip(&composed).enumerate() {
+                let d = f.iter().zip(c).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                assert!(d < 1e-5, "mask {:?} quantity {k}: {d}", mask.is_some());
+            }
         }
     }
 }

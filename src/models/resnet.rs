@@ -43,8 +43,8 @@ impl Bottleneck {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
-        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?.relu()?;
+        let y = self.bn1.forward_relu(&self.conv1.forward(x)?, train)?;
+        let y = self.bn2.forward_relu(&self.conv2.forward(&y)?, train)?;
         let y = self.bn3.forward_t(&self.conv3.forward(&y)?, train)?;
         let shortcut = match &self.downsample {
             Some((c, bn)) => bn.forward_t(&c.forward(x)?, train)?,
@@ -96,7 +96,7 @@ impl ResNet101 {
 
     /// `layer4`'s output (stride 8).
     pub(crate) fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let y = self.bn1.forward_relu(&self.conv1.forward(x)?, train)?;
         // 3×3 max-pool, stride 2, padding 1.
         // Replicating the border is the same as padding with −∞ for a max: a window that
         // reaches into the border also holds the border pixel itself.

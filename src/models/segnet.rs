@@ -85,7 +85,7 @@ impl Segmenter for SegNet {
             let (_, _, h, w) = idx.dims4()?;
             y = max_unpool2d(&y, idx, 2 * h, 2 * w)?;
             for (conv, bn) in stage {
-                y = bn.forward_t(&conv.forward(&y)?, train)?.relu()?;
+                y = bn.forward_relu(&conv.forward(&y)?, train)?;
             }
         }
         let logits = self.classifier.forward(&y)?;

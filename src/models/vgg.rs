@@ -4,7 +4,7 @@
 
 use super::layers::{batch_norm, BatchNorm, Conv, ConvSpec};
 use crate::Result;
-use candle_core::{Module, ModuleT, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
 /// Channels of the five blocks and their number of convolutions.
@@ -48,10 +48,10 @@ impl Vgg16 {
         let mut y = x.clone();
         for (conv, bn) in &self.blocks[k] {
             y = conv.forward(&y)?;
-            if let Some(bn) = bn {
-                y = bn.forward_t(&y, train)?;
-            }
-            y = y.relu()?;
+            y = match bn {
+                Some(bn) => bn.forward_relu(&y, train)?,
+                None => y.relu()?,
+            };
         }
         Ok(y)
     }
