@@ -261,89 +261,89 @@ impl CustomOp2 for FusedBatchNorm {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dims = x.dims().to_vec();
         let (b, nc, plane) = (dims[0], dims[1], dims[2] * dims[3]);
-        let (x, grad) = (x.contiguous()?, grad.contiguous()?);
-        let ((xs, xl), (gs, gl)) = (x.storage_and_layout(), grad.storage_and_layout());
-        let (xv, gv) = (super::conv::host(&xs, xl)?, super::conv::host(&gs, gl)?);
-        let pv = params.flatten_all()?.to_vec1::<f32>()?;
-        let (gam, beta, alpha) = rows(&pv, nc);
-        let (mean, _, inv) = self.moments(xv, &dims);
-        // The gradient reaching the batch-norm output: through the PReLU when there is one
-        // (z = γx̂ + β recomputed), with α's gradient Σ_{z ≤ 0} g·z.
-        let pre = |c: usize| {
-            let a = (gam[c] as f64 * inv[c]) as f32;
-            let o = (beta[c] as f64 - mean[c] * gam[c] as f64 * inv[c]) as f32;
-            (a, o, alpha.map(|al| al[c]))
-        };
-        #[inline]
-        fn through(g: f32, xx: f32, (a, o, s): (f32, f32, Option<f32>)) -> (f32, f32) {
-            match s {
-                Some(s) => {
-                    let z = xx * a + o;
-                    if z > 0.0 {
-                        (g, 0.0)
-                    } else {
-                        (s * g, g * z)
+        super::conv::with_host(&[x, grad], |v| {
+            let (xv, gv) = (v[0], v[1]);
+            let pv = params.flatten_all()?.to_vec1::<f32>()?;
+            let (gam, beta, alpha) = rows(&pv, nc);
+            let (mean, _, inv) = self.moments(xv, &dims);
+            // The gradient reaching the batch-norm output: through the PReLU when there is one
+            // (z = γx̂ + β recomputed), with α's gradient Σ_{z ≤ 0} g·z.
+            let pre = |c: usize| {
+                let a = (gam[c] as f64 * inv[c]) as f32;
+                let o = (beta[c] as f64 - mean[c] * gam[c] as f64 * inv[c]) as f32;
+                (a, o, alpha.map(|al| al[c]))
+            };
+            #[inline]
+            fn through(g: f32, xx: f32, (a, o, s): (f32, f32, Option<f32>)) -> (f32, f32) {
+                match s {
+                    Some(s) => {
+                        let z = xx * a + o;
+                        if z > 0.0 {
+                            (g, 0.0)
+                        } else {
+                            (s * g, g * z)
+                        }
                     }
-                }
-                None => (g, 0.0),
-            }
-        }
-        // Σ g_z, Σ g_z·x̂ and Σ g·z (z ≤ 0) per channel.
-        let sums: Vec<(f64, f64, f64)> = (0..nc)
-            .into_par_iter()
-            .map(|c| {
-                let (mut sg, mut sgx, mut sa) = (0f64, 0f64, 0f64);
-                let mu = mean[c] as f32;
-                let k = pre(c);
-                for n in 0..b {
-                    let r = (n * nc + c) * plane..(n * nc + c + 1) * plane;
-                    let (mut a, mut a2, mut a3) = (0f32, 0f32, 0f32);
-                    for (&g, &xx) in gv[r.clone()].iter().zip(&xv[r]) {
-                        let (gz, ga) = through(g, xx, k);
-                        a += gz;
-                        a2 += gz * (xx - mu);
-                        a3 += ga;
-                    }
-                    sg += a as f64;
-                    sgx += a2 as f64;
-                    sa += a3 as f64;
-                }
-                (sg, sgx * inv[c], sa)
-            })
-            .collect();
-        let m = (b * plane) as f64;
-        let train = self.running.is_none();
-        let mut dx = vec![0f32; xv.len()];
-        dx.par_chunks_mut(plane).enumerate().for_each(|(i, d)| {
-            let c = i % nc;
-            let r = i * plane..(i + 1) * plane;
-            let k = gam[c] as f64 * inv[c];
-            let p = pre(c);
-            let a = k as f32;
-            if train {
-                // ∂x = k·(g_z − ∂β/M − x̂·∂γ/M) with x̂ = (x − μ)·σ⁻¹.
-                let (db, dg, _) = sums[c];
-                let off = (k * db / m) as f32;
-                let slope = (k * dg * inv[c] / m) as f32;
-                let mu = mean[c] as f32;
-                for ((o, &g), &xx) in d.iter_mut().zip(&gv[r.clone()]).zip(&xv[r]) {
-                    *o = a * through(g, xx, p).0 - off - slope * (xx - mu);
-                }
-            } else {
-                for ((o, &g), &xx) in d.iter_mut().zip(&gv[r.clone()]).zip(&xv[r]) {
-                    *o = a * through(g, xx, p).0;
+                    None => (g, 0.0),
                 }
             }
-        });
-        let dev = x.device();
-        let dx = Tensor::from_vec(dx, dims.as_slice(), dev)?;
-        let mut dp: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
-        dp.extend(sums.iter().map(|s| s.0 as f32));
-        if alpha.is_some() {
-            dp.extend(sums.iter().map(|s| s.2 as f32));
-        }
-        let dp = Tensor::from_vec(dp, params.shape(), dev)?;
-        Ok((Some(dx), Some(dp)))
+            // Σ g_z, Σ g_z·x̂ and Σ g·z (z ≤ 0) per channel.
+            let sums: Vec<(f64, f64, f64)> = (0..nc)
+                .into_par_iter()
+                .map(|c| {
+                    let (mut sg, mut sgx, mut sa) = (0f64, 0f64, 0f64);
+                    let mu = mean[c] as f32;
+                    let k = pre(c);
+                    for n in 0..b {
+                        let r = (n * nc + c) * plane..(n * nc + c + 1) * plane;
+                        let (mut a, mut a2, mut a3) = (0f32, 0f32, 0f32);
+                        for (&g, &xx) in gv[r.clone()].iter().zip(&xv[r]) {
+                            let (gz, ga) = through(g, xx, k);
+                            a += gz;
+                            a2 += gz * (xx - mu);
+                            a3 += ga;
+                        }
+                        sg += a as f64;
+                        sgx += a2 as f64;
+                        sa += a3 as f64;
+                    }
+                    (sg, sgx * inv[c], sa)
+                })
+                .collect();
+            let m = (b * plane) as f64;
+            let train = self.running.is_none();
+            let mut dx = vec![0f32; xv.len()];
+            dx.par_chunks_mut(plane).enumerate().for_each(|(i, d)| {
+                let c = i % nc;
+                let r = i * plane..(i + 1) * plane;
+                let k = gam[c] as f64 * inv[c];
+                let p = pre(c);
+                let a = k as f32;
+                if train {
+                    // ∂x = k·(g_z − ∂β/M − x̂·∂γ/M) with x̂ = (x − μ)·σ⁻¹.
+                    let (db, dg, _) = sums[c];
+                    let off = (k * db / m) as f32;
+                    let slope = (k * dg * inv[c] / m) as f32;
+                    let mu = mean[c] as f32;
+                    for ((o, &g), &xx) in d.iter_mut().zip(&gv[r.clone()]).zip(&xv[r]) {
+                        *o = a * through(g, xx, p).0 - off - slope * (xx - mu);
+                    }
+                } else {
+                    for ((o, &g), &xx) in d.iter_mut().zip(&gv[r.clone()]).zip(&xv[r]) {
+                        *o = a * through(g, xx, p).0;
+                    }
+                }
+            });
+            let dev = x.device();
+            let dx = Tensor::from_vec(dx, dims.as_slice(), dev)?;
+            let mut dp: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+            dp.extend(sums.iter().map(|s| s.0 as f32));
+            if alpha.is_some() {
+                dp.extend(sums.iter().map(|s| s.2 as f32));
+            }
+            let dp = Tensor::from_vec(dp, params.shape(), dev)?;
+            Ok((Some(dx), Some(dp)))
+        })
     }
 }
 

@@ -160,6 +160,18 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&
     }
 }
 
+/// Runs `f` on the `f32` values of CPU tensors, borrowed from their storages (copied first
+/// only where a tensor is not contiguous): the backward passes' view of their inputs.
+pub(crate) fn with_host<R>(
+    ts: &[&Tensor],
+    f: impl FnOnce(&[&[f32]]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let owned = ts.iter().map(|t| t.contiguous()).collect::<candle_core::Result<Vec<_>>>()?;
+    let guards: Vec<_> = owned.iter().map(|t| t.storage_and_layout()).collect();
+    let slices = guards.iter().map(|(s, l)| host(s, l)).collect::<candle_core::Result<Vec<_>>>()?;
+    f(&slices)
+}
+
 /// The `f32` values of a contiguous CPU tensor's storage, borrowed (no copy).
 pub(crate) fn host<'a>(s: &'a candle_core::Storage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     match s {
@@ -245,30 +257,29 @@ impl CustomOp2 for Conv2d {
         let g = self.geometry(x.dims(), w.dims());
         let (b, co) = (x.dim(0)?, w.dim(0)?);
         let (oh, ow) = g.out();
-        let (x, w, grad) = (x.contiguous()?, w.contiguous()?, grad.contiguous()?);
-        let ((xs, xl), (ws, wl), (gs, gl)) =
-            (x.storage_and_layout(), w.storage_and_layout(), grad.storage_and_layout());
-        let (xv, wv, gv) = (host(&xs, xl)?, host(&ws, wl)?, host(&gs, gl)?);
-        let plane = co * oh * ow;
-        let mut dw = vec![0f32; co * g.rows()];
-        for_each_cols(xv, b, &g, |n, cols| {
-            matmul(&mut dw, co, g.rows(), oh * ow, &gv[n * plane..(n + 1) * plane], false, cols, true, n > 0);
-        });
-        let img = g.c * g.h * g.w;
-        let mut dx = vec![0f32; b * img];
-        let mut dcols = vec![0f32; g.rows() * oh * ow];
-        for n in 0..b {
-            let gb = &gv[n * plane..(n + 1) * plane];
-            let dxb = &mut dx[n * img..(n + 1) * img];
-            if g.is_identity() {
-                matmul(dxb, g.rows(), oh * ow, co, wv, true, gb, false, false);
-            } else {
-                matmul(&mut dcols, g.rows(), oh * ow, co, wv, true, gb, false, false);
-                g.col2im(&dcols, dxb);
+        with_host(&[x, w, grad], |v| {
+            let (xv, wv, gv) = (v[0], v[1], v[2]);
+            let plane = co * oh * ow;
+            let mut dw = vec![0f32; co * g.rows()];
+            for_each_cols(xv, b, &g, |n, cols| {
+                matmul(&mut dw, co, g.rows(), oh * ow, &gv[n * plane..(n + 1) * plane], false, cols, true, n > 0);
+            });
+            let img = g.c * g.h * g.w;
+            let mut dx = vec![0f32; b * img];
+            let mut dcols = vec![0f32; g.rows() * oh * ow];
+            for n in 0..b {
+                let gb = &gv[n * plane..(n + 1) * plane];
+                let dxb = &mut dx[n * img..(n + 1) * img];
+                if g.is_identity() {
+                    matmul(dxb, g.rows(), oh * ow, co, wv, true, gb, false, false);
+                } else {
+                    matmul(&mut dcols, g.rows(), oh * ow, co, wv, true, gb, false, false);
+                    g.col2im(&dcols, dxb);
+                }
             }
-        }
-        let dev = x.device();
-        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dw, w.shape(), dev)?)))
+            let dev = x.device();
+            Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dw, w.shape(), dev)?)))
+        })
     }
 }
 
@@ -337,19 +348,18 @@ impl CustomOp2 for ConvTranspose2d {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let g = self.geometry(x.dims(), w.dims());
         let (b, ci, hw) = (x.dim(0)?, x.dim(1)?, x.dim(2)? * x.dim(3)?);
-        let (x, w, grad) = (x.contiguous()?, w.contiguous()?, grad.contiguous()?);
-        let ((xs, xl), (ws, wl), (gs, gl)) =
-            (x.storage_and_layout(), w.storage_and_layout(), grad.storage_and_layout());
-        let (xv, wv, gv) = (host(&xs, xl)?, host(&ws, wl)?, host(&gs, gl)?);
-        let mut dx = vec![0f32; b * ci * hw];
-        let mut dw = vec![0f32; ci * g.rows()];
-        for_each_cols(gv, b, &g, |n, cols| {
-            let xb = &xv[n * ci * hw..(n + 1) * ci * hw];
-            matmul(&mut dx[n * ci * hw..(n + 1) * ci * hw], ci, hw, g.rows(), wv, false, cols, false, false);
-            matmul(&mut dw, ci, g.rows(), hw, xb, false, cols, true, n > 0);
-        });
-        let dev = x.device();
-        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dw, w.shape(), dev)?)))
+        with_host(&[x, w, grad], |v| {
+            let (xv, wv, gv) = (v[0], v[1], v[2]);
+            let mut dx = vec![0f32; b * ci * hw];
+            let mut dw = vec![0f32; ci * g.rows()];
+            for_each_cols(gv, b, &g, |n, cols| {
+                let xb = &xv[n * ci * hw..(n + 1) * ci * hw];
+                matmul(&mut dx[n * ci * hw..(n + 1) * ci * hw], ci, hw, g.rows(), wv, false, cols, false, false);
+                matmul(&mut dw, ci, g.rows(), hw, xb, false, cols, true, n > 0);
+            });
+            let dev = x.device();
+            Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dw, w.shape(), dev)?)))
+        })
     }
 }
 

@@ -132,48 +132,47 @@ impl candle_core::CustomOp3 for Residual {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dims = main.dims().to_vec();
         let (nc, p) = (dims[1], plane(&dims));
-        let (main, branch, grad) = (main.contiguous()?, branch.contiguous()?, grad.contiguous()?);
-        let ((ms, ml), (bs, bl), (gs, gl)) =
-            (main.storage_and_layout(), branch.storage_and_layout(), grad.storage_and_layout());
-        let (mv, bv, gv) = (super::conv::host(&ms, ml)?, super::conv::host(&bs, bl)?, super::conv::host(&gs, gl)?);
-        let av = a.to_vec1::<f32>()?;
-        let mut dm = vec![0f32; mv.len()];
-        let mut db = vec![0f32; mv.len()];
-        let per_plane: Vec<f64> = dm
-            .par_chunks_mut(p)
-            .zip(db.par_chunks_mut(p))
-            .enumerate()
-            .map(|(i, (dmo, dbo))| {
-                let (s, k) = (av[i % nc], self.mask.as_ref().map_or(1.0, |mk| mk[i]));
-                let r = i * p..(i + 1) * p;
-                let mut da = 0f32;
-                for ((((om, ob), &g), &u), &v) in
-                    dmo.iter_mut().zip(dbo.iter_mut()).zip(&gv[r.clone()]).zip(&mv[r.clone()]).zip(&bv[r])
-                {
-                    let z = u + k * v;
-                    let gz = if z > 0.0 {
-                        g
-                    } else {
-                        da += g * z;
-                        s * g
-                    };
-                    *om = gz;
-                    *ob = k * gz;
-                }
-                da as f64
-            })
-            .collect();
-        let mut da = vec![0f64; nc];
-        for (i, v) in per_plane.into_iter().enumerate() {
-            da[i % nc] += v;
-        }
-        let dev = main.device();
-        let da = Tensor::from_vec(da.into_iter().map(|v| v as f32).collect::<Vec<_>>(), nc, dev)?;
-        Ok((
-            Some(Tensor::from_vec(dm, dims.as_slice(), dev)?),
-            Some(Tensor::from_vec(db, dims.as_slice(), dev)?),
-            Some(da),
-        ))
+        super::conv::with_host(&[main, branch, grad], |v| {
+            let (mv, bv, gv) = (v[0], v[1], v[2]);
+            let av = a.to_vec1::<f32>()?;
+            let mut dm = vec![0f32; mv.len()];
+            let mut db = vec![0f32; mv.len()];
+            let per_plane: Vec<f64> = dm
+                .par_chunks_mut(p)
+                .zip(db.par_chunks_mut(p))
+                .enumerate()
+                .map(|(i, (dmo, dbo))| {
+                    let (s, k) = (av[i % nc], self.mask.as_ref().map_or(1.0, |mk| mk[i]));
+                    let r = i * p..(i + 1) * p;
+                    let mut da = 0f32;
+                    for ((((om, ob), &g), &u), &v) in
+                        dmo.iter_mut().zip(dbo.iter_mut()).zip(&gv[r.clone()]).zip(&mv[r.clone()]).zip(&bv[r])
+                    {
+                        let z = u + k * v;
+                        let gz = if z > 0.0 {
+                            g
+                        } else {
+                            da += g * z;
+                            s * g
+                        };
+                        *om = gz;
+                        *ob = k * gz;
+                    }
+                    da as f64
+                })
+                .collect();
+            let mut da = vec![0f64; nc];
+            for (i, v) in per_plane.into_iter().enumerate() {
+                da[i % nc] += v;
+            }
+            let dev = main.device();
+            let da = Tensor::from_vec(da.into_iter().map(|v| v as f32).collect::<Vec<_>>(), nc, dev)?;
+            Ok((
+                Some(Tensor::from_vec(dm, dims.as_slice(), dev)?),
+                Some(Tensor::from_vec(db, dims.as_slice(), dev)?),
+                Some(da),
+            ))
+        })
     }
 }
 
@@ -225,37 +224,37 @@ impl CustomOp2 for FusedPRelu {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dims = x.dims().to_vec();
         let (nc, p) = (dims[1], plane(&dims));
-        let (x, grad) = (x.contiguous()?, grad.contiguous()?);
-        let ((xs, xl), (gs, gl)) = (x.storage_and_layout(), grad.storage_and_layout());
-        let (xv, gv) = (super::conv::host(&xs, xl)?, super::conv::host(&gs, gl)?);
-        let av = a.to_vec1::<f32>()?;
-        let mut dx = vec![0f32; xv.len()];
-        let per_plane: Vec<f64> = dx
-            .par_chunks_mut(p)
-            .enumerate()
-            .map(|(i, d)| {
-                let s = av[i % nc];
-                let r = i * p..(i + 1) * p;
-                let mut da = 0f32;
-                for ((o, &g), &v) in d.iter_mut().zip(&gv[r.clone()]).zip(&xv[r]) {
-                    if v > 0.0 {
-                        *o = g;
-                    } else {
-                        *o = s * g;
-                        da += g * v;
+        super::conv::with_host(&[x, grad], |v| {
+            let (xv, gv) = (v[0], v[1]);
+            let av = a.to_vec1::<f32>()?;
+            let mut dx = vec![0f32; xv.len()];
+            let per_plane: Vec<f64> = dx
+                .par_chunks_mut(p)
+                .enumerate()
+                .map(|(i, d)| {
+                    let s = av[i % nc];
+                    let r = i * p..(i + 1) * p;
+                    let mut da = 0f32;
+                    for ((o, &g), &v) in d.iter_mut().zip(&gv[r.clone()]).zip(&xv[r]) {
+                        if v > 0.0 {
+                            *o = g;
+                        } else {
+                            *o = s * g;
+                            da += g * v;
+                        }
                     }
-                }
-                da as f64
-            })
-            .collect();
-        let mut da = vec![0f64; nc];
-        for (i, v) in per_plane.into_iter().enumerate() {
-            da[i % nc] += v;
-        }
-        let dev = x.device();
-        let dx = Tensor::from_vec(dx, dims.as_slice(), dev)?;
-        let da = Tensor::from_vec(da.into_iter().map(|v| v as f32).collect::<Vec<_>>(), nc, dev)?;
-        Ok((Some(dx), Some(da)))
+                    da as f64
+                })
+                .collect();
+            let mut da = vec![0f64; nc];
+            for (i, v) in per_plane.into_iter().enumerate() {
+                da[i % nc] += v;
+            }
+            let dev = x.device();
+            let dx = Tensor::from_vec(dx, dims.as_slice(), dev)?;
+            let da = Tensor::from_vec(da.into_iter().map(|v| v as f32).collect::<Vec<_>>(), nc, dev)?;
+            Ok((Some(dx), Some(da)))
+        })
     }
 }
 
