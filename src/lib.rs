@@ -31,6 +31,7 @@
 //! | data: CamVid, Cityscapes, GTA5, augmentation, loader, hub cache | [`data`] | `02-data` |
 //! | segmenters (ENet, SegNet, FCN-8s, DeepLab-v2), latent and penultimate maps, pretrained encoders | [`models`] | `03-segmenters` |
 //! | metrics: confusion matrix, IoU, group mIoU, severity cost | [`metrics`] | 05 (planned) |
+//! | training protocol: SGD with momentum, poly / linear decay | [`optim`] | 05 (planned) |
 //! | plots | [`plot`] | all |
 //!
 //! ## A first example
@@ -60,6 +61,7 @@ pub mod loss;
 pub mod metrics;
 pub mod models;
 mod numeric;
+pub mod optim;
 pub mod ot;
 pub mod plot;
 pub mod random;

@@ -209,3 +209,21 @@ fn summary_counts_parameters_and_multiply_adds() {
     assert_eq!(s2.macs(), 4 * s.macs());
     assert!(summary::summarize(net.as_ref(), &vm, (0, 5), 1).is_err());
 }
+
+/// Initial weights are reproducible from a seed and follow the Kaiming-normal rule.
+#[test]
+fn seeded_initialisation_is_reproducible() {
+    let cfg = SegmenterConfig::new(11);
+    let first = |seed| {
+        let (vm, _) = weights::build_seeded(ModelKind::Enet, &cfg, &Device::Cpu, seed).unwrap();
+        let data = vm.data().lock().unwrap();
+        data["b2_1.conv2.weight"].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let (a, b, c) = (first(3), first(3), first(4));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    // b2_1.conv2: 32 → 32 channels, 3 × 3: std = sqrt(2 / 288) = 0.0833.
+    let n = a.len() as f64;
+    let sd = (a.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n).sqrt();
+    assert!((sd - (2.0f64 / 288.0).sqrt()).abs() < 0.006, "std {sd}");
+}

@@ -183,13 +183,48 @@ pub fn parameter_count(varmap: &VarMap) -> usize {
         .sum()
 }
 
-/// A fresh `VarMap` and the network of `kind` built in it (f32, on `device`).
+/// A fresh `VarMap` and the network of `kind` built in it (f32, on `device`), its kernels
+/// drawn by [`seeded_init`] with seed 0: the same call gives the same network.
 pub fn build(
     kind: super::ModelKind,
     cfg: &super::SegmenterConfig,
     device: &Device,
 ) -> Result<(VarMap, Box<dyn super::Segmenter>)> {
+    build_seeded(kind, cfg, device, 0)
+}
+
+/// [`build`] with the initial kernels drawn from `seed`.
+pub fn build_seeded(
+    kind: super::ModelKind,
+    cfg: &super::SegmenterConfig,
+    device: &Device,
+    seed: u64,
+) -> Result<(VarMap, Box<dyn super::Segmenter>)> {
     let vm = VarMap::new();
     let net = kind.build(cfg, candle_nn::VarBuilder::from_varmap(&vm, DType::F32, device))?;
+    seeded_init(&vm, seed)?;
     Ok((vm, net))
+}
+
+/// Redraws every convolution kernel of `varmap` (a 4-d variable named `…weight`) from
+/// `N(0, 2 / fan_in)` with `fan_in = dims[1]·kh·kw` — the Kaiming-normal rule the layers are
+/// created with — from a generator seeded with `seed`, in name order, so that initial weights
+/// are reproducible (candle's CPU generator cannot be seeded). Other variables keep their
+/// constant initial values.
+pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
+    let data = varmap.data().lock().map_err(|_| Error::invalid("varmap", "lock", "poisoned"))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = crate::random::seeded(seed);
+    for name in names {
+        let var = &data[name];
+        if let [_, c, kh, kw] = *var.dims() {
+            if name.ends_with("weight") {
+                let std = (2.0 / (c * kh * kw).max(1) as f64).sqrt();
+                let w = crate::random::normal(&mut rng, var.shape(), std, var.device())?.to_dtype(var.dtype())?;
+                var.set(&w)?;
+            }
+        }
+    }
+    Ok(())
 }
