@@ -32,6 +32,7 @@
 //! | segmenters (ENet, SegNet, FCN-8s, DeepLab-v2), latent and penultimate maps, pretrained encoders | [`models`] | `03-segmenters` |
 //! | metrics: confusion matrix, IoU, group mIoU, severity cost | [`metrics`] | 05 (planned) |
 //! | training protocol: SGD with momentum, poly / linear decay | [`optim`] | 05 (planned) |
+//! | training and evaluation with any loss (CE, IAL, W, CE + λW) | [`train`] | 05 (planned) |
 //! | plots | [`plot`] | all |
 //!
 //! ## A first example
@@ -65,6 +66,7 @@ pub mod optim;
 pub mod ot;
 pub mod plot;
 pub mod random;
+pub mod train;
 pub mod transform;
 
 pub use candle_core;

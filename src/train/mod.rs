@@ -1,0 +1,110 @@
+//! Training and evaluation of a segmenter with any [`Objective`]: one pass over a loader with
+//! an optimiser step per batch ([`train_epoch`]), and evaluation into a
+//! [`ConfusionMatrix`] ([`evaluate`]) from which IoU, group mIoU and the severity cost follow.
+//!
+//! The paper's protocol — train with cross-entropy, then fine-tune with IAL or `W` under a
+//! ground matrix — is a sequence of these calls with [`crate::optim::Sgd`] and a
+//! [`crate::optim::Schedule`].
+
+mod objective;
+
+pub use objective::Objective;
+
+use crate::data::Loader;
+use crate::loss::LossConfig;
+use crate::metrics::ConfusionMatrix;
+use crate::models::Segmenter;
+use crate::optim::{Schedule, Sgd};
+use crate::{Error, Result};
+
+/// What one training epoch did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochStats {
+    /// The loss of every batch, in order.
+    pub losses: Vec<f64>,
+    /// The learning rate of every batch.
+    pub rates: Vec<f64>,
+}
+
+impl EpochStats {
+    /// Mean batch loss.
+    pub fn mean_loss(&self) -> f64 {
+        self.losses.iter().sum::<f64>() / self.losses.len().max(1) as f64
+    }
+}
+
+/// The step counter and schedule that set each batch's learning rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Base learning rate.
+    pub base_rate: f64,
+    /// The decay over the whole run.
+    pub schedule: Schedule,
+    /// Steps taken so far (updated by [`train_epoch`]).
+    pub step: usize,
+    /// Steps of the whole run.
+    pub total_steps: usize,
+    /// A log line every this many batches (0: none).
+    pub log_every: usize,
+}
+
+/// One epoch: for every batch of `loader.epoch(epoch)`, the objective on the segmenter's logits
+/// (training mode), its backward pass and an SGD step at the scheduled rate. A non-finite loss
+/// stops with an error naming the batch (the weights are left as they were before that step).
+/// `log` receives one line per `progress.log_every` batches.
+pub fn train_epoch(
+    net: &dyn Segmenter,
+    objective: &Objective,
+    opt: &mut Sgd,
+    loader: &Loader,
+    epoch: usize,
+    progress: &mut Progress,
+    mut log: impl FnMut(&str),
+) -> Result<EpochStats> {
+    objective.validate(net.num_classes())?;
+    let cfg = LossConfig { ignore_index: Some(loader.dataset().classes().ignore_index), ..Default::default() };
+    let mut stats = EpochStats { losses: vec![], rates: vec![] };
+    for (k, batch) in loader.epoch(epoch).enumerate() {
+        let batch = batch?;
+        let rate = progress.schedule.rate(progress.base_rate, progress.step, progress.total_steps)?;
+        opt.set_learning_rate(rate)?;
+        let out = net.forward_all(&batch.images, true)?;
+        let loss = objective.loss(&out.logits, &batch.labels, cfg)?;
+        let value = loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            return Err(Error::invalid(
+                "training loss",
+                value,
+                format!("at epoch {epoch}, batch {k} ({:?})", batch.names),
+            ));
+        }
+        opt.backward_step(&loss)?;
+        progress.step += 1;
+        stats.losses.push(value);
+        stats.rates.push(rate);
+        if progress.log_every > 0 && (k + 1) % progress.log_every == 0 {
+            log(&format!("epoch {epoch} batch {} loss {value:.4} lr {rate:.2e}", k + 1));
+        }
+    }
+    Ok(stats)
+}
+
+/// Runs the segmenter (evaluation mode) over every batch of `loader.epoch(0)` and counts
+/// predictions against labels (the dataset's void label ignored).
+pub fn evaluate(net: &dyn Segmenter, loader: &Loader) -> Result<ConfusionMatrix> {
+    let classes = loader.dataset().classes();
+    if classes.len() != net.num_classes() {
+        return Err(Error::ClassCount {
+            what: "dataset vs segmenter classes",
+            expected: net.num_classes(),
+            got: classes.len(),
+        });
+    }
+    let mut cm = ConfusionMatrix::for_classes(classes);
+    for batch in loader.epoch(0) {
+        let batch = batch?;
+        let out = net.forward_all(&batch.images, false)?;
+        cm.update_tensors(&out.logits, &batch.labels)?;
+    }
+    Ok(cm)
+}
