@@ -11,8 +11,10 @@
 //! ```
 //!
 //! instead of the dozen element-wise candle ops (each a fresh full-size tensor, forward and
-//! backward) that a composed layer costs; elsewhere the layer is composed from candle ops, and
-//! the two agree (tested).
+//! backward) that a composed layer costs. A PReLU (or a ReLU, slope 0) after the layer folds
+//! into the same op ([`BatchNorm::forward_act`], [`BatchNorm::forward_relu`]): `g` above is then
+//! the activation's gradient `g·(z > 0 ? 1 : α)` at `z = γ·x̂ + β`, and `∂α = Σ_{z ≤ 0} g·z`.
+//! Elsewhere the layer is composed from candle ops, and the two agree (tested).
 
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, Var, D};
