@@ -19,6 +19,7 @@ use candle_core::{Tensor, Var};
 /// `g ← ∇ + λ·p`, `b ← μ·b + g` (`b = g` at the first step), `p ← p − η·b`.
 #[derive(Debug)]
 pub struct Sgd {
+    names: Vec<String>,
     vars: Vec<Var>,
     buffers: Vec<Option<Tensor>>,
     lr: f64,
@@ -39,7 +40,41 @@ impl Sgd {
             return Err(Error::invalid("weight decay", weight_decay, "must be finite and >= 0"));
         }
         let buffers = vec![None; vars.len()];
-        Ok(Sgd { vars, buffers, lr, momentum, weight_decay })
+        let names = (0..vars.len()).map(|i| i.to_string()).collect();
+        Ok(Sgd { names, vars, buffers, lr, momentum, weight_decay })
+    }
+
+    /// SGD over every variable of `varmap`, named as there (in name order), so that its state
+    /// can be saved and restored by name ([`Sgd::state`], [`Sgd::load_state`]).
+    pub fn from_varmap(varmap: &candle_nn::VarMap, lr: f64, momentum: f64, weight_decay: f64) -> Result<Self> {
+        let data = varmap.data().lock().map_err(|_| Error::invalid("varmap", "lock", "poisoned"))?;
+        let mut named: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        drop(data);
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let (names, vars): (Vec<String>, Vec<Var>) = named.into_iter().unzip();
+        let mut opt = Sgd::new(vars, lr, momentum, weight_decay)?;
+        opt.names = names;
+        Ok(opt)
+    }
+
+    /// The momentum buffers by variable name (those that exist): the optimiser's checkpoint.
+    pub fn state(&self) -> std::collections::HashMap<String, Tensor> {
+        self.names.iter().zip(&self.buffers).filter_map(|(n, b)| b.as_ref().map(|b| (n.clone(), b.clone()))).collect()
+    }
+
+    /// Restores [`Sgd::state`]: a variable without a saved buffer starts without one; a saved
+    /// buffer of the wrong shape, or for a name this optimiser does not have, is an error.
+    pub fn load_state(&mut self, state: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+        if let Some(unknown) = state.keys().find(|k| !self.names.contains(k)) {
+            return Err(Error::invalid("optimiser state", unknown, "names no variable of this optimiser"));
+        }
+        let buffers = self
+            .names
+            .iter()
+            .zip(&self.vars)
+            .map(|(n, v)| state.get(n).map(|b| b.to_device(v.device())?.to_dtype(v.dtype())).transpose())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.set_buffers(buffers)
     }
 
     /// The current learning rate.

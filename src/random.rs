@@ -18,22 +18,28 @@ use candle_core::{Device, Shape, Tensor};
 pub use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
-use std::sync::Mutex;
+use std::cell::RefCell;
 
-/// The generator behind training-time randomness inside models (dropout masks).
-static GLOBAL: Mutex<Option<StdRng>> = Mutex::new(None);
-
-/// Seeds the global generator used by dropout layers (the trainer does this from its seed).
-pub fn seed_global(seed: u64) {
-    *GLOBAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(seeded(seed));
+thread_local! {
+    /// The generator behind training-time randomness inside models (dropout masks), one per
+    /// thread, so that two trainings in two threads do not draw from each other's sequence.
+    static GLOBAL: RefCell<Option<StdRng>> = const { RefCell::new(None) };
 }
 
-/// `n` draws of a Bernoulli(`p_keep`) from the global generator (seeded with 0 unless
+/// Seeds this thread's generator used by dropout layers (the trainer does this from its seed
+/// at every epoch).
+pub fn seed_global(seed: u64) {
+    GLOBAL.with(|g| *g.borrow_mut() = Some(seeded(seed)));
+}
+
+/// `n` draws of a Bernoulli(`p_keep`) from this thread's generator (seeded with 0 unless
 /// [`seed_global`] was called).
 pub fn bernoulli_mask(n: usize, p_keep: f64) -> Vec<bool> {
-    let mut g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rng = g.get_or_insert_with(|| seeded(0));
-    (0..n).map(|_| rng.random_bool(p_keep.clamp(0.0, 1.0))).collect()
+    GLOBAL.with(|g| {
+        let mut g = g.borrow_mut();
+        let rng = g.get_or_insert_with(|| seeded(0));
+        (0..n).map(|_| rng.random_bool(p_keep.clamp(0.0, 1.0))).collect()
+    })
 }
 
 /// A generator seeded with `seed`.

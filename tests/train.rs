@@ -74,6 +74,7 @@ fn cross_entropy_then_wasserstein_fine_tuning_lower_their_losses() {
         step: 0,
         total_steps: 2 * epochs,
         log_every: 0,
+        seed: 0,
     };
     let mut means = vec![];
     for e in 0..epochs {
@@ -87,7 +88,8 @@ fn cross_entropy_then_wasserstein_fine_tuning_lower_their_losses() {
     assert!(means[epochs - 1] < 0.8 * means[0], "CE {:?}", means);
     // Fine-tune with W under the severity matrix: its loss goes down too.
     let w = Objective::Wasserstein { ground: GroundMatrix::severity(&CAMVID) };
-    let mut p2 = Progress { base_rate: 0.05, schedule: Schedule::Constant, step: 0, total_steps: 8, log_every: 1 };
+    let mut p2 =
+        Progress { base_rate: 0.05, schedule: Schedule::Constant, step: 0, total_steps: 8, log_every: 1, seed: 0 };
     let mut lines = 0;
     let first =
         train::train_epoch(net.as_ref(), &w, &mut opt, &loader, 0, &mut p2, |_| lines += 1).unwrap().mean_loss();
@@ -100,4 +102,55 @@ fn cross_entropy_then_wasserstein_fine_tuning_lower_their_losses() {
     assert!(last < first, "W went from {first} to {last}");
     let bad = Objective::ImportanceAware { weights: vec![1.0; 3] };
     assert!(train::train_epoch(net.as_ref(), &bad, &mut opt, &loader, 0, &mut p2, |_| {}).is_err());
+}
+
+/// Train two epochs, checkpoint, train a third; then restore the checkpoint into a network
+/// built from another seed and train the third again: the same losses and weights, bit for
+/// bit (dropout on, momentum buffers restored, shuffling and masks seeded per epoch).
+#[test]
+fn a_resumed_run_repeats_exactly() {
+    let loader =
+        Loader::new(Arc::new(Bands), LoaderConfig { batch_size: 2, seed: 5, ..Default::default() }, Device::Cpu)
+            .unwrap();
+    let cfg = SegmenterConfig::new(11);
+    let progress = || Progress {
+        base_rate: 0.02,
+        schedule: Schedule::Poly { power: 0.9 },
+        step: 0,
+        total_steps: 6,
+        log_every: 0,
+        seed: 9,
+    };
+    let flat = |vm: &rwt::candle_nn::VarMap| -> Vec<f32> {
+        let data = vm.data().lock().unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        names.iter().flat_map(|n| data[*n].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    };
+    let dir = std::env::temp_dir().join(format!("rwt-resume-{}", std::process::id()));
+    let (vm, net) = weights::build_seeded(ModelKind::Enet, &cfg, &Device::Cpu, 1).unwrap();
+    let mut opt = Sgd::from_varmap(&vm, 0.02, 0.9, 1e-4).unwrap();
+    let mut p = progress();
+    for e in 0..2 {
+        train::train_epoch(net.as_ref(), &Objective::CrossEntropy, &mut opt, &loader, e, &mut p, |_| {}).unwrap();
+    }
+    train::checkpoint::save(&dir, &vm, &opt, &p, 2).unwrap();
+    let first =
+        train::train_epoch(net.as_ref(), &Objective::CrossEntropy, &mut opt, &loader, 2, &mut p, |_| {}).unwrap();
+
+    let (vm2, net2) = weights::build_seeded(ModelKind::Enet, &cfg, &Device::Cpu, 2).unwrap();
+    let mut opt2 = Sgd::from_varmap(&vm2, 0.5, 0.9, 1e-4).unwrap();
+    let mut p2 = progress();
+    let next = train::checkpoint::load(&dir, &vm2, &mut opt2, &mut p2).unwrap();
+    assert_eq!((next, p2.step), (2, 4));
+    let again =
+        train::train_epoch(net2.as_ref(), &Objective::CrossEntropy, &mut opt2, &loader, next, &mut p2, |_| {}).unwrap();
+    assert_eq!(first, again);
+    assert!(flat(&vm) == flat(&vm2), "weights differ after the resumed epoch");
+
+    // A damaged state file is an error naming it; the checkpoint folder otherwise stays usable.
+    std::fs::write(dir.join("state.txt"), "next_epoch = two\nstep = 4\n").unwrap();
+    let e = train::checkpoint::load(&dir, &vm2, &mut opt2, &mut p2).unwrap_err().to_string();
+    assert!(e.contains("state.txt") && e.contains("next_epoch"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
 }

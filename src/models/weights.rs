@@ -37,10 +37,16 @@ pub struct LoadReport {
 /// Saves every variable of `varmap` as a safetensors file, atomically (temporary file and
 /// rename), creating the folder.
 pub fn save(varmap: &VarMap, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
     let data = varmap.data().lock().map_err(|_| Error::invalid("varmap", "lock", "poisoned by a panic"))?;
     let tensors: HashMap<String, Tensor> = data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
     drop(data);
+    save_tensors(&tensors, path)
+}
+
+/// Saves named tensors as a safetensors file, atomically (temporary file and rename),
+/// creating the folder.
+pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
     let tmp = dir.join(format!(
@@ -48,7 +54,7 @@ pub fn save(varmap: &VarMap, path: impl AsRef<Path>) -> Result<()> {
         path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
         std::process::id()
     ));
-    candle_core::safetensors::save(&tensors, &tmp)
+    candle_core::safetensors::save(tensors, &tmp)
         .map_err(|e| Error::invalid("checkpoint", tmp.display(), e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
 }

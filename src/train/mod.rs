@@ -6,6 +6,7 @@
 //! ground matrix — is a sequence of these calls with [`crate::optim::Sgd`] and a
 //! [`crate::optim::Schedule`].
 
+pub mod checkpoint;
 mod objective;
 
 pub use objective::Objective;
@@ -46,6 +47,9 @@ pub struct Progress {
     pub total_steps: usize,
     /// A log line every this many batches (0: none).
     pub log_every: usize,
+    /// Seeds the dropout masks of each epoch (with the epoch number), so that a run resumed at
+    /// an epoch boundary repeats exactly.
+    pub seed: u64,
 }
 
 /// One epoch: for every batch of `loader.epoch(epoch)`, the objective on the segmenter's logits
@@ -64,6 +68,7 @@ pub fn train_epoch(
     objective.validate(net.num_classes())?;
     let cfg = LossConfig { ignore_index: Some(loader.dataset().classes().ignore_index), ..Default::default() };
     let mut stats = EpochStats { losses: vec![], rates: vec![] };
+    crate::random::seed_global(progress.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64));
     for (k, batch) in loader.epoch(epoch).enumerate() {
         let batch = batch?;
         let rate = progress.schedule.rate(progress.base_rate, progress.step, progress.total_steps)?;
