@@ -18,6 +18,25 @@ use std::path::Path;
 /// ```
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let path = path.as_ref();
+    write_atomic_with(path, |tmp| {
+        std::fs::File::create(tmp)
+            .and_then(|mut f| f.write_all(bytes))
+            .map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    })
+}
+
+/// Writes `path` atomically with `write`, which fills the temporary file it is given (in the
+/// target's folder, created if missing); the file is then `fsync`ed and renamed over `path`.
+/// On any error the temporary file is removed and the target left as it was; I/O errors name
+/// `path`, other errors of `write` pass through.
+pub fn write_atomic_with<E>(
+    path: impl AsRef<Path>,
+    write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> Result<()>
+where
+    E: Into<Error>,
+{
+    let path = path.as_ref();
     let io = |source| Error::Io { path: path.to_path_buf(), source };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -26,16 +45,13 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(&dir).map_err(io)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
+    let result = write(&tmp).map_err(Into::into).and_then(|()| {
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).and_then(|()| std::fs::rename(&tmp, path)).map_err(io)
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(io)
+    result
 }
 
 #[cfg(test)]

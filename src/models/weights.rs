@@ -46,17 +46,10 @@ pub fn save(varmap: &VarMap, path: impl AsRef<Path>) -> Result<()> {
 /// Saves named tensors as a safetensors file, atomically (temporary file and rename),
 /// creating the folder.
 pub fn save_tensors(tensors: &HashMap<String, Tensor>, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        std::process::id()
-    ));
-    candle_core::safetensors::save(tensors, &tmp)
-        .map_err(|e| Error::invalid("checkpoint", tmp.display(), e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
+    crate::io::write_atomic_with(path, |tmp| {
+        candle_core::safetensors::save(tensors, tmp)
+            .map_err(|e| Error::invalid("checkpoint", tmp.display(), e.to_string()))
+    })
 }
 
 /// Reads the tensors of a safetensors file (on the CPU).
