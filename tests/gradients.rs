@@ -10,23 +10,9 @@ type LossFn<'a> = dyn Fn(&Tensor, &Tensor) -> rwt::Result<Tensor> + 'a;
 
 /// Checks every partial derivative of `f(logits, labels)` against central differences.
 fn check_gradient(name: &str, f: &LossFn<'_>, logits: &Tensor, labels: &Tensor) {
-    let var = Var::from_tensor(logits).unwrap();
-    let l = f(var.as_tensor(), labels).unwrap();
-    let grads = l.backward().unwrap();
-    let g =
-        grads.get(var.as_tensor()).expect("logits receive a gradient").flatten_all().unwrap().to_vec1::<f64>().unwrap();
-    let z = logits.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-    let h = 1e-6;
+    let (g, fds) = gradient_and_finite_differences(|z| f(z, labels).unwrap(), logits, 1e-6);
     let mut worst = 0f64;
-    for k in 0..z.len() {
-        let mut zp = z.clone();
-        zp[k] += h;
-        let mut zm = z.clone();
-        zm[k] -= h;
-        let at = |v: Vec<f64>| {
-            f(&Tensor::from_vec(v, logits.dims(), &Device::Cpu).unwrap(), labels).unwrap().to_scalar::<f64>().unwrap()
-        };
-        let fd = (at(zp) - at(zm)) / (2.0 * h);
+    for (k, fd) in fds.into_iter().enumerate() {
         let err = (fd - g[k]).abs();
         worst = worst.max(err);
         assert!(err < 1e-8 + 1e-6 * fd.abs(), "{name}: d/dz[{k}] analytic {} vs finite difference {fd}", g[k]);

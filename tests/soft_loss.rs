@@ -104,25 +104,8 @@ fn gradient_matches_finite_differences() {
         ..Default::default()
     };
     let f = |z: &Tensor| loss::wasserstein_soft(z, &targets, &d, &cfg, Reduction::Mean).unwrap().loss;
-    let var = Var::from_tensor(&logits).unwrap();
-    let g = f(var.as_tensor())
-        .backward()
-        .unwrap()
-        .get(var.as_tensor())
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    let z = logits.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-    let h = 1e-5;
-    for k in 0..z.len() {
-        let at = |delta: f64| {
-            let mut v = z.clone();
-            v[k] += delta;
-            f(&Tensor::from_vec(v, dims, &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap()
-        };
-        let fd = (at(h) - at(-h)) / (2.0 * h);
+    let (g, fds) = gradient_and_finite_differences(f, &logits, 1e-5);
+    for (k, fd) in fds.into_iter().enumerate() {
         assert!((fd - g[k]).abs() < 1e-7, "d/dz[{k}]: analytic {} vs finite difference {fd}", g[k]);
         if k % 4 == 3 {
             assert_eq!(g[k], 0.0, "ignored pixel 3 has no gradient");

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: a seeded generator and small builders.
 #![allow(dead_code)]
 
-use rwt::candle_core::{Device, Tensor};
+use rwt::candle_core::{Device, Tensor, Var};
 use rwt::GroundMatrix;
 
 /// A tiny seeded generator (splitmix64) so tests are reproducible without extra crates.
@@ -67,4 +67,26 @@ pub fn softmax_at(z: &[f64], n: usize, s: usize, b: usize, j: usize) -> Vec<f64>
     let e: Vec<f64> = vals.iter().map(|v| (v - m).exp()).collect();
     let sum: f64 = e.iter().sum();
     e.iter().map(|v| v / sum).collect()
+}
+
+/// The gradient of the scalar `f` at `x` by autograd, and by central differences with step
+/// `h` (entry by entry), both in f64: `(analytic, finite_differences)`.
+pub fn gradient_and_finite_differences(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, h: f64) -> (Vec<f64>, Vec<f64>) {
+    let var = Var::from_tensor(x).unwrap();
+    let grads = f(var.as_tensor()).backward().unwrap();
+    let g = grads
+        .get(var.as_tensor())
+        .expect("the input receives a gradient")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let z = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let at = |k: usize, d: f64| {
+        let mut v = z.clone();
+        v[k] += d;
+        f(&Tensor::from_vec(v, x.dims(), &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap()
+    };
+    let fd = (0..z.len()).map(|k| (at(k, h) - at(k, -h)) / (2.0 * h)).collect();
+    (g, fd)
 }
