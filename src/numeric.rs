@@ -1,6 +1,47 @@
 //! Numerical building blocks of the CPU kernels: a float trait, exponential and logarithm
-//! that vectorise (no branches, no table look-ups), run-time detection of AVX2 + FMA, and a
-//! pointer that parallel tasks writing disjoint indices can share.
+//! that vectorise (no branches, no table look-ups), run-time detection of AVX2 + FMA, a
+//! pointer that parallel tasks writing disjoint indices can share, and the custom ops' view of
+//! candle's CPU storages.
+
+use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
+
+/// True where the crate's fused CPU kernels serve: every tensor `f32` and on the CPU (other
+/// devices and dtypes use the layers composed from candle ops).
+pub(crate) fn cpu_f32(ts: &[&Tensor]) -> bool {
+    ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// The values of a storage that a contiguous layout covers; `what` names the input in the
+/// error for any other layout.
+pub(crate) fn contiguous_part<'a, T>(v: &'a [T], l: &Layout, what: &str) -> candle_core::Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("rwt: {what} must be contiguous"),
+    }
+}
+
+/// The `f32` values of a CPU storage that a contiguous layout covers.
+pub(crate) fn f32_part<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    contiguous_part(s.as_slice::<f32>()?, l, what)
+}
+
+/// Runs `f` on the `f32` values of CPU tensors, borrowed from their storages (copied first
+/// only where a tensor is not contiguous): the backward passes' view of their inputs.
+pub(crate) fn with_host<R>(
+    ts: &[&Tensor],
+    f: impl FnOnce(&[&[f32]]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let owned = ts.iter().map(|t| t.contiguous()).collect::<candle_core::Result<Vec<_>>>()?;
+    let guards: Vec<_> = owned.iter().map(|t| t.storage_and_layout()).collect();
+    let slices = guards
+        .iter()
+        .map(|(s, l)| match &**s {
+            Storage::Cpu(c) => f32_part(c, l, "tensor"),
+            _ => candle_core::bail!("rwt CPU kernels: tensor is not on the CPU"),
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    f(&slices)
+}
 
 /// Float types of the kernels.
 pub(crate) trait Real:

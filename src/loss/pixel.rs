@@ -21,7 +21,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::LabelInt;
-use crate::numeric::{has_avx2_fma, Real, SyncPtr};
+use crate::numeric::{contiguous_part, has_avx2_fma, Real, SyncPtr};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -81,8 +81,18 @@ impl CustomOp2 for Forward {
         let shape = pixel_shape(l1)?;
         let out_shape = Shape::from((shape.0, shape.2));
         let out = match s1 {
-            CpuStorage::F32(z) => CpuStorage::F32(run_forward(&self.0, slice(z, l1)?, label_slice(s2, l2)?, shape)?),
-            CpuStorage::F64(z) => CpuStorage::F64(run_forward(&self.0, slice(z, l1)?, label_slice(s2, l2)?, shape)?),
+            CpuStorage::F32(z) => CpuStorage::F32(run_forward(
+                &self.0,
+                contiguous_part(z, l1, "pixel-loss logits")?,
+                label_slice(s2, l2)?,
+                shape,
+            )?),
+            CpuStorage::F64(z) => CpuStorage::F64(run_forward(
+                &self.0,
+                contiguous_part(z, l1, "pixel-loss logits")?,
+                label_slice(s2, l2)?,
+                shape,
+            )?),
             _ => candle_core::bail!("rwt pixel loss: logits must be f32 or f64"),
         };
         Ok((out, out_shape))
@@ -128,12 +138,20 @@ impl CustomOp3 for Backward {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let shape = pixel_shape(l1)?;
         let out = match (s1, s3) {
-            (CpuStorage::F32(z), CpuStorage::F32(g)) => {
-                CpuStorage::F32(run_backward(&self.0, slice(z, l1)?, label_slice(s2, l2)?, slice(g, l3)?, shape))
-            }
-            (CpuStorage::F64(z), CpuStorage::F64(g)) => {
-                CpuStorage::F64(run_backward(&self.0, slice(z, l1)?, label_slice(s2, l2)?, slice(g, l3)?, shape))
-            }
+            (CpuStorage::F32(z), CpuStorage::F32(g)) => CpuStorage::F32(run_backward(
+                &self.0,
+                contiguous_part(z, l1, "pixel-loss logits")?,
+                label_slice(s2, l2)?,
+                contiguous_part(g, l3, "pixel-loss output gradient")?,
+                shape,
+            )),
+            (CpuStorage::F64(z), CpuStorage::F64(g)) => CpuStorage::F64(run_backward(
+                &self.0,
+                contiguous_part(z, l1, "pixel-loss logits")?,
+                label_slice(s2, l2)?,
+                contiguous_part(g, l3, "pixel-loss output gradient")?,
+                shape,
+            )),
             _ => candle_core::bail!("rwt pixel loss grad: logits and output gradient must both be f32 or both f64"),
         };
         Ok((out, l1.shape().clone()))
@@ -164,21 +182,14 @@ fn pixel_shape(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
     Ok((d[0], d[1], d[2..].iter().product()))
 }
 
-fn slice<'a, T>(v: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("rwt pixel loss: inputs must be contiguous"),
-    }
-}
-
 /// The labels of a call, whatever integer type they are stored in.
 fn label_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<LabelSlice<'a>> {
     Ok(match s {
-        CpuStorage::U8(v) => LabelSlice::new(slice(v, l)?),
-        CpuStorage::U32(v) => LabelSlice::new(slice(v, l)?),
-        CpuStorage::I16(v) => LabelSlice::new(slice(v, l)?),
-        CpuStorage::I32(v) => LabelSlice::new(slice(v, l)?),
-        CpuStorage::I64(v) => LabelSlice::new(slice(v, l)?),
+        CpuStorage::U8(v) => LabelSlice::new(contiguous_part(v, l, "pixel-loss labels")?),
+        CpuStorage::U32(v) => LabelSlice::new(contiguous_part(v, l, "pixel-loss labels")?),
+        CpuStorage::I16(v) => LabelSlice::new(contiguous_part(v, l, "pixel-loss labels")?),
+        CpuStorage::I32(v) => LabelSlice::new(contiguous_part(v, l, "pixel-loss labels")?),
+        CpuStorage::I64(v) => LabelSlice::new(contiguous_part(v, l, "pixel-loss labels")?),
         _ => candle_core::bail!("rwt pixel loss: labels must be integers"),
     })
 }

@@ -16,11 +16,12 @@
 //! the activation's gradient `g·(z > 0 ? 1 : α)` at `z = γ·x̂ + β`, and `∂α = Σ_{z ≤ 0} g·z`.
 //! Elsewhere the layer is composed from candle ops, and the two agree (tested).
 
+use crate::numeric::{cpu_f32, f32_part, with_host};
 use crate::Result;
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, Var, D};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, Var, D};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 const EPS: f64 = 1e-5;
 const MOMENTUM: f64 = 0.1;
@@ -35,8 +36,17 @@ pub struct BatchNorm {
     running_var: Var,
 }
 
-/// Batch statistics `(mean, biased variance)` per channel, filled in by the fused forward pass.
-type Stats = Arc<Mutex<Option<(Vec<f32>, Vec<f32>)>>>;
+/// Per-channel statistics of one fused forward pass — the batch's in training, the running
+/// ones at evaluation — computed once and shared by the forward pass, the running-statistics
+/// update and the backward pass.
+#[derive(Debug)]
+struct Moments {
+    mean: Vec<f64>,
+    /// Biased variance.
+    var: Vec<f64>,
+    /// `1 / sqrt(var + ε)`.
+    inv: Vec<f64>,
+}
 
 impl BatchNorm {
     /// A layer over `c` channels with parameters under `vb` (γ = 1, β = 0, running mean 0 and
@@ -104,7 +114,7 @@ impl candle_nn::ModuleT for BatchNorm {
 impl BatchNorm {
     /// Batch-norm followed by a ReLU — on the CPU the fused op with zero slopes.
     pub fn forward_relu(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 {
+        if cpu_f32(&[x, &self.weight]) {
             let zeros = Tensor::zeros_like(&self.weight)?;
             self.forward_act(x, Some(&zeros), train)
         } else {
@@ -119,15 +129,15 @@ impl BatchNorm {
         if c != self.weight.elem_count() {
             candle_core::bail!("rwt batch-norm: input has {c} channels, the layer {}", self.weight.elem_count());
         }
-        let f32s = [Some(x), Some(&self.weight), prelu].into_iter().flatten().all(|t| t.dtype() == DType::F32);
-        if !(matches!(x.device(), Device::Cpu) && f32s) {
+        let inputs: Vec<&Tensor> = [Some(x), Some(&self.weight), prelu].into_iter().flatten().collect();
+        if !cpu_f32(&inputs) {
             let y = self.forward_composed(x, train)?;
             return match prelu {
                 Some(a) => super::prelu::PRelu::from_weight(a.clone()).forward_composed(&y),
                 None => Ok(y),
             };
         }
-        let stats: Stats = Arc::new(Mutex::new(None));
+        let moments = Arc::new(OnceLock::new());
         let running = if train {
             None
         } else {
@@ -137,12 +147,12 @@ impl BatchNorm {
             Some(a) => Tensor::stack(&[&self.weight, &self.bias, a], 0)?,
             None => Tensor::stack(&[&self.weight, &self.bias], 0)?,
         };
-        let op = FusedBatchNorm { running, stats: stats.clone() };
+        let op = FusedBatchNorm { running, moments: moments.clone() };
         let y = x.contiguous()?.apply_op2(&params, op)?;
         if train {
-            let taken =
-                stats.lock().map_err(|_| candle_core::Error::Msg("rwt batch-norm: poisoned lock".into()))?.take();
-            if let Some((mean, var)) = taken {
+            if let Some(m) = moments.get() {
+                let mean: Vec<f32> = m.mean.iter().map(|&v| v as f32).collect();
+                let var: Vec<f32> = m.var.iter().map(|&v| v as f32).collect();
                 self.update_running(&mean, &var, b * h * w)?;
             }
         }
@@ -155,7 +165,8 @@ impl BatchNorm {
 struct FusedBatchNorm {
     /// `Some((running mean, running variance))` at evaluation; `None` in training.
     running: Option<(Vec<f32>, Vec<f32>)>,
-    stats: Stats,
+    /// Set by the forward pass, read by the caller and by the backward pass.
+    moments: Arc<OnceLock<Moments>>,
 }
 
 /// `(mean, biased variance)` of channel `c`'s `b` planes of `plane` values: sums in f32 over
@@ -173,33 +184,19 @@ fn channel_stats(x: &[f32], c: usize, nc: usize, b: usize, plane: usize) -> (f64
     (mean, var)
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let v = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("rwt batch-norm: {what} must be contiguous"),
-    }
-}
-
 impl FusedBatchNorm {
-    /// Per-channel `(mean, 1/σ)`: the batch's in training, the running ones at evaluation.
-    fn moments(&self, x: &[f32], dims: &[usize]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let (b, nc, plane) = (dims[0], dims[1], dims[2] * dims[3]);
-        match &self.running {
-            Some((rm, rv)) => {
-                let mean: Vec<f64> = rm.iter().map(|&m| m as f64).collect();
-                let var: Vec<f64> = rv.iter().map(|&v| v as f64).collect();
-                let inv = var.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect();
-                (mean, var, inv)
-            }
-            None => {
-                let st: Vec<(f64, f64)> = (0..nc).into_par_iter().map(|c| channel_stats(x, c, nc, b, plane)).collect();
-                let mean = st.iter().map(|s| s.0).collect();
-                let var: Vec<f64> = st.iter().map(|s| s.1).collect();
-                let inv = var.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect();
-                (mean, var, inv)
-            }
-        }
+    /// The per-channel statistics for input `x`, computed on first use (the forward pass) and
+    /// reused by the backward pass, which sees the same input.
+    fn moments(&self, x: &[f32], dims: &[usize]) -> &Moments {
+        self.moments.get_or_init(|| {
+            let (b, nc, plane) = (dims[0], dims[1], dims[2] * dims[3]);
+            let (mean, var): (Vec<f64>, Vec<f64>) = match &self.running {
+                Some((rm, rv)) => (rm.iter().map(|&m| m as f64).collect(), rv.iter().map(|&v| v as f64).collect()),
+                None => (0..nc).into_par_iter().map(|c| channel_stats(x, c, nc, b, plane)).unzip(),
+            };
+            let inv = var.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect();
+            Moments { mean, var, inv }
+        })
     }
 }
 
@@ -222,15 +219,10 @@ impl CustomOp2 for FusedBatchNorm {
         pl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dims = xl.shape().dims().to_vec();
-        let x = slice(xs, xl, "input")?;
+        let x = f32_part(xs, xl, "batch-norm input")?;
         let (nc, plane) = (dims[1], dims[2] * dims[3]);
-        let (gamma, beta, alpha) = rows(slice(ps, pl, "parameters")?, nc);
-        let (mean, var, inv) = self.moments(x, &dims);
-        if self.running.is_none() {
-            if let Ok(mut s) = self.stats.lock() {
-                *s = Some((mean.iter().map(|&m| m as f32).collect(), var.iter().map(|&v| v as f32).collect()));
-            }
-        }
+        let (gamma, beta, alpha) = rows(f32_part(ps, pl, "batch-norm parameters")?, nc);
+        let Moments { mean, inv, .. } = self.moments(x, &dims);
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(i, (yo, xi))| {
             let c = i % nc;
@@ -263,11 +255,11 @@ impl CustomOp2 for FusedBatchNorm {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dims = x.dims().to_vec();
         let (b, nc, plane) = (dims[0], dims[1], dims[2] * dims[3]);
-        super::conv::with_host(&[x, grad], |v| {
+        with_host(&[x, grad], |v| {
             let (xv, gv) = (v[0], v[1]);
             let pv = params.flatten_all()?.to_vec1::<f32>()?;
             let (gam, beta, alpha) = rows(&pv, nc);
-            let (mean, _, inv) = self.moments(xv, &dims);
+            let Moments { mean, inv, .. } = self.moments(xv, &dims);
             // The gradient reaching the batch-norm output: through the PReLU when there is one
             // (z = γx̂ + β recomputed), with α's gradient Σ_{z ≤ 0} g·z.
             let pre = |c: usize| {
@@ -352,6 +344,7 @@ impl CustomOp2 for FusedBatchNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
     use candle_nn::{ModuleT, VarMap};
 
     /// The fused CPU op against the layer composed from candle ops (candle's autograd as the

@@ -14,6 +14,7 @@
 //! These ops serve `f32` tensors on the CPU; other devices and dtypes use candle's kernels
 //! (cuDNN on CUDA). Tests check values and gradients against candle's.
 
+use crate::numeric::{f32_part, with_host};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -153,33 +154,6 @@ fn matmul(dst: &mut [f32], m: usize, n: usize, k: usize, a: &[f32], ta: bool, b:
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("rwt convolution: {what} must be contiguous"),
-    }
-}
-
-/// Runs `f` on the `f32` values of CPU tensors, borrowed from their storages (copied first
-/// only where a tensor is not contiguous): the backward passes' view of their inputs.
-pub(crate) fn with_host<R>(
-    ts: &[&Tensor],
-    f: impl FnOnce(&[&[f32]]) -> candle_core::Result<R>,
-) -> candle_core::Result<R> {
-    let owned = ts.iter().map(|t| t.contiguous()).collect::<candle_core::Result<Vec<_>>>()?;
-    let guards: Vec<_> = owned.iter().map(|t| t.storage_and_layout()).collect();
-    let slices = guards.iter().map(|(s, l)| host(s, l)).collect::<candle_core::Result<Vec<_>>>()?;
-    f(&slices)
-}
-
-/// The `f32` values of a contiguous CPU tensor's storage, borrowed (no copy).
-pub(crate) fn host<'a>(s: &'a candle_core::Storage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match s {
-        candle_core::Storage::Cpu(c) => slice(c, l, "tensor"),
-        _ => candle_core::bail!("rwt CPU kernels: tensor is not on the CPU"),
-    }
-}
-
 /// `y = conv(x, W)`: `x [B, C_in, H, W]`, `W [C_out, C_in, kh, kw]`, no bias.
 pub(crate) struct Conv2d {
     /// Padding, stride and dilation; `c`, `h`, `w`, `kh`, `kw` are taken from the inputs.
@@ -238,7 +212,7 @@ impl CustomOp2 for Conv2d {
         let g = self.geometry(xd, wd);
         let (b, co) = (xd[0], wd[0]);
         let (oh, ow) = g.out();
-        let (x, w) = (slice(xs, xl, "input")?, slice(ws, wl, "weight")?);
+        let (x, w) = (f32_part(xs, xl, "convolution input")?, f32_part(ws, wl, "convolution weight")?);
         let mut y = vec![0f32; b * co * oh * ow];
         for_each_cols(x, b, &g, |n, cols| {
             let yb = &mut y[n * co * oh * ow..(n + 1) * co * oh * ow];
@@ -328,7 +302,7 @@ impl CustomOp2 for ConvTranspose2d {
             candle_core::bail!("rwt conv-transpose: input {xd:?} and kernel {wd:?} give no consistent output size");
         }
         let (b, ci, hw) = (xd[0], xd[1], xd[2] * xd[3]);
-        let (x, w) = (slice(xs, xl, "input")?, slice(ws, wl, "weight")?);
+        let (x, w) = (f32_part(xs, xl, "convolution input")?, f32_part(ws, wl, "convolution weight")?);
         let img = g.c * g.h * g.w;
         let mut y = vec![0f32; b * img];
         let mut cols = vec![0f32; g.rows() * hw];

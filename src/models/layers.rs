@@ -5,6 +5,7 @@
 
 pub use super::batch_norm::BatchNorm;
 pub use super::prelu::PRelu;
+use crate::numeric::cpu_f32;
 use crate::Result;
 use candle_core::{DType, Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
@@ -86,7 +87,7 @@ impl Module for Conv {
 
 impl Conv {
     fn convolve(&self, x: &Tensor, ph: usize, pw: usize) -> candle_core::Result<Tensor> {
-        if cpu_f32(x, &self.weight) {
+        if cpu_f32(&[x, &self.weight]) {
             let op = super::conv::Conv2d { ph, pw, stride: self.stride, dilation: self.dilation };
             let y = x.contiguous()?.apply_op2(&self.weight.contiguous()?, op)?;
             return add_bias(y, self.bias.as_ref());
@@ -97,11 +98,6 @@ impl Conv {
         let y = x.conv2d(&self.weight, pad, self.stride, self.dilation, 1)?;
         add_bias(y, self.bias.as_ref())
     }
-}
-
-/// True where the crate's im2col + GEMM kernels ([`super::conv`]) serve: `f32` on the CPU.
-fn cpu_f32(x: &Tensor, w: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32
 }
 
 /// `y + bias` broadcast over `[B, C, H, W]`.
@@ -175,7 +171,7 @@ impl Module for ConvTranspose {
             Some(d) => (&self.weight + d)?,
             None => self.weight.clone(),
         };
-        if cpu_f32(x, &weight) && self.output_padding == 0 {
+        if cpu_f32(&[x, &weight]) && self.output_padding == 0 {
             let op = super::conv::ConvTranspose2d { stride: self.stride, padding: self.padding };
             let y = x.contiguous()?.apply_op2(&weight.contiguous()?, op)?;
             return add_bias(y, self.bias.as_ref());

@@ -7,7 +7,7 @@
 //! *argmax-pool* (the indices), *gather* (pooled values from indices; its gradient is a
 //! scatter) and *scatter* (unpooling; its gradient is a gather).
 
-use crate::numeric::SyncPtr;
+use crate::numeric::{contiguous_part, SyncPtr};
 use crate::{Error, Result};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -68,13 +68,6 @@ fn check_float(x: &Tensor, what: &'static str) -> Result<()> {
     }
 }
 
-fn contiguous_slice<'a, T>(v: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("rwt pooling ops need contiguous inputs"),
-    }
-}
-
 /// Indices of the maxima of each pooling window.
 struct ArgmaxPool {
     kernel: usize,
@@ -121,8 +114,8 @@ impl CustomOp1 for ArgmaxPool {
         let (b, c, h, w) = l.shape().dims4()?;
         let (oh, ow) = self.out_dims(h, w);
         let idx = match s {
-            CpuStorage::F32(v) => self.run(contiguous_slice(v, l)?, (b, c, h, w)),
-            CpuStorage::F64(v) => self.run(contiguous_slice(v, l)?, (b, c, h, w)),
+            CpuStorage::F32(v) => self.run(contiguous_part(v, l, "pooling input")?, (b, c, h, w)),
+            CpuStorage::F64(v) => self.run(contiguous_part(v, l, "pooling input")?, (b, c, h, w)),
             _ => candle_core::bail!("rwt argmax-pool: f32 or f64 input"),
         };
         Ok((CpuStorage::U32(idx), Shape::from((b, c, oh, ow))))
@@ -169,12 +162,16 @@ impl CustomOp2 for Gather {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let CpuStorage::U32(idx) = s2 else { candle_core::bail!("rwt gather: u32 indices") };
-        let idx = contiguous_slice(idx, l2)?;
+        let idx = contiguous_part(idx, l2, "pooling indices")?;
         let (_, _, oh, ow) = l2.shape().dims4()?;
         check_indices(idx, self.plane)?;
         let out = match s1 {
-            CpuStorage::F32(v) => CpuStorage::F32(gather_run(contiguous_slice(v, l1)?, idx, self.plane, oh * ow)),
-            CpuStorage::F64(v) => CpuStorage::F64(gather_run(contiguous_slice(v, l1)?, idx, self.plane, oh * ow)),
+            CpuStorage::F32(v) => {
+                CpuStorage::F32(gather_run(contiguous_part(v, l1, "pooling values")?, idx, self.plane, oh * ow))
+            }
+            CpuStorage::F64(v) => {
+                CpuStorage::F64(gather_run(contiguous_part(v, l1, "pooling values")?, idx, self.plane, oh * ow))
+            }
             _ => candle_core::bail!("rwt gather: f32 or f64 values"),
         };
         Ok((out, l2.shape().clone()))
@@ -243,12 +240,16 @@ impl CustomOp2 for Scatter {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let CpuStorage::U32(idx) = s2 else { candle_core::bail!("rwt unpool: u32 indices") };
-        let idx = contiguous_slice(idx, l2)?;
+        let idx = contiguous_part(idx, l2, "pooling indices")?;
         let (b, c, h, w) = l1.shape().dims4()?;
         check_indices(idx, self.h * self.w)?;
         let out = match s1 {
-            CpuStorage::F32(v) => CpuStorage::F32(scatter_run(contiguous_slice(v, l1)?, idx, h * w, self.h * self.w)),
-            CpuStorage::F64(v) => CpuStorage::F64(scatter_run(contiguous_slice(v, l1)?, idx, h * w, self.h * self.w)),
+            CpuStorage::F32(v) => {
+                CpuStorage::F32(scatter_run(contiguous_part(v, l1, "pooling values")?, idx, h * w, self.h * self.w))
+            }
+            CpuStorage::F64(v) => {
+                CpuStorage::F64(scatter_run(contiguous_part(v, l1, "pooling values")?, idx, h * w, self.h * self.w))
+            }
             _ => candle_core::bail!("rwt unpool: f32 or f64 values"),
         };
         Ok((out, Shape::from((b, c, self.h, self.w))))

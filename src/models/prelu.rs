@@ -4,8 +4,9 @@
 //! On the CPU with `f32` it is one custom op with the gradient `∂x = g·(x > 0 ? 1 : a_c)`,
 //! `∂a_c = Σ_{x ≤ 0} g·x`; elsewhere it is composed from candle ops (tested equal).
 
+use crate::numeric::{cpu_f32, f32_part, with_host};
 use crate::Result;
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
@@ -45,7 +46,7 @@ impl candle_core::Module for PRelu {
         if x.rank() < 2 || x.dim(1)? != self.weight.elem_count() {
             candle_core::bail!("rwt PReLU: input {:?} does not have {} channels", x.dims(), self.weight.elem_count());
         }
-        if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 {
+        if cpu_f32(&[x, &self.weight]) {
             x.contiguous()?.apply_op2(&self.weight, FusedPRelu)
         } else {
             self.forward_composed(x)
@@ -75,8 +76,7 @@ pub fn residual_prelu(
     if mask.as_ref().is_some_and(|m| m.len() != b * c) {
         candle_core::bail!("rwt residual PReLU: the dropout mask needs {} scales", b * c);
     }
-    let f32s = [main, branch, &prelu.weight].iter().all(|t| t.dtype() == DType::F32);
-    if matches!(main.device(), Device::Cpu) && f32s {
+    if cpu_f32(&[main, branch, &prelu.weight]) {
         return main.contiguous()?.apply_op3(&branch.contiguous()?, &prelu.weight, Residual { mask });
     }
     let branch = match mask {
@@ -107,7 +107,8 @@ impl candle_core::CustomOp3 for Residual {
         a: &CpuStorage,
         al: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (m, br, a) = (slice(ms, ml)?, slice(bs, bl)?, slice(a, al)?);
+        let (m, br, a) =
+            (f32_part(ms, ml, "PReLU input")?, f32_part(bs, bl, "PReLU input")?, f32_part(a, al, "PReLU slopes")?);
         let dims = ml.shape().dims();
         let (nc, p) = (dims[1], plane(dims));
         let mut y = vec![0f32; m.len()];
@@ -132,7 +133,7 @@ impl candle_core::CustomOp3 for Residual {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dims = main.dims().to_vec();
         let (nc, p) = (dims[1], plane(&dims));
-        super::conv::with_host(&[main, branch, grad], |v| {
+        with_host(&[main, branch, grad], |v| {
             let (mv, bv, gv) = (v[0], v[1], v[2]);
             let av = a.to_vec1::<f32>()?;
             let mut dm = vec![0f32; mv.len()];
@@ -178,13 +179,6 @@ impl candle_core::CustomOp3 for Residual {
 
 struct FusedPRelu;
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("rwt PReLU needs contiguous inputs"),
-    }
-}
-
 /// Elements per `(batch, channel)` plane of `dims`.
 fn plane(dims: &[usize]) -> usize {
     dims[2..].iter().product::<usize>().max(1)
@@ -202,7 +196,7 @@ impl CustomOp2 for FusedPRelu {
         a: &CpuStorage,
         al: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, a) = (slice(xs, xl)?, slice(a, al)?);
+        let (x, a) = (f32_part(xs, xl, "PReLU input")?, f32_part(a, al, "PReLU slopes")?);
         let dims = xl.shape().dims();
         let (nc, p) = (dims[1], plane(dims));
         let mut y = vec![0f32; x.len()];
@@ -224,7 +218,7 @@ impl CustomOp2 for FusedPRelu {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dims = x.dims().to_vec();
         let (nc, p) = (dims[1], plane(&dims));
-        super::conv::with_host(&[x, grad], |v| {
+        with_host(&[x, grad], |v| {
             let (xv, gv) = (v[0], v[1]);
             let av = a.to_vec1::<f32>()?;
             let mut dx = vec![0f32; xv.len()];
@@ -261,6 +255,7 @@ impl CustomOp2 for FusedPRelu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
     use candle_core::{Module, Var};
 
     /// The fused op against the composed form, candle's autograd as the reference.
