@@ -30,9 +30,11 @@
 //! | class sets, importance groups | [`classes`] | 01 |
 //! | data: CamVid, Cityscapes, GTA5, augmentation, loader, hub cache | [`data`] | `02-data` |
 //! | segmenters (ENet, SegNet, FCN-8s, DeepLab-v2), latent and penultimate maps, pretrained encoders | [`models`] | `03-segmenters` |
-//! | metrics: confusion matrix, IoU, group mIoU, severity cost | [`metrics`] | 05 (planned) |
-//! | training protocol: SGD with momentum, poly / linear decay | [`optim`] | 05 (planned) |
-//! | training and evaluation with any loss (CE, IAL, W, CE + λW) | [`train`] | 05 (planned) |
+//! | metrics: confusion matrix, IoU, group mIoU, severity cost | [`metrics`], [`train::EvalReport`] | `05-training-on-camvid` |
+//! | training protocol: SGD with momentum, Adam, poly / linear decay | [`optim`] | 05 |
+//! | Table II: train with CE, fine-tune with IAL / W (d, d², Huber), evaluate; run configs, run folders, resuming; the `rwt` CLI | [`train`] ([`train::run`], [`train::RunConfig`], [`train::Objective`]) | 05 |
+//! | Fig. 5 confusion statistics, Fig. 7 overlays, training curves, results tables | [`train::confusion_spread`], [`plot::comparison`], [`train::curves`], [`train::results_table`] | 05 |
+//! | quick ablations of ground matrices and `f(d)` | [`train::ablate`] | `08-ablations` |
 //! | plots | [`plot`] | all |
 //!
 //! ## A first example

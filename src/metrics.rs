@@ -34,6 +34,15 @@ impl ConfusionMatrix {
         ConfusionMatrix { counts: Array2::zeros((n, n)), ignore }
     }
 
+    /// A matrix from counts `C[truth][pred]` (e.g. read back from a run's `metrics.json`).
+    /// The matrix must be square.
+    pub fn from_counts(counts: Array2<u64>, ignore: Option<u32>) -> Result<Self> {
+        if counts.nrows() != counts.ncols() {
+            return Err(Error::NotSquare { what: "confusion matrix", rows: counts.nrows(), cols: counts.ncols() });
+        }
+        Ok(ConfusionMatrix { counts, ignore })
+    }
+
     /// An empty matrix for a class set (its size and ignore label).
     pub fn for_classes(classes: &ClassSet) -> Self {
         ConfusionMatrix::new(classes.len(), Some(classes.ignore_index))

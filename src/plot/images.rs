@@ -200,6 +200,58 @@ impl ImageGrid {
     }
 }
 
+/// Where prediction `a` beats prediction `b` (Fig. 7): green where `a` is right and `b` wrong,
+/// red where `b` is right and `a` wrong, the image darkened where both agree in being right or
+/// wrong, black on void pixels (`label ≥ num_classes`). All maps must have the image's size.
+pub fn wins_map(
+    image: &RgbImage,
+    truth: &GrayImage,
+    a: &GrayImage,
+    b: &GrayImage,
+    num_classes: usize,
+) -> crate::Result<RgbImage> {
+    for (what, m) in [("ground truth", truth), ("prediction A", a), ("prediction B", b)] {
+        if m.dimensions() != image.dimensions() {
+            return Err(crate::Error::shape(
+                what,
+                format!("{:?}", image.dimensions()),
+                format!("{:?}", m.dimensions()),
+            ));
+        }
+    }
+    Ok(RgbImage::from_fn(image.width(), image.height(), |x, y| {
+        let t = truth.get_pixel(x, y).0[0];
+        if t as usize >= num_classes {
+            return Rgb([0, 0, 0]);
+        }
+        let (ra, rb) = (a.get_pixel(x, y).0[0] == t, b.get_pixel(x, y).0[0] == t);
+        match (ra, rb) {
+            (true, false) => Rgb([0, 200, 0]),
+            (false, true) => Rgb([220, 0, 0]),
+            _ => Rgb(image.get_pixel(x, y).0.map(|v| v / 3)),
+        }
+    }))
+}
+
+/// The paper's Fig. 7 for one image: image | ground truth | prediction of `a` | prediction of
+/// `b` | where `a` beats `b` (see [`wins_map`]), labels in the class colours.
+pub fn comparison(
+    image: &RgbImage,
+    truth: &GrayImage,
+    a: (&str, &GrayImage),
+    b: (&str, &GrayImage),
+    classes: &ClassSet,
+) -> crate::Result<ImageGrid> {
+    let wins = wins_map(image, truth, a.1, b.1, classes.len())?;
+    Ok(ImageGrid::new(&format!("{} vs {}", a.0, b.0), 5)
+        .cell_width(200)
+        .push("image", image)
+        .push("ground truth", &colorize(truth, classes))
+        .push(a.0, &colorize(a.1, classes))
+        .push(b.0, &colorize(b.1, classes))
+        .push(&format!("green: {} right, {} wrong; red: the reverse", a.0, b.0), &wins))
+}
+
 /// A legend of the class colours as an SVG (one swatch and name per class).
 pub fn legend(classes: &ClassSet) -> super::Svg {
     let n = classes.len();

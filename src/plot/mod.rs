@@ -17,7 +17,9 @@ mod table;
 
 pub use bars::BarChart;
 pub use heatmap::Heatmap;
-pub use images::{base64, colorize, heat_image, label_image, legend, overlay, png_bytes, ImageGrid};
+pub use images::{
+    base64, colorize, comparison, heat_image, label_image, legend, overlay, png_bytes, wins_map, ImageGrid,
+};
 pub use lines::{LineChart, Series};
 pub use table::Table;
 

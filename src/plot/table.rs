@@ -65,6 +65,21 @@ impl Table {
         h + "</tbody></table>"
     }
 
+    /// The table as GitHub Markdown (for RESULTS.md and run folders).
+    pub fn to_markdown(&self) -> String {
+        let cell = |s: &str| s.replace('|', "\\|");
+        let mut out = String::new();
+        if !self.caption.is_empty() {
+            out += &format!("{}\n\n", self.caption);
+        }
+        out += &format!("| {} |\n", self.headers.iter().map(|h| cell(h)).collect::<Vec<_>>().join(" | "));
+        out += &format!("|{}\n", "---|".repeat(self.headers.len()));
+        for r in &self.rows {
+            out += &format!("| {} |\n", r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
+        }
+        out
+    }
+
     /// Shows the table as HTML in an evcxr notebook.
     pub fn evcxr_display(&self) {
         super::display_html(&self.to_html());

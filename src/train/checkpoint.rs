@@ -6,7 +6,7 @@
 
 use super::Progress;
 use crate::models::weights;
-use crate::optim::Sgd;
+use crate::optim::Optimizer;
 use crate::{Error, Result};
 use candle_nn::VarMap;
 use std::path::Path;
@@ -16,7 +16,13 @@ const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.txt";
 
 /// Writes a checkpoint into `dir` (created if needed): the run continues at `next_epoch`.
-pub fn save(dir: impl AsRef<Path>, varmap: &VarMap, opt: &Sgd, progress: &Progress, next_epoch: usize) -> Result<()> {
+pub fn save(
+    dir: impl AsRef<Path>,
+    varmap: &VarMap,
+    opt: &dyn Optimizer,
+    progress: &Progress,
+    next_epoch: usize,
+) -> Result<()> {
     let dir = dir.as_ref();
     weights::save(varmap, dir.join(MODEL))?;
     weights::save_tensors(&opt.state(), dir.join(OPTIMIZER))?;
@@ -27,7 +33,7 @@ pub fn save(dir: impl AsRef<Path>, varmap: &VarMap, opt: &Sgd, progress: &Progre
 
 /// Restores a checkpoint of `dir` into `varmap` (every variable must be in it), `opt` and
 /// `progress.step`; returns the epoch to continue with.
-pub fn load(dir: impl AsRef<Path>, varmap: &VarMap, opt: &mut Sgd, progress: &mut Progress) -> Result<usize> {
+pub fn load(dir: impl AsRef<Path>, varmap: &VarMap, opt: &mut dyn Optimizer, progress: &mut Progress) -> Result<usize> {
     let dir = dir.as_ref();
     let state_path = dir.join(STATE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::Io { path: state_path.clone(), source: e })?;

@@ -6,16 +6,24 @@
 //! ground matrix — is a sequence of these calls with [`crate::optim::Sgd`] and a
 //! [`crate::optim::Schedule`].
 
+pub mod ablation;
 pub mod checkpoint;
+pub mod config;
 mod objective;
+pub mod report;
+mod run;
 
-pub use objective::Objective;
+pub use ablation::{ablate, Ablation, AblationConfig, Variant};
+pub use config::{quick_mode, RunConfig};
+pub use objective::{smoothed_targets, Objective};
+pub use report::{confusion_spread, curves, results_table, EpochRecord, EvalReport, History};
+pub use run::{epoch_line, eval, init_weights_path, print_progress, run, RunEvent, Trained};
 
 use crate::data::Loader;
 use crate::loss::LossConfig;
 use crate::metrics::ConfusionMatrix;
 use crate::models::Segmenter;
-use crate::optim::{Schedule, Sgd};
+use crate::optim::{Optimizer, Schedule};
 use crate::{Error, Result};
 
 /// What one training epoch did.
@@ -52,22 +60,57 @@ pub struct Progress {
     pub seed: u64,
 }
 
+/// One training batch done, as [`train_epoch_observed`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchEvent {
+    /// Epoch number.
+    pub epoch: usize,
+    /// Batch number within the epoch (from 0).
+    pub batch: usize,
+    /// Batches in the epoch.
+    pub batches: usize,
+    /// The batch's loss.
+    pub loss: f64,
+    /// The learning rate used.
+    pub rate: f64,
+}
+
 /// One epoch: for every batch of `loader.epoch(epoch)`, the objective on the segmenter's logits
-/// (training mode), its backward pass and an SGD step at the scheduled rate. A non-finite loss
+/// (training mode), its backward pass and an optimiser step ([`crate::optim::Sgd`] or
+/// [`crate::optim::Adam`]) at the scheduled rate. A non-finite loss
 /// stops with an error naming the batch (the weights are left as they were before that step).
 /// `log` receives one line per `progress.log_every` batches.
 pub fn train_epoch(
     net: &dyn Segmenter,
     objective: &Objective,
-    opt: &mut Sgd,
+    opt: &mut dyn Optimizer,
     loader: &Loader,
     epoch: usize,
     progress: &mut Progress,
     mut log: impl FnMut(&str),
 ) -> Result<EpochStats> {
+    let every = progress.log_every;
+    train_epoch_observed(net, objective, opt, loader, epoch, progress, |b| {
+        if every > 0 && (b.batch + 1) % every == 0 {
+            log(&format!("epoch {} batch {} loss {:.4} lr {:.2e}", b.epoch, b.batch + 1, b.loss, b.rate));
+        }
+    })
+}
+
+/// [`train_epoch`] reporting every batch to `on_batch` (a progress bar, a live plot).
+pub fn train_epoch_observed(
+    net: &dyn Segmenter,
+    objective: &Objective,
+    opt: &mut dyn Optimizer,
+    loader: &Loader,
+    epoch: usize,
+    progress: &mut Progress,
+    mut on_batch: impl FnMut(BatchEvent),
+) -> Result<EpochStats> {
     objective.validate(net.num_classes())?;
     let cfg = LossConfig { ignore_index: Some(loader.dataset().classes().ignore_index), ..Default::default() };
     let mut stats = EpochStats { losses: vec![], rates: vec![] };
+    let batches = loader.batches_per_epoch();
     crate::random::seed_global(progress.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64));
     for (k, batch) in loader.epoch(epoch).enumerate() {
         let batch = batch?;
@@ -87,11 +130,14 @@ pub fn train_epoch(
         progress.step += 1;
         stats.losses.push(value);
         stats.rates.push(rate);
-        if progress.log_every > 0 && (k + 1) % progress.log_every == 0 {
-            log(&format!("epoch {epoch} batch {} loss {value:.4} lr {rate:.2e}", k + 1));
-        }
+        on_batch(BatchEvent { epoch, batch: k, batches, loss: value, rate });
     }
     Ok(stats)
+}
+
+/// The predicted label of every pixel, `[B, H, W]` `u32` (evaluation mode).
+pub fn predict(net: &dyn Segmenter, images: &candle_core::Tensor) -> Result<candle_core::Tensor> {
+    Ok(net.forward_all(images, false)?.logits.argmax(1)?.to_dtype(candle_core::DType::U32)?)
 }
 
 /// Runs the segmenter (evaluation mode) over every batch of `loader.epoch(0)` and counts

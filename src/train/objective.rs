@@ -2,9 +2,10 @@
 //! a training loop, a config file or an ablation can hold.
 
 use crate::ground::GroundMatrix;
-use crate::loss::{self, LossConfig};
+use crate::loss::{self, LossConfig, Reduction};
+use crate::ot::SinkhornConfig;
 use crate::{Error, Result};
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 /// A training objective on logits `[B, N, H, W]` and labels `[B, H, W]`.
 #[derive(Clone, Debug)]
@@ -29,6 +30,41 @@ pub enum Objective {
         /// The weight λ of the Wasserstein term.
         lambda: f64,
     },
+    /// The entropic Wasserstein loss to soft targets (Section IV.B–C), solved by Sinkhorn:
+    /// each label becomes the smoothed histogram `(1 − σ)·onehot(y) + σ/N` — the smoothed
+    /// pseudo-labels of self-training — and [`loss::wasserstein_soft`] compares it with the
+    /// softmax. Void pixels get an all-zero target and are ignored.
+    SoftWasserstein {
+        /// `D[truth][pred]`.
+        ground: GroundMatrix,
+        /// Label smoothing σ ∈ [0, 1).
+        smoothing: f64,
+        /// The solver's settings.
+        sinkhorn: SinkhornConfig,
+    },
+}
+
+/// `[B, N, H, W]` targets `(1 − σ)·onehot(y) + σ/N` from labels `[B, H, W]`; a pixel whose
+/// label is `ignore` (or any label ≥ N) gets all zeros.
+pub fn smoothed_targets(labels: &Tensor, n: usize, smoothing: f64, ignore: Option<u32>) -> Result<Tensor> {
+    if !(0.0..1.0).contains(&smoothing) {
+        return Err(Error::invalid("label smoothing", smoothing, "must be in [0, 1)"));
+    }
+    let (b, h, w) = labels.dims3()?;
+    let ys = labels.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
+    let (on, off) = ((1.0 - smoothing + smoothing / n as f64) as f32, (smoothing / n as f64) as f32);
+    let plane = h * w;
+    let mut out = vec![0f32; b * n * plane];
+    for (k, &y) in ys.iter().enumerate() {
+        if Some(y) == ignore || y as usize >= n {
+            continue;
+        }
+        let (bi, p) = (k / plane, k % plane);
+        for c in 0..n {
+            out[(bi * n + c) * plane + p] = if c == y as usize { on } else { off };
+        }
+    }
+    Ok(Tensor::from_vec(out, (b, n, h, w), labels.device())?)
 }
 
 impl Objective {
@@ -43,16 +79,22 @@ impl Objective {
             Objective::CePlusWasserstein { ground, lambda } => {
                 loss::ce_plus_wasserstein(logits, labels, ground, *lambda, cfg)
             }
+            Objective::SoftWasserstein { ground, smoothing, sinkhorn } => {
+                let n = logits.dim(1)?;
+                let targets = smoothed_targets(labels, n, *smoothing, cfg.ignore_index)?.to_dtype(logits.dtype())?;
+                Ok(loss::wasserstein_soft(logits, &targets, ground, sinkhorn, Reduction::Mean)?.loss)
+            }
         }
     }
 
-    /// A short name for tables and run folders (`ce`, `ial`, `w`, `ce+w`).
+    /// A short name for tables and run folders (`ce`, `ial`, `w`, `ce+w`, `soft-w`).
     pub fn name(&self) -> &'static str {
         match self {
             Objective::CrossEntropy => "ce",
             Objective::ImportanceAware { .. } => "ial",
             Objective::Wasserstein { .. } => "w",
             Objective::CePlusWasserstein { .. } => "ce+w",
+            Objective::SoftWasserstein { .. } => "soft-w",
         }
     }
 
@@ -61,7 +103,9 @@ impl Objective {
         let got = match self {
             Objective::CrossEntropy => return Ok(()),
             Objective::ImportanceAware { weights } => weights.len(),
-            Objective::Wasserstein { ground } | Objective::CePlusWasserstein { ground, .. } => ground.num_classes(),
+            Objective::Wasserstein { ground }
+            | Objective::CePlusWasserstein { ground, .. }
+            | Objective::SoftWasserstein { ground, .. } => ground.num_classes(),
         };
         if got != n {
             return Err(Error::ClassCount { what: "objective vs segmenter classes", expected: n, got });

@@ -1,0 +1,463 @@
+//! A training run described in one TOML file: data, segmenter, objective (loss, ground
+//! matrix, `f`), optimiser and schedule. The CLI (`rwt train --config run.toml`), the notebooks
+//! and [`super::ablate`] all start from a [`RunConfig`].
+//!
+//! ```toml
+//! name = "enet-huber"
+//! seed = 0
+//! epochs = 10
+//! eval_every = 2
+//!
+//! [data]
+//! dataset = "camvid"          # camvid | cityscapes | gta5 (found by rwt::data::locate)
+//! size = [180, 240]           # resize (height, width) before anything else
+//! hflip = true
+//! batch_size = 4
+//! eval_split = "test"
+//!
+//! [model]
+//! kind = "enet"               # enet | segnet | fcn8s | deeplabv2
+//! init = "runs/enet-ce"       # fine-tune from this run's checkpoint (the paper's protocol)
+//!
+//! [loss]
+//! kind = "w"                  # ce | ial | w | ce+w | soft-w
+//! ground = "severity"         # severity | importance | uniform | path to a CSV matrix
+//! transform = "huber"         # linear | power | huber | step
+//! tau = 0.5
+//!
+//! [optim]
+//! kind = "sgd"                # sgd | adam
+//! lr = 0.01
+//! schedule = "poly"           # poly | linear | constant
+//! ```
+//!
+//! Every field has a default (see each struct), so a config names only what it changes.
+//! [`RunConfig::quick`] shrinks a run for tests (`RWT_QUICK=1`).
+
+use super::Objective;
+use crate::classes::ClassSet;
+use crate::data::{self, Augment, Dataset, Loader, LoaderConfig, Split};
+use crate::ground::{GroundMatrix, ImportanceWeights};
+use crate::models::{ModelKind, SegmenterConfig};
+use crate::optim::{Adam, Optimizer, Schedule, Sgd};
+use crate::ot::SinkhornConfig;
+use crate::transform::Transform;
+use crate::{Error, Result};
+use candle_core::Device;
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A whole training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Name of the run (tables, plot titles).
+    pub name: String,
+    /// Seeds the initial weights, the data order, the augmentations and dropout.
+    pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Training epochs.
+    pub epochs: usize,
+    /// Evaluate every this many epochs (and always after the last).
+    pub eval_every: usize,
+    /// A log line every this many batches (0: none).
+    pub log_every: usize,
+    /// The data.
+    pub data: DataConfig,
+    /// The segmenter.
+    pub model: ModelConfig,
+    /// The objective.
+    pub loss: LossSpec,
+    /// The optimiser and learning-rate schedule.
+    pub optim: OptimConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            name: "run".into(),
+            seed: 0,
+            device: "cpu".into(),
+            epochs: 10,
+            eval_every: 1,
+            log_every: 0,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            loss: LossSpec::default(),
+            optim: OptimConfig::default(),
+        }
+    }
+}
+
+/// Which data and how it is fed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// `camvid`, `cityscapes` or `gta5`.
+    pub dataset: String,
+    /// Its folder; `None`: found by [`crate::data::locate`] (`RWT_DATA`, `../shared/datasets`, …).
+    pub root: Option<PathBuf>,
+    /// Resize every image to `[height, width]` (train and evaluation); `None`: native size.
+    pub size: Option<[u32; 2]>,
+    /// Random crop `[height, width]` in training.
+    pub crop: Option<[u32; 2]>,
+    /// Scale jitter `[min, max]` in training.
+    pub scale: Option<[f64; 2]>,
+    /// Random horizontal flips in training.
+    pub hflip: bool,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Use only the first this many training images.
+    pub train_limit: Option<usize>,
+    /// Use only the first this many evaluation images.
+    pub eval_limit: Option<usize>,
+    /// The split evaluated: `val` or `test`.
+    pub eval_split: String,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dataset: "camvid".into(),
+            root: None,
+            size: None,
+            crop: None,
+            scale: None,
+            hflip: true,
+            batch_size: 4,
+            train_limit: None,
+            eval_limit: None,
+            eval_split: "val".into(),
+        }
+    }
+}
+
+/// The segmenter and where its weights start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `enet`, `segnet`, `fcn8s` or `deeplabv2`.
+    pub kind: String,
+    /// Channel width multiplier.
+    pub width: f64,
+    /// Start from the weights of this run folder's checkpoint (or a `.safetensors` file):
+    /// fine-tuning, as in the paper. `None`: seeded random initialisation.
+    pub init: Option<PathBuf>,
+    /// An ImageNet encoder to load first (`vgg16`, `vgg16_bn`, `resnet101`) from this file.
+    pub pretrained: Option<PathBuf>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { kind: "enet".into(), width: 1.0, init: None, pretrained: None }
+    }
+}
+
+/// The objective of Section III: loss kind, ground matrix and `f(d)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossSpec {
+    /// `ce`, `ial`, `w`, `ce+w` or `soft-w`.
+    pub kind: String,
+    /// `severity` (the crate's severity preset), `importance` (IAL as a ground matrix),
+    /// `uniform` (1 off the diagonal), or a path to a CSV file of `N` rows of `N` numbers.
+    pub ground: String,
+    /// `f(d)`: `linear`, `power` (uses `rho`), `huber` (uses `tau`) or `step`.
+    pub transform: String,
+    /// ρ of the power transform (Eq. 3).
+    pub rho: f64,
+    /// τ of the Huber transform (Eq. 4).
+    pub tau: f64,
+    /// λ of `ce+w`.
+    pub lambda: f64,
+    /// Group weights (groups 1 to 4) for `ial` and the `importance` ground matrix.
+    pub importance: [f64; 4],
+    /// Label smoothing σ of `soft-w`.
+    pub smoothing: f64,
+    /// Sinkhorn's ε (fraction of the largest cost) for `soft-w`.
+    pub epsilon: f64,
+}
+
+impl Default for LossSpec {
+    fn default() -> Self {
+        LossSpec {
+            kind: "ce".into(),
+            ground: "severity".into(),
+            transform: "linear".into(),
+            rho: 2.0,
+            tau: 0.5,
+            lambda: 1.0,
+            importance: ImportanceWeights::default().weights,
+            smoothing: 0.1,
+            epsilon: 0.05,
+        }
+    }
+}
+
+/// The optimiser and the learning-rate decay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    /// `sgd` or `adam`.
+    pub kind: String,
+    /// Base learning rate.
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// `poly`, `linear` or `constant`.
+    pub schedule: String,
+    /// Exponent of the poly schedule.
+    pub power: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            kind: "sgd".into(),
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 2e-4,
+            schedule: "poly".into(),
+            power: 0.9,
+        }
+    }
+}
+
+/// Whether `RWT_QUICK=1` asks for the small runs of tests and CI.
+pub fn quick_mode() -> bool {
+    std::env::var("RWT_QUICK").is_ok_and(|v| v == "1")
+}
+
+impl RunConfig {
+    /// Parses a TOML config; unknown keys are errors that name them.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::invalid("run config", "TOML", e.message().to_string()))
+    }
+
+    /// Reads and parses a TOML config file; errors name the file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
+        toml::from_str(&text).map_err(|e| Error::invalid("run config", path.display(), e.to_string()))
+    }
+
+    /// The config as TOML (what a run folder records).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::invalid("run config", &self.name, e.to_string()))
+    }
+
+    /// The same run made small for tests and CI: 96×128 images, 8 training and 4 evaluation
+    /// images, 2 epochs.
+    pub fn quick(mut self) -> Self {
+        self.data.size = Some([96, 128]);
+        self.data.crop = None;
+        self.data.scale = None;
+        self.data.batch_size = self.data.batch_size.min(4);
+        self.data.train_limit = Some(self.data.train_limit.unwrap_or(8).min(8));
+        self.data.eval_limit = Some(self.data.eval_limit.unwrap_or(4).min(4));
+        self.epochs = self.epochs.min(2);
+        self.eval_every = 1;
+        self
+    }
+
+    /// Checks every field without touching the disk; the error names the bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::invalid("epochs", 0, "a run needs at least one epoch"));
+        }
+        if self.eval_every == 0 {
+            return Err(Error::invalid("eval_every", 0, "must be >= 1"));
+        }
+        if self.data.batch_size == 0 {
+            return Err(Error::invalid("data.batch_size", 0, "must be >= 1"));
+        }
+        self.model_kind()?;
+        self.eval_split()?;
+        self.augment()?.validate()?;
+        self.transform()?.validate()?;
+        self.schedule()?;
+        crate::device::parse(&self.device).map(|_| ())?;
+        SegmenterConfig::new(2).with_width(self.model.width).validate()?;
+        if !matches!(self.loss.kind.as_str(), "ce" | "ial" | "w" | "ce+w" | "soft-w") {
+            return Err(Error::invalid("loss.kind", &self.loss.kind, "expected ce, ial, w, ce+w or soft-w"));
+        }
+        if !matches!(self.optim.kind.as_str(), "sgd" | "adam") {
+            return Err(Error::invalid("optim.kind", &self.optim.kind, "expected sgd or adam"));
+        }
+        ImportanceWeights::new(self.loss.importance)?;
+        Ok(())
+    }
+
+    /// The segmenter kind.
+    pub fn model_kind(&self) -> Result<ModelKind> {
+        self.model.kind.parse()
+    }
+
+    /// The device.
+    pub fn device(&self) -> Result<Device> {
+        crate::device::parse(&self.device)
+    }
+
+    /// The evaluated split.
+    pub fn eval_split(&self) -> Result<Split> {
+        match self.data.eval_split.as_str() {
+            "val" => Ok(Split::Val),
+            "test" => Ok(Split::Test),
+            "train" => Ok(Split::Train),
+            other => Err(Error::invalid("data.eval_split", other, "expected val, test or train")),
+        }
+    }
+
+    /// The training augmentation.
+    pub fn augment(&self) -> Result<Augment> {
+        let a = Augment {
+            resize: self.data.size.map(|[h, w]| (h, w)),
+            crop: self.data.crop.map(|[h, w]| (h, w)),
+            scale: self.data.scale.map(|[a, b]| (a, b)),
+            hflip: self.data.hflip,
+        };
+        a.validate()?;
+        Ok(a)
+    }
+
+    /// `f(d)`.
+    pub fn transform(&self) -> Result<Transform> {
+        let t = match self.loss.transform.as_str() {
+            "linear" => Transform::Linear,
+            "power" => Transform::Power { rho: self.loss.rho },
+            "huber" => Transform::Huber { tau: self.loss.tau },
+            "step" => Transform::Step,
+            other => return Err(Error::invalid("loss.transform", other, "expected linear, power, huber or step")),
+        };
+        t.validate()?;
+        Ok(t)
+    }
+
+    /// The learning-rate schedule.
+    pub fn schedule(&self) -> Result<Schedule> {
+        match self.optim.schedule.as_str() {
+            "poly" => Ok(Schedule::Poly { power: self.optim.power }),
+            "linear" => Ok(Schedule::Linear),
+            "constant" => Ok(Schedule::Constant),
+            other => Err(Error::invalid("optim.schedule", other, "expected poly, linear or constant")),
+        }
+    }
+
+    /// The ground matrix `D` for `classes`, `f(d)` not yet applied.
+    pub fn ground(&self, classes: &ClassSet) -> Result<GroundMatrix> {
+        match self.loss.ground.as_str() {
+            "severity" => Ok(GroundMatrix::severity(classes)),
+            "importance" => GroundMatrix::importance_aware(classes, &ImportanceWeights::new(self.loss.importance)?),
+            "uniform" => {
+                let n = classes.len();
+                GroundMatrix::from_rows(
+                    classes.names.iter().copied(),
+                    (0..n).map(|i| (0..n).map(move |j| if i == j { 0.0 } else { 1.0 }).collect::<Vec<_>>()),
+                )
+            }
+            path => read_ground_csv(Path::new(path), classes),
+        }
+    }
+
+    /// The objective for `classes`: the loss kind with the ground matrix under `f`.
+    pub fn objective(&self, classes: &ClassSet) -> Result<Objective> {
+        let ground = || -> Result<GroundMatrix> { self.ground(classes)?.transform(self.transform()?) };
+        Ok(match self.loss.kind.as_str() {
+            "ce" => Objective::CrossEntropy,
+            "ial" => Objective::ImportanceAware {
+                weights: ImportanceWeights::new(self.loss.importance)?.class_weights(classes),
+            },
+            "w" => Objective::Wasserstein { ground: ground()? },
+            "ce+w" => {
+                if !(self.loss.lambda.is_finite() && self.loss.lambda >= 0.0) {
+                    return Err(Error::invalid("loss.lambda", self.loss.lambda, "must be finite and >= 0"));
+                }
+                Objective::CePlusWasserstein { ground: ground()?, lambda: self.loss.lambda }
+            }
+            "soft-w" => Objective::SoftWasserstein {
+                ground: ground()?,
+                smoothing: self.loss.smoothing,
+                sinkhorn: SinkhornConfig { epsilon: self.loss.epsilon, ..Default::default() },
+            },
+            other => return Err(Error::invalid("loss.kind", other, "expected ce, ial, w, ce+w or soft-w")),
+        })
+    }
+
+    /// The dataset of `split`.
+    pub fn dataset(&self, split: Split) -> Result<Arc<dyn Dataset>> {
+        let root = data::locate(&self.data.dataset, self.data.root.as_deref())?;
+        Ok(match self.data.dataset.as_str() {
+            "camvid" => Arc::new(data::CamVid::new(root, split)?),
+            "cityscapes" => Arc::new(data::Cityscapes::new(root, split)?),
+            "gta5" => Arc::new(data::Gta5::new(root, split)?),
+            other => return Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes or gta5")),
+        })
+    }
+
+    /// The training loader (shuffled, augmented) and the evaluation loader (in order, resized
+    /// only).
+    pub fn loaders(&self, device: &Device) -> Result<(Loader, Loader)> {
+        let train = LoaderConfig {
+            batch_size: self.data.batch_size,
+            shuffle: true,
+            seed: self.seed,
+            augment: self.augment()?,
+            limit: self.data.train_limit,
+            ..Default::default()
+        };
+        let eval = LoaderConfig {
+            batch_size: self.data.batch_size,
+            shuffle: false,
+            seed: self.seed,
+            augment: Augment { resize: self.data.size.map(|[h, w]| (h, w)), ..Augment::none() },
+            limit: self.data.eval_limit,
+            ..Default::default()
+        };
+        Ok((
+            Loader::new(self.dataset(Split::Train)?, train, device.clone())?,
+            Loader::new(self.dataset(self.eval_split()?)?, eval, device.clone())?,
+        ))
+    }
+
+    /// The optimiser over every variable of `varmap`.
+    pub fn optimizer(&self, varmap: &VarMap) -> Result<Box<dyn Optimizer>> {
+        let o = &self.optim;
+        Ok(match o.kind.as_str() {
+            "sgd" => Box::new(Sgd::from_varmap(varmap, o.lr, o.momentum, o.weight_decay)?),
+            "adam" => Box::new(Adam::from_varmap(varmap, o.lr, o.weight_decay)?),
+            other => return Err(Error::invalid("optim.kind", other, "expected sgd or adam")),
+        })
+    }
+}
+
+/// A ground matrix from a CSV file: `N` lines of `N` comma-separated numbers, rows = true class,
+/// in the class order of `classes`; lines starting with `#` are comments.
+pub fn read_ground_csv(path: &Path, classes: &ClassSet) -> Result<GroundMatrix> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
+    let mut rows = vec![];
+    for (k, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let row = line
+            .split(',')
+            .map(|v| {
+                v.trim().parse::<f64>().map_err(|_| {
+                    Error::invalid(
+                        "ground matrix CSV",
+                        path.display(),
+                        format!("line {}: {v:?} is not a number", k + 1),
+                    )
+                })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        rows.push(row);
+    }
+    GroundMatrix::from_rows(classes.names.iter().copied(), rows)
+}
