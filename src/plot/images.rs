@@ -243,13 +243,15 @@ pub fn comparison(
     classes: &ClassSet,
 ) -> crate::Result<ImageGrid> {
     let wins = wins_map(image, truth, a.1, b.1, classes.len())?;
-    Ok(ImageGrid::new(&format!("{} vs {}", a.0, b.0), 5)
+    let title =
+        format!("{} vs {} (last panel: green where {} is right and {} wrong, red the reverse)", a.0, b.0, a.0, b.0);
+    Ok(ImageGrid::new(&title, 5)
         .cell_width(200)
         .push("image", image)
         .push("ground truth", &colorize(truth, classes))
         .push(a.0, &colorize(a.1, classes))
         .push(b.0, &colorize(b.1, classes))
-        .push(&format!("green: {} right, {} wrong; red: the reverse", a.0, b.0), &wins))
+        .push(&format!("{} vs {}", a.0, b.0), &wins))
 }
 
 /// A legend of the class colours as an SVG (one swatch and name per class).
