@@ -266,6 +266,7 @@ fn ablations_fine_tune_every_variant_from_the_same_weights() {
     assert!(train::ablate(&none, dir.join("none"), |_| {}).is_err());
 }
 
+#[cfg(feature = "cli")]
 #[test]
 fn the_command_line_trains_evaluates_and_reports_bad_configs() {
     let exe = env!("CARGO_BIN_EXE_rwt");
