@@ -25,6 +25,12 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Reads a whole text file; the error names the file.
+pub fn read_text(path: impl AsRef<Path>) -> Result<String> {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
 /// Writes `path` atomically with `write`, which fills the temporary file it is given (in the
 /// target's folder, created if missing); the file is then `fsync`ed and renamed over `path`.
 /// On any error the temporary file is removed and the target left as it was; I/O errors name

@@ -160,7 +160,7 @@ pub fn label_histogram(dataset: &dyn Dataset, indices: impl IntoIterator<Item = 
 /// Reads a list file of `IMAGE LABEL` lines (paths relative to `root`, or absolute paths
 /// whose last two components are used — the SegNet tutorial's lists carry absolute paths).
 pub(crate) fn read_pair_list(root: &Path, list: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
-    let text = std::fs::read_to_string(list).map_err(|e| Error::Io { path: list.to_path_buf(), source: e })?;
+    let text = crate::io::read_text(list)?;
     let mut pairs = vec![];
     for (lineno, line) in text.lines().enumerate() {
         let line = line.trim();

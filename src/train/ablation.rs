@@ -49,14 +49,12 @@ pub struct AblationConfig {
 impl AblationConfig {
     /// Parses a TOML ablation config.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::invalid("ablation config", "TOML", e.message().to_string()))
+        super::config::parse_toml("ablation config", text)
     }
 
     /// Reads and parses a TOML ablation config file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
-        toml::from_str(&text).map_err(|e| Error::invalid("ablation config", path.display(), e.to_string()))
+        super::config::read_toml("ablation config", path.as_ref())
     }
 
     /// The run config of variant `k`.

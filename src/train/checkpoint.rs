@@ -36,7 +36,7 @@ pub fn save(
 pub fn load(dir: impl AsRef<Path>, varmap: &VarMap, opt: &mut dyn Optimizer, progress: &mut Progress) -> Result<usize> {
     let dir = dir.as_ref();
     let state_path = dir.join(STATE);
-    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::Io { path: state_path.clone(), source: e })?;
+    let text = crate::io::read_text(&state_path)?;
     let field = |key: &str| -> Result<String> {
         text.lines()
             .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().to_string()))

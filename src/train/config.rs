@@ -236,14 +236,12 @@ pub fn quick_mode() -> bool {
 impl RunConfig {
     /// Parses a TOML config; unknown keys are errors that name them.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::invalid("run config", "TOML", e.message().to_string()))
+        parse_toml("run config", text)
     }
 
     /// Reads and parses a TOML config file; errors name the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
-        toml::from_str(&text).map_err(|e| Error::invalid("run config", path.display(), e.to_string()))
+        read_toml("run config", path.as_ref())
     }
 
     /// The config as TOML (what a run folder records).
@@ -435,10 +433,22 @@ impl RunConfig {
     }
 }
 
+/// Parses TOML text into a `what` (a config); the error carries the parser's message.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| Error::invalid(what, "TOML", e.message().to_string()))
+}
+
+/// Reads and parses a TOML file into a `what`; errors name the file (and the line, from the
+/// parser).
+pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(what: &'static str, path: &Path) -> Result<T> {
+    let text = crate::io::read_text(path)?;
+    toml::from_str(&text).map_err(|e| Error::invalid(what, path.display(), e.to_string()))
+}
+
 /// A ground matrix from a CSV file: `N` lines of `N` comma-separated numbers, rows = true class,
 /// in the class order of `classes`; lines starting with `#` are comments.
 pub fn read_ground_csv(path: &Path, classes: &ClassSet) -> Result<GroundMatrix> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
+    let text = crate::io::read_text(path)?;
     let mut rows = vec![];
     for (k, line) in text.lines().enumerate() {
         let line = line.trim();

@@ -202,6 +202,6 @@ pub fn write_json<T: Serialize>(path: impl AsRef<Path>, value: &T) -> Result<()>
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
+    let text = crate::io::read_text(path)?;
     serde_json::from_str(&text).map_err(|e| Error::invalid("JSON record", path.display(), e.to_string()))
 }
