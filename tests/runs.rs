@@ -211,7 +211,7 @@ fn runs_record_everything_and_resume_to_the_same_metrics() {
 
 /// Void pixels of the first `eval_limit` evaluation images at the config's size.
 fn count_void(cfg: &RunConfig) -> u64 {
-    let (_, eval) = cfg.loaders(&Device::Cpu).unwrap();
+    let eval = cfg.eval_loader(&Device::Cpu).unwrap();
     eval.epoch(0)
         .map(|b| {
             let l = b.unwrap().labels.flatten_all().unwrap().to_vec1::<u32>().unwrap();

@@ -397,10 +397,9 @@ impl RunConfig {
         })
     }
 
-    /// The training loader (shuffled, augmented) and the evaluation loader (in order, resized
-    /// only).
-    pub fn loaders(&self, device: &Device) -> Result<(Loader, Loader)> {
-        let train = LoaderConfig {
+    /// The training loader: the train split, shuffled and augmented.
+    pub fn train_loader(&self, device: &Device) -> Result<Loader> {
+        let cfg = LoaderConfig {
             batch_size: self.data.batch_size,
             shuffle: true,
             seed: self.seed,
@@ -408,7 +407,12 @@ impl RunConfig {
             limit: self.data.train_limit,
             ..Default::default()
         };
-        let eval = LoaderConfig {
+        Loader::new(self.dataset(Split::Train)?, cfg, device.clone())
+    }
+
+    /// The evaluation loader: the evaluated split, in order, resized only.
+    pub fn eval_loader(&self, device: &Device) -> Result<Loader> {
+        let cfg = LoaderConfig {
             batch_size: self.data.batch_size,
             shuffle: false,
             seed: self.seed,
@@ -416,10 +420,7 @@ impl RunConfig {
             limit: self.data.eval_limit,
             ..Default::default()
         };
-        Ok((
-            Loader::new(self.dataset(Split::Train)?, train, device.clone())?,
-            Loader::new(self.dataset(self.eval_split()?)?, eval, device.clone())?,
-        ))
+        Loader::new(self.dataset(self.eval_split()?)?, cfg, device.clone())
     }
 
     /// The optimiser over every variable of `varmap`.

@@ -118,7 +118,7 @@ pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunE
     crate::io::write_atomic(dir.join("config.toml"), config_text.as_bytes())?;
 
     let device = cfg.device()?;
-    let (train_loader, eval_loader) = cfg.loaders(&device)?;
+    let (train_loader, eval_loader) = (cfg.train_loader(&device)?, cfg.eval_loader(&device)?);
     let classes = train_loader.dataset().classes();
     let seg_cfg = SegmenterConfig::new(classes.len()).with_width(cfg.model.width);
     let (varmap, net) = weights::build_seeded(cfg.model_kind()?, &seg_cfg, &device, cfg.seed)?;
@@ -203,7 +203,7 @@ pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunE
 pub fn eval(cfg: &RunConfig, weights_path: &Path) -> Result<EvalReport> {
     cfg.validate()?;
     let device = cfg.device()?;
-    let (_, eval_loader) = cfg.loaders(&device)?;
+    let eval_loader = cfg.eval_loader(&device)?;
     let classes = eval_loader.dataset().classes();
     let seg_cfg = SegmenterConfig::new(classes.len()).with_width(cfg.model.width);
     let (varmap, net) = weights::build_seeded(cfg.model_kind()?, &seg_cfg, &device, cfg.seed)?;
