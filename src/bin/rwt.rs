@@ -22,17 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train (or fine-tune) a segmenter; resumes when the run folder holds a checkpoint.
-    Train {
-        /// The run config (TOML).
-        #[arg(long)]
-        config: PathBuf,
-        /// The run folder (default: runs/<name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Small images, few of them, two epochs (also RWT_QUICK=1).
-        #[arg(long)]
-        quick: bool,
-    },
+    Train(RunArgs),
     /// Evaluate weights on the config's evaluation split and print the metrics.
     Eval {
         /// The run config (TOML): network and data.
@@ -52,17 +42,21 @@ enum Command {
         quick: bool,
     },
     /// Fine-tune every variant of an ablation config and print the comparison table.
-    Ablate {
-        /// The ablation config (TOML): shared settings and [[variants]].
-        #[arg(long)]
-        config: PathBuf,
-        /// The ablation folder (default: runs/<name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Small images, few of them, two epochs (also RWT_QUICK=1).
-        #[arg(long)]
-        quick: bool,
-    },
+    Ablate(RunArgs),
+}
+
+/// The arguments of `train` and `ablate`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The config (TOML): a run config, or for `ablate` shared settings plus [[variants]].
+    #[arg(long)]
+    config: PathBuf,
+    /// The output folder (default: runs/<name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Small images, few of them, two epochs (also RWT_QUICK=1).
+    #[arg(long)]
+    quick: bool,
 }
 
 fn main() {
@@ -110,7 +104,7 @@ fn progress_bar() -> impl FnMut(&RunEvent) {
 
 fn real_main() -> rwt::Result<()> {
     match Cli::parse().command {
-        Command::Train { config, out, quick } => {
+        Command::Train(RunArgs { config, out, quick }) => {
             let cfg = shrink(RunConfig::from_file(&config)?, quick);
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
             let trained = train::run(&cfg, &out, progress_bar())?;
@@ -128,7 +122,7 @@ fn real_main() -> rwt::Result<()> {
                 train::report::write_json(path, &report)?;
             }
         }
-        Command::Ablate { config, out, quick } => {
+        Command::Ablate(RunArgs { config, out, quick }) => {
             let mut cfg = AblationConfig::from_file(&config)?;
             cfg.base = shrink(cfg.base, quick);
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&cfg.base.name));
