@@ -26,6 +26,9 @@
 //! | Fig. 2, IAL as a special case | [`ground`] ([`GroundMatrix::severity`], [`GroundMatrix::importance_aware`]), [`loss::importance_aware_cross_entropy`] | 01 |
 //! | III.B, f(d), Eq. 3–5 | [`transform`], [`loss::l1`] | 01 |
 //! | IV.B–C, soft targets, Sinkhorn (Fig. 3 right) | [`ot::sinkhorn`], [`loss::wasserstein_soft`] | `04-sinkhorn-for-soft-targets` |
+//! | III.C, Fig. 4: driving simulator — towns, traffic, semantic front camera, reward with ISO 26262 severity, `reset` / `step`, vectorised environments | [`sim`] | `07-driving-simulator` |
+//! | IV.D, Tables IV–VI: infractions, km between infractions, Drive %, success rate; new town, new weather | [`sim::DrivingMetrics`] | 07 |
+//! | the simulator as a dataset (synthetic source domain) | [`data::Synthetic`] | 07 |
 //! | III.C step 2, learned `D` | [`ground::learned`] | 07 |
 //! | class sets, importance groups | [`classes`] | 01 |
 //! | data: CamVid, Cityscapes, GTA5, augmentation, loader, hub cache | [`data`] | `02-data` |
@@ -68,6 +71,7 @@ pub mod optim;
 pub mod ot;
 pub mod plot;
 pub mod random;
+pub mod sim;
 pub mod train;
 pub mod transform;
 

@@ -1,0 +1,238 @@
+//! Infractions and the driving metrics of Tables IV–VI.
+//!
+//! Every infraction is logged with its kind, the step and the distance driven so far. An
+//! off-lane (off-road) infraction starts when the off-lane (off-road) degree rises above
+//! [`INFRACTION_ONSET`] and ends when it is back to 0, so a long excursion counts once, as in
+//! CARLA's benchmark.
+
+use super::reward::{Obstacle, Severity};
+use super::weather::Weather;
+use crate::plot::Table;
+
+/// Degree above which an off-lane or off-road excursion counts as an infraction.
+pub const INFRACTION_ONSET: f32 = 0.2;
+
+/// The kinds of infraction of Table IV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum InfractionKind {
+    /// Collision with a pedestrian or a cyclist.
+    CollisionPerson,
+    /// Collision with a car, truck or bus.
+    CollisionVehicle,
+    /// Collision with a static object.
+    CollisionStatic,
+    /// Driving in the opposite lane.
+    OffLane,
+    /// Driving off the road.
+    OffRoad,
+}
+
+impl InfractionKind {
+    /// Every kind, in Table IV's order.
+    pub const ALL: [InfractionKind; 5] =
+        [Self::CollisionPerson, Self::CollisionVehicle, Self::CollisionStatic, Self::OffLane, Self::OffRoad];
+
+    /// The collision kind for what was hit.
+    pub fn collision(what: Obstacle) -> InfractionKind {
+        match what {
+            Obstacle::Pedestrian | Obstacle::Cyclist => Self::CollisionPerson,
+            Obstacle::Vehicle => Self::CollisionVehicle,
+            Obstacle::RigidStatic | Obstacle::LightStatic => Self::CollisionStatic,
+        }
+    }
+
+    /// Column name in the tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CollisionPerson => "collision: person",
+            Self::CollisionVehicle => "collision: car",
+            Self::CollisionStatic => "collision: static",
+            Self::OffLane => "off-lane",
+            Self::OffRoad => "off-road",
+        }
+    }
+}
+
+/// One infraction.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Infraction {
+    /// What happened.
+    pub kind: InfractionKind,
+    /// The step of the episode (1-based).
+    pub step: usize,
+    /// Metres driven in the episode when it happened.
+    pub distance_m: f32,
+    /// For collisions: what was hit, the impact speed (km/h) and the severity class.
+    pub collision: Option<(Obstacle, f32, Severity)>,
+}
+
+/// Why an episode ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Termination {
+    /// The goal was reached.
+    GoalReached,
+    /// A collision.
+    Crash,
+    /// Entirely in the opposite lane.
+    OffLane,
+    /// Half or more off the road.
+    OffRoad,
+    /// The step limit (a truncation, not a termination).
+    TimeLimit,
+}
+
+/// The record of one finished episode.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpisodeLog {
+    /// Seed of the town.
+    pub town: u64,
+    /// Seed of the episode.
+    pub seed: u64,
+    /// Weather preset name.
+    pub weather: String,
+    /// Steps taken.
+    pub steps: usize,
+    /// The step limit.
+    pub max_steps: usize,
+    /// Metres driven.
+    pub distance_m: f64,
+    /// Simulated seconds.
+    pub duration_s: f64,
+    /// Sum of rewards.
+    pub total_reward: f64,
+    /// Why it ended.
+    pub termination: Termination,
+    /// Every infraction, in order.
+    pub infractions: Vec<Infraction>,
+}
+
+impl EpisodeLog {
+    /// Whether the goal was reached.
+    pub fn success(&self) -> bool {
+        self.termination == Termination::GoalReached
+    }
+
+    /// The weather preset, when the name is one of the presets.
+    pub fn weather_preset(&self) -> Option<Weather> {
+        self.weather.parse().ok()
+    }
+}
+
+/// Driving metrics over a set of episodes (Tables IV–VI).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DrivingMetrics {
+    /// Number of episodes.
+    pub episodes: usize,
+    /// Kilometres driven.
+    pub km: f64,
+    /// Hours driven (simulated).
+    pub hours: f64,
+    /// Average speed, km/h.
+    pub km_per_hour: f64,
+    /// Drive %: steps driven / steps possible (Table V).
+    pub drive_percent: f64,
+    /// Fraction of episodes that reached the goal (Table VI).
+    pub success_rate: f64,
+    /// Per kind (in [`InfractionKind::ALL`]'s order): number of infractions.
+    pub counts: Vec<(InfractionKind, usize)>,
+    /// Per kind: kilometres per infraction, `None` when there was none (then more than `km`).
+    pub km_between: Vec<(InfractionKind, Option<f64>)>,
+}
+
+impl DrivingMetrics {
+    /// The metrics of `episodes`.
+    pub fn from_episodes(episodes: &[EpisodeLog]) -> DrivingMetrics {
+        let km: f64 = episodes.iter().map(|e| e.distance_m).sum::<f64>() / 1000.0;
+        let hours: f64 = episodes.iter().map(|e| e.duration_s).sum::<f64>() / 3600.0;
+        let steps: usize = episodes.iter().map(|e| e.steps).sum();
+        let possible: usize = episodes.iter().map(|e| e.max_steps).sum();
+        let successes = episodes.iter().filter(|e| e.success()).count();
+        let counts: Vec<(InfractionKind, usize)> = InfractionKind::ALL
+            .iter()
+            .map(|&k| (k, episodes.iter().flat_map(|e| &e.infractions).filter(|i| i.kind == k).count()))
+            .collect();
+        let km_between = counts.iter().map(|&(k, n)| (k, (n > 0).then(|| km / n as f64))).collect();
+        DrivingMetrics {
+            episodes: episodes.len(),
+            km,
+            hours,
+            km_per_hour: if hours > 0.0 { km / hours } else { 0.0 },
+            drive_percent: if possible > 0 { 100.0 * steps as f64 / possible as f64 } else { 0.0 },
+            success_rate: if episodes.is_empty() { 0.0 } else { successes as f64 / episodes.len() as f64 },
+            counts,
+            km_between,
+        }
+    }
+
+    /// Kilometres between infractions of `kind` (`None` when there was none).
+    pub fn km_between(&self, kind: InfractionKind) -> Option<f64> {
+        self.km_between.iter().find(|(k, _)| *k == kind).and_then(|(_, v)| *v)
+    }
+
+    /// A table with one row per named condition: Table IV's km between infractions, and
+    /// Drive %, km, km/h and success rate (Tables V–VI). "> x" marks no infraction in x km.
+    pub fn table(rows: &[(&str, &DrivingMetrics)]) -> Table {
+        let mut headers = vec!["condition".to_string(), "episodes".into(), "km".into()];
+        headers.extend(InfractionKind::ALL.iter().map(|k| format!("km / {}", k.name())));
+        headers.extend(["Drive %".into(), "km/h".into(), "success".into()]);
+        let mut t = Table::new(headers);
+        for (name, m) in rows {
+            let mut cells = vec![name.to_string(), m.episodes.to_string(), format!("{:.2}", m.km)];
+            cells.extend(InfractionKind::ALL.iter().map(|&k| match m.km_between(k) {
+                Some(v) => format!("{v:.3}"),
+                None => format!("> {:.2}", m.km),
+            }));
+            cells.extend([
+                format!("{:.1}", m.drive_percent),
+                format!("{:.1}", m.km_per_hour),
+                format!("{:.0} %", 100.0 * m.success_rate),
+            ]);
+            t.push(cells);
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(steps: usize, metres: f64, termination: Termination, kinds: &[InfractionKind]) -> EpisodeLog {
+        EpisodeLog {
+            town: 1,
+            seed: 0,
+            weather: "clear-noon".into(),
+            steps,
+            max_steps: 500,
+            distance_m: metres,
+            duration_s: steps as f64 * 0.1,
+            total_reward: 0.0,
+            termination,
+            infractions: kinds
+                .iter()
+                .map(|&kind| Infraction { kind, step: 1, distance_m: 0.0, collision: None })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn metrics_by_hand() {
+        use InfractionKind::*;
+        let eps = [
+            log(500, 300.0, Termination::TimeLimit, &[OffLane, OffLane]),
+            log(250, 150.0, Termination::Crash, &[OffRoad, CollisionPerson]),
+            log(100, 50.0, Termination::GoalReached, &[]),
+        ];
+        let m = DrivingMetrics::from_episodes(&eps);
+        assert!((m.km - 0.5).abs() < 1e-12);
+        assert!((m.hours - 85.0 / 3600.0).abs() < 1e-12);
+        assert!((m.km_per_hour - 0.5 / (85.0 / 3600.0)).abs() < 1e-9);
+        assert!((m.drive_percent - 100.0 * 850.0 / 1500.0).abs() < 1e-9);
+        assert!((m.success_rate - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m.km_between(OffLane), Some(0.25));
+        assert_eq!(m.km_between(CollisionPerson), Some(0.5));
+        assert_eq!(m.km_between(CollisionVehicle), None);
+        let t = DrivingMetrics::table(&[("train town", &m)]).to_markdown();
+        assert!(t.contains("> 0.50") && t.contains("0.250"), "{t}");
+    }
+}

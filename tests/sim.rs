@@ -1,0 +1,356 @@
+//! The driving simulator: determinism, vehicle dynamics, collisions and their severity,
+//! off-lane / off-road degrees, the rendered labels of a constructed scene, reward and
+//! termination on hand-made cases, the vectorised environment and the synthetic dataset.
+
+use rwt::data::{Dataset, Split, Synthetic, SyntheticConfig};
+use rwt::sim::*;
+
+fn empty_env(town: u64) -> DrivingEnv {
+    let mut cfg = EnvConfig::new(town);
+    cfg.traffic = TrafficConfig::empty();
+    let mut env = DrivingEnv::new(cfg).unwrap();
+    env.reset(0).unwrap();
+    far_goal(&mut env);
+    env
+}
+
+/// Puts the goal on the westbound lane of the long eastbound road: at least a block away.
+fn far_goal(env: &mut DrivingEnv) {
+    let (east, mid) = east_lane(env);
+    let west = env.town().lanes().iter().position(|l| l.from == east.to && l.to == east.from).unwrap();
+    let _ = mid;
+    env.set_goal(west, 1.0).unwrap();
+}
+
+/// A long eastbound lane of `env`'s town and its middle point.
+fn east_lane(env: &DrivingEnv) -> (Lane, V2) {
+    let lane = *env.town().lanes().iter().find(|l| l.dir.x > 0.99 && l.length() > 40.0).expect("an eastbound lane");
+    (lane, lane.at(lane.length() * 0.5))
+}
+
+/// Throttle that holds speed `v` (m/s) against the vehicle model's resistance.
+fn hold(env: &DrivingEnv, v: f32) -> Action {
+    Action::new(0.0, (0.15 + 0.02 * v) / env.ego().params.max_accel, 0.0)
+}
+
+#[test]
+fn same_seed_same_episode_other_seed_other_episode() {
+    let cfg = EnvConfig::new(TRAINING_TOWN);
+    let run = |seed: u64| {
+        let mut env = DrivingEnv::new(cfg.clone()).unwrap();
+        let first = env.reset(seed).unwrap();
+        let driver = Autopilot::default();
+        let mut rewards = vec![];
+        let mut last = first.frame.clone();
+        for _ in 0..30 {
+            let t = env.step(driver.act(&env)).unwrap();
+            rewards.push(t.reward);
+            let done = t.done();
+            last = t.observation.frame;
+            if done {
+                break;
+            }
+        }
+        (first.frame, last, rewards, env.ego().position)
+    };
+    let (a0, a1, ra, pa) = run(11);
+    let (b0, b1, rb, pb) = run(11);
+    assert_eq!(a0.rgb, b0.rgb);
+    assert_eq!(a1.rgb, b1.rgb);
+    assert_eq!(a1.labels, b1.labels);
+    assert_eq!(a1.depth, b1.depth);
+    assert_eq!(ra, rb);
+    assert_eq!(pa, pb);
+    let (c0, _, _, _) = run(12);
+    assert_ne!(a0.rgb, c0.rgb);
+}
+
+#[test]
+fn braking_stops_the_car_and_it_stays_stopped() {
+    let mut env = empty_env(TRAINING_TOWN);
+    let (lane, mid) = east_lane(&env);
+    env.place_ego(lane.at(8.0), 0.0, 0.0);
+    for _ in 0..25 {
+        env.step(Action::new(0.0, 1.0, 0.0)).unwrap();
+    }
+    let cap = 25.0 / 3.6;
+    assert!((env.ego().speed - cap).abs() < 1e-4, "speed {} at full throttle", env.ego().speed);
+    let mut steps = 0;
+    while env.ego().speed > 0.0 {
+        env.step(Action::new(0.0, 0.0, 1.0)).unwrap();
+        steps += 1;
+        assert!(steps <= 10, "still moving after 1 s of full braking");
+    }
+    let rest = env.ego().position;
+    for _ in 0..5 {
+        let t = env.step(Action::new(0.0, 0.0, 1.0)).unwrap();
+        assert_eq!(t.observation.measurements.speed, 0.0);
+    }
+    assert_eq!(env.ego().position, rest);
+    assert!(rest.x < mid.x + lane.length(), "stayed on the lane");
+}
+
+#[test]
+fn collisions_with_road_users_have_the_table_severity_and_end_the_episode() {
+    let cases = [
+        (ActorKind::Pedestrian, 20.0, Obstacle::Pedestrian, Severity::S3),
+        (ActorKind::Pedestrian, 5.0, Obstacle::Pedestrian, Severity::S1),
+        (ActorKind::Cyclist, 12.0, Obstacle::Cyclist, Severity::S2),
+        (ActorKind::ParkedCar, 12.0, Obstacle::Vehicle, Severity::S1),
+        (ActorKind::Car, 20.0, Obstacle::Vehicle, Severity::S2),
+        (ActorKind::Barrier, 5.0, Obstacle::RigidStatic, Severity::S0),
+    ];
+    for (kind, kmh, what, severity) in cases {
+        let mut env = empty_env(TRAINING_TOWN);
+        let (_, mid) = east_lane(&env);
+        let (len, _, _) = kind.size();
+        // The front bumper just short of the road user: it is hit during the next step.
+        let gap = (kmh / 3.6 * 0.1 * 0.5f32).min(0.2);
+        let ego_x = mid.x - len * 0.5 - 2.25 - gap;
+        env.traffic_mut().actors = vec![Actor::standing(kind, mid, 0.0)];
+        env.place_ego(V2::new(ego_x, mid.y), 0.0, kmh / 3.6);
+        assert!(env.collision().is_none(), "{kind:?}: no contact before the step");
+        let t = env.step(hold(&env, kmh / 3.6)).unwrap();
+        let (hit, speed, s) = t.info.collision.unwrap_or_else(|| panic!("{kind:?} at {kmh} km/h not detected"));
+        assert_eq!((hit, s), (what, severity), "{kind:?} at {kmh} km/h");
+        assert!((speed - kmh).abs() < 1e-3, "impact speed {speed}");
+        // Centred in its lane: ol = or = 0, so r = 1 − 10 c.
+        assert_eq!((t.info.off_lane, t.info.off_road), (0.0, 0.0));
+        assert_eq!(t.reward, 1.0 - 10.0 * severity.cost());
+        assert!(t.terminated && !t.truncated);
+        assert_eq!(t.info.termination, Some(Termination::Crash));
+        assert_eq!(t.observation.measurements.collision_damage, severity.cost());
+        let log = t.info.episode.expect("the last step carries the episode log");
+        assert_eq!(log.infractions.len(), 1);
+        assert_eq!(log.infractions[0].kind, InfractionKind::collision(what));
+        assert!(env.step(Action::default()).unwrap_err().to_string().contains("reset"));
+    }
+}
+
+#[test]
+fn collisions_with_town_objects_by_kind() {
+    let cases = [
+        (PropKind::Building, 20.0, Obstacle::RigidStatic, Severity::S2),
+        (PropKind::Building, 5.0, Obstacle::RigidStatic, Severity::S0),
+        (PropKind::Pole, 12.0, Obstacle::RigidStatic, Severity::S1),
+        (PropKind::Wall, 20.0, Obstacle::RigidStatic, Severity::S2),
+        (PropKind::Fence, 20.0, Obstacle::LightStatic, Severity::S1),
+        (PropKind::Trunk, 12.0, Obstacle::RigidStatic, Severity::S1),
+    ];
+    for (kind, kmh, what, severity) in cases {
+        let mut env = empty_env(TRAINING_TOWN);
+        let town = std::sync::Arc::clone(env.town());
+        let mut found = None;
+        'search: for p in town.props().iter().filter(|p| p.kind == kind) {
+            let fp = p.footprint;
+            let f = V2::from_angle(fp.yaw);
+            // Drive at the prop's face across its short axis, from either side.
+            for (dir, reach) in
+                [(f.right(), fp.half_width), (-f.right(), fp.half_width), (f, fp.half_length), (-f, fp.half_length)]
+            {
+                let start = fp.center - dir * (reach + 2.25 + (kmh / 3.6 * 0.1 * 0.5f32).min(0.2));
+                env.place_ego(start, dir.angle(), kmh / 3.6);
+                if env.collision().is_some() || start.x < 5.0 || start.y < 5.0 {
+                    continue;
+                }
+                let t = env.step(hold(&env, kmh / 3.6)).unwrap();
+                found = Some(t.info.collision);
+                break 'search;
+            }
+        }
+        let hit = found
+            .unwrap_or_else(|| panic!("no free approach to a {kind:?}"))
+            .unwrap_or_else(|| panic!("{kind:?} not hit"));
+        assert_eq!((hit.0, hit.2), (what, severity), "{kind:?} at {kmh} km/h");
+    }
+}
+
+#[test]
+fn off_lane_and_off_road_degrees_of_constructed_poses() {
+    let mut env = empty_env(TRAINING_TOWN);
+    let town = std::sync::Arc::clone(env.town());
+    let (_, mid) = east_lane(&env);
+    let w = town.road_half_width();
+    let centre_line = mid.y + w * 0.5; // eastbound lane is south of the centre line
+    let body = |y: f32, yaw: f32| Footprint { center: V2::new(mid.x, y), yaw, half_length: 2.25, half_width: 0.95 };
+    assert_eq!(lane_and_road_degrees(&town, &body(mid.y, 0.0)), (0.0, 0.0));
+    // In the westbound lane, heading east: entirely off-lane. Heading west there: fine.
+    assert_eq!(lane_and_road_degrees(&town, &body(centre_line + w * 0.5, 0.0)), (1.0, 0.0));
+    assert_eq!(lane_and_road_degrees(&town, &body(centre_line + w * 0.5, std::f32::consts::PI)), (0.0, 0.0));
+    // Straddling the centre line: half in the other lane.
+    assert_eq!(lane_and_road_degrees(&town, &body(centre_line, 0.0)), (0.5, 0.0));
+    // Centred on the road's right edge: half off the road.
+    assert_eq!(lane_and_road_degrees(&town, &body(centre_line - w, 0.0)), (0.0, 0.5));
+
+    // The same through the environment: reward and termination.
+    env.place_ego(V2::new(mid.x, centre_line), 0.0, 0.0);
+    let t = env.step(Action::default()).unwrap();
+    assert_eq!((t.info.off_lane, t.reward, t.terminated), (0.5, 0.5, false));
+    assert_eq!(t.info.infractions[0].kind, InfractionKind::OffLane);
+    env.place_ego(V2::new(mid.x, centre_line + w * 0.5), 0.0, 0.0);
+    let t = env.step(Action::default()).unwrap();
+    assert_eq!((t.reward, t.info.termination), (0.0, Some(Termination::OffLane)));
+    // One excursion, one infraction.
+    assert_eq!(t.info.episode.unwrap().infractions.iter().filter(|i| i.kind == InfractionKind::OffLane).count(), 1);
+
+    env.reset(0).unwrap();
+    far_goal(&mut env);
+    env.place_ego(V2::new(mid.x, centre_line - w), 0.0, 0.0);
+    let t = env.step(Action::default()).unwrap();
+    assert_eq!((t.reward, t.info.termination), (0.5, Some(Termination::OffRoad)));
+    assert_eq!(t.info.infractions[0].kind, InfractionKind::OffRoad);
+}
+
+#[test]
+fn rendered_labels_and_depth_of_a_constructed_scene() {
+    let mut env = empty_env(TRAINING_TOWN);
+    let (_, mid) = east_lane(&env);
+    let start = V2::new(mid.x - 10.0, mid.y);
+    env.traffic_mut().actors = vec![Actor::standing(ActorKind::Pedestrian, mid, 0.0)];
+    env.place_ego(start, 0.0, 0.0);
+    let obs = env.observe();
+    let cam = env.config().camera.clone();
+    let (w, h) = (cam.width as f32, cam.height as f32);
+    let f = cam.focal();
+    let pitch = cam.pitch_degrees.to_radians();
+    // The pedestrian's chest, 1.2 m high, 10 m ahead of the car's centre: project by hand.
+    let ahead = 10.0 - cam.mount_forward;
+    let up = 1.2 - cam.mount_height;
+    let zc = ahead * pitch.cos() + up * pitch.sin();
+    let yc = -(-ahead * pitch.sin() + up * pitch.cos());
+    let (u, v) = (w * 0.5, h * 0.5 + f * yc / zc);
+    assert_eq!(obs.frame.labels.get_pixel(u as u32, v as u32).0[0], label::PERSON, "pixel ({u}, {v})");
+    // The bottom row's centre: road, at the depth where the ray meets the ground.
+    let row = cam.height - 1;
+    let yn = (row as f32 + 0.5 - h * 0.5) / f;
+    let t = cam.mount_height / (yn * pitch.cos() - pitch.sin());
+    let i = (row * cam.width + cam.width / 2) as usize;
+    assert_eq!(obs.frame.labels.get_pixel(cam.width / 2, row).0[0], label::ROAD);
+    assert!((obs.frame.depth[i] - t).abs() < 1e-3, "depth {} vs {t}", obs.frame.depth[i]);
+    // Straight up, above every building: sky, at the far depth.
+    env.place_ego(start, 0.0, 0.0);
+    let mut cfg = env.config().clone();
+    cfg.camera.pitch_degrees = 55.0;
+    let mut up_env = DrivingEnv::with_town(cfg, std::sync::Arc::clone(env.town())).unwrap();
+    up_env.reset(0).unwrap();
+    up_env.place_ego(start, 0.0, 0.0);
+    let sky = up_env.observe();
+    assert_eq!(sky.frame.labels.get_pixel(cam.width / 2, 0).0[0], label::SKY);
+    assert_eq!(sky.frame.depth[(cam.width / 2) as usize], cam.far);
+    // Every label is a Cityscapes train id.
+    assert!(obs.frame.labels.pixels().all(|p| p.0[0] < 19));
+}
+
+#[test]
+fn time_limit_truncates_and_the_goal_terminates() {
+    let mut cfg = EnvConfig::new(TRAINING_TOWN);
+    cfg.traffic = TrafficConfig::empty();
+    cfg.max_steps = 5;
+    let mut env = DrivingEnv::new(cfg).unwrap();
+    env.reset(3).unwrap();
+    let mut last = None;
+    for k in 1..=5 {
+        let t = env.step(Action::new(0.0, 0.0, 1.0)).unwrap();
+        assert_eq!(t.done(), k == 5);
+        last = Some(t);
+    }
+    let t = last.unwrap();
+    assert!(t.truncated && !t.terminated);
+    let log = t.info.episode.unwrap();
+    assert_eq!((log.steps, log.termination, log.distance_m), (5, Termination::TimeLimit, 0.0));
+
+    env.reset(4).unwrap();
+    let route = env.route().unwrap().clone();
+    let pts = route.points();
+    let (a, b) = (pts[pts.len() - 2], pts[pts.len() - 1]);
+    env.place_ego(b - (b - a).normalized() * 2.0, (b - a).angle(), 0.0);
+    let t = env.step(Action::default()).unwrap();
+    assert_eq!(t.info.termination, Some(Termination::GoalReached));
+    assert!(t.terminated && t.info.episode.unwrap().success());
+}
+
+#[test]
+fn autopilot_reaches_goals_in_an_empty_town() {
+    let mut env = empty_env(TRAINING_TOWN);
+    let driver = Autopilot::default();
+    let mut logs = vec![];
+    for seed in 0..6 {
+        env.reset(seed).unwrap();
+        loop {
+            let t = env.step(driver.act(&env)).unwrap();
+            if let Some(log) = t.info.episode {
+                logs.push(log);
+                break;
+            }
+        }
+    }
+    let m = DrivingMetrics::from_episodes(&logs);
+    assert!(m.success_rate >= 5.0 / 6.0, "{logs:#?}");
+    assert!(m.km_per_hour > 10.0 && m.km_per_hour <= 25.0, "{m:?}");
+    assert_eq!(m.counts.iter().map(|c| c.1).sum::<usize>(), 0, "{m:?}");
+}
+
+#[test]
+fn vectorised_environments_match_single_ones() {
+    let mut cfg = EnvConfig::new(TRAINING_TOWN);
+    cfg.max_steps = 8;
+    let mut vec = VecEnv::driving(&cfg, 3).unwrap();
+    let obs = vec.reset(20).unwrap();
+    let mut single = DrivingEnv::new(cfg.clone()).unwrap();
+    let first = single.reset(21).unwrap();
+    assert_eq!(obs[1].frame.rgb, first.frame.rgb);
+    let actions = [Action::new(0.0, 0.5, 0.0); 3];
+    let mut t = vec![];
+    for _ in 0..8 {
+        t = vec.step(&actions).unwrap();
+    }
+    // All three hit the step limit at step 8 and restarted with seeds 23, 24, 25.
+    assert!(t.iter().all(|t| t.truncated && t.info.episode.is_some()));
+    single.reset(24).unwrap();
+    assert_eq!(t[1].observation.frame.rgb, single.observe().frame.rgb);
+    assert!(vec.step(&actions[..2]).unwrap_err().to_string().contains("actions"));
+}
+
+#[test]
+fn bad_input_is_an_error_naming_the_value() {
+    let mut env = empty_env(TRAINING_TOWN);
+    assert!(env.step(Action::new(0.0, 2.0, 0.0)).unwrap_err().to_string().contains("throttle"));
+    assert!(env.step(Action::new(f32::NAN, 0.0, 0.0)).unwrap_err().to_string().contains("steer"));
+    let mut cfg = EnvConfig::new(1);
+    cfg.dt = 0.0;
+    assert!(DrivingEnv::new(cfg).unwrap_err().to_string().contains("dt"));
+    let cfg = EnvConfig::new(1).with_camera(CameraConfig::agent().with_size(4, 96));
+    assert!(DrivingEnv::new(cfg).unwrap_err().to_string().contains("camera size"));
+    let mut cfg = EnvConfig::new(1);
+    cfg.town.junctions_x = 1;
+    assert!(DrivingEnv::new(cfg).unwrap_err().to_string().contains("junctions"));
+    let bad = SyntheticConfig { test_towns: vec![TRAINING_TOWN], ..SyntheticConfig::default() };
+    assert!(Synthetic::new(bad, Split::Test).unwrap_err().to_string().contains("test_towns"));
+    assert!("snow".parse::<Weather>().unwrap_err().to_string().contains("snow"));
+}
+
+#[test]
+fn synthetic_dataset_is_deterministic_and_split_by_town() {
+    let config = SyntheticConfig { frames_per_town: 3, width: 96, height: 72, ..SyntheticConfig::default() };
+    let train = Synthetic::new(config.clone(), Split::Train).unwrap();
+    let test = Synthetic::new(config.clone(), Split::Test).unwrap();
+    assert_eq!(train.len(), 9);
+    assert!(train.town_seeds().iter().all(|t| !test.town_seeds().contains(t)));
+    let a = train.get(4).unwrap();
+    let b = train.get(4).unwrap();
+    assert_eq!((a.image.clone(), a.label.clone()), (b.image, b.label));
+    assert_eq!(a.image.dimensions(), (96, 72));
+    assert!(a.label.pixels().all(|p| p.0[0] < 19));
+    assert_ne!(train.get(0).unwrap().image, test.get(0).unwrap().image);
+    assert!(train.get(9).unwrap_err().to_string().contains("index"));
+    // The frames show the classes a segmenter must learn.
+    let mut seen = [false; 19];
+    for i in 0..train.len() {
+        for p in train.get(i).unwrap().label.pixels() {
+            seen[p.0[0] as usize] = true;
+        }
+    }
+    for c in [label::ROAD, label::SIDEWALK, label::BUILDING, label::SKY, label::POLE] {
+        assert!(seen[c as usize], "class {c} never rendered");
+    }
+}
