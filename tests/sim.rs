@@ -324,6 +324,15 @@ fn bad_input_is_an_error_naming_the_value() {
     let mut cfg = EnvConfig::new(1);
     cfg.town.junctions_x = 1;
     assert!(DrivingEnv::new(cfg).unwrap_err().to_string().contains("junctions"));
+    let mut cfg = EnvConfig::new(1);
+    cfg.town.block = 30.0;
+    assert!(DrivingEnv::new(cfg).unwrap_err().to_string().contains("block"));
+    // The smallest valid town still spawns every kind of road user.
+    let mut cfg = EnvConfig::new(1);
+    cfg.town.block = 2.0 * (cfg.town.lane_width + cfg.town.sidewalk) + 30.0;
+    let mut small = DrivingEnv::new(cfg).unwrap();
+    small.reset(0).unwrap();
+    assert!(small.traffic().actors.len() > 50);
     let bad = SyntheticConfig { test_towns: vec![TRAINING_TOWN], ..SyntheticConfig::default() };
     assert!(Synthetic::new(bad, Split::Test).unwrap_err().to_string().contains("test_towns"));
     assert!("snow".parse::<Weather>().unwrap_err().to_string().contains("snow"));

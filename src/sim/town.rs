@@ -106,7 +106,7 @@ impl TownConfig {
         if !(self.sidewalk.is_finite() && (1.5..=6.0).contains(&self.sidewalk)) {
             return Err(Error::invalid("sidewalk", self.sidewalk, "must be in [1.5, 6] m"));
         }
-        let min_block = 2.0 * (self.lane_width + self.sidewalk) + 20.0;
+        let min_block = 2.0 * (self.lane_width + self.sidewalk) + 30.0;
         if !(self.block.is_finite() && self.block >= min_block && self.block <= 200.0) {
             return Err(Error::invalid(
                 "block",
@@ -916,15 +916,18 @@ impl Town {
     }
 
     /// A uniformly drawn point on a lane at least `margin` metres from both of its ends:
-    /// `(lane, s)`.
+    /// `(lane, s)`. Lanes too short for the margin are skipped; if none is found, the middle of
+    /// a random lane.
     pub fn random_lane_position(&self, rng: &mut StdRng, margin: f32) -> (usize, f32) {
-        loop {
+        for _ in 0..1000 {
             let lane = rng.random_range(0..self.lanes.len());
             let len = self.lanes[lane].length();
             if len > 2.0 * margin + 1.0 {
                 return (lane, rng.random_range(margin..len - margin));
             }
         }
+        let lane = rng.random_range(0..self.lanes.len());
+        (lane, self.lanes[lane].length() * 0.5)
     }
 
     /// A top view of the town (`pixels_per_metre`), in the class palette with the ground's
