@@ -13,6 +13,7 @@ use crate::sim::{
     self, CameraConfig, DrivingEnv, EnvConfig, Environment, Town, TownConfig, TrafficConfig, Weather, V2,
 };
 use crate::{Error, Result};
+use rand::Rng;
 use std::sync::Arc;
 
 /// Which towns, how many frames, what size and weather.
@@ -133,8 +134,9 @@ impl Dataset for Synthetic {
         };
         let seed = (town.config().seed << 32) ^ (split_salt << 24) ^ k as u64;
         env.reset(seed)?;
+        // A random lateral offset in the lane and heading error.
         let mut rng = crate::random::seeded(seed ^ 0xF00D);
-        let (offset, yaw_err) = sim::jitter(&mut rng);
+        let (offset, yaw_err) = (rng.random_range(-1.2..1.2f32), rng.random_range(-0.25..0.25f32));
         let ego = *env.ego();
         let p = ego.position + V2::from_angle(ego.yaw).right() * offset;
         env.place_ego(p, ego.yaw + yaw_err, 0.0);

@@ -74,7 +74,7 @@ impl Autopilot {
             env.traffic().actors.iter().any(|a| probe.overlaps(&a.footprint()))
                 || town.props_near(p, 1.5).any(|i| {
                     let prop = &town.props()[i];
-                    prop.z0 < 1.5 && Obstacle::of_prop(prop.kind).is_some() && probe.overlaps(&prop.footprint)
+                    Obstacle::of_prop(prop).is_some() && probe.overlaps(&prop.footprint)
                 })
         })
     }

@@ -327,7 +327,6 @@ impl Renderer {
         };
         let far = cfg.far;
         self.lighting = weather.lighting();
-        // The buffer holds 1/z (0 = nothing drawn), so no division per rasterised pixel.
         self.surfaces.clear();
         self.polygons.clear();
         if self.seen.len() != town.props().len() {
@@ -376,20 +375,11 @@ impl Renderer {
                         continue;
                     }
                     self.seen[k] = self.stamp;
-                    let p = &town.props()[k];
-                    let fp = p.footprint;
-                    if !in_view(fp.center, fp.half_length.hypot(fp.half_width)) {
-                        continue;
+                    let s = town.props()[k].solid();
+                    let fp = s.footprint;
+                    if in_view(fp.center, fp.half_length.hypot(fp.half_width)) {
+                        self.draw_solid(&view, &s);
                     }
-                    let s = Solid {
-                        footprint: fp,
-                        z0: p.z0,
-                        height: p.height,
-                        label: p.label,
-                        albedo: p.albedo,
-                        seed: p.seed,
-                    };
-                    self.draw_solid(&view, &s);
                 }
             }
         }
@@ -518,6 +508,8 @@ impl Renderer {
         let surfaces = &self.surfaces;
         let shade_row =
             |row: usize, rgb: &mut [u8], labels: &mut [u8], depth: &mut [f32], zbuf: &mut [f32], ids: &mut [u32]| {
+                // The depth buffer holds 1/z (0 = nothing drawn): no division per rasterised
+                // pixel.
                 zbuf.fill(0.0);
                 ids.fill(0);
                 for (k, p) in polygons.iter().enumerate() {

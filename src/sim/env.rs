@@ -16,7 +16,6 @@ use super::vehicle::{Action, Vehicle, VehicleParams};
 use super::weather::Weather;
 use crate::{Error, Result};
 use rand::rngs::StdRng;
-use rand::Rng;
 use std::sync::Arc;
 
 /// Everything that defines a driving environment.
@@ -346,9 +345,14 @@ impl DrivingEnv {
 
     /// Renders the current view and measurements.
     pub fn observe(&mut self) -> Observation {
+        self.observation(0.0)
+    }
+
+    /// A freshly rendered frame and the measurements with collision damage `damage`.
+    fn observation(&mut self, damage: f32) -> Observation {
         let mut frame = Frame::new(self.config.camera.width, self.config.camera.height);
         self.render_into(&mut frame);
-        Observation { frame, measurements: self.measurements(0.0) }
+        Observation { frame, measurements: self.measurements(damage) }
     }
 
     /// Renders the current view into `frame` (reusing its buffers).
@@ -381,10 +385,7 @@ impl DrivingEnv {
         };
         for k in self.town.props_near(body.center, 4.0) {
             let p = &self.town.props()[k];
-            if p.z0 >= 1.5 {
-                continue;
-            }
-            if let Some(what) = Obstacle::of_prop(p.kind) {
+            if let Some(what) = Obstacle::of_prop(p) {
                 if body.overlaps(&p.footprint) {
                     consider(what, self.ego.speed * 3.6);
                 }
@@ -415,13 +416,8 @@ impl DrivingEnv {
                 }
             }
         }
-        let mut solids = vec![];
         for a in &self.traffic.actors {
-            solids.clear();
-            a.solids(&mut solids);
-            if let Some(s) = solids.first() {
-                super::town::fill_footprint(&mut img, &a.footprint(), palette[s.label as usize], k, h);
-            }
+            super::town::fill_footprint(&mut img, &a.footprint(), palette[a.kind.label() as usize], k, h);
         }
         super::town::fill_footprint(&mut img, &self.ego.footprint(), [230, 20, 20], k, h);
         let c = self.ego.position;
@@ -543,11 +539,9 @@ impl Environment for DrivingEnv {
             termination: t,
             infractions: self.infractions.clone(),
         });
-        let mut frame = Frame::new(self.config.camera.width, self.config.camera.height);
-        self.render_into(&mut frame);
-        let measurements = self.measurements(collision.map_or(0.0, |c| c.2.cost()));
+        let observation = self.observation(collision.map_or(0.0, |c| c.2.cost()));
         Ok(Transition {
-            observation: Observation { frame, measurements },
+            observation,
             reward,
             terminated,
             truncated,
@@ -563,9 +557,4 @@ impl Environment for DrivingEnv {
             },
         })
     }
-}
-
-/// Draws a uniformly random lateral offset and heading error for dataset viewpoints.
-pub(crate) fn jitter(rng: &mut StdRng) -> (f32, f32) {
-    (rng.random_range(-1.2..1.2), rng.random_range(-0.25..0.25))
 }

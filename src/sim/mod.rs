@@ -55,7 +55,7 @@ pub use camera::{CameraConfig, CameraPose, Frame, Renderer, Solid};
 pub use env::{DrivingEnv, EnvConfig, Environment, Measurements, Observation, StepInfo, Transition};
 pub use geometry::{Footprint, V2};
 pub use infraction::{DrivingMetrics, EpisodeLog, Infraction, InfractionKind, Termination, INFRACTION_ONSET};
-pub use reward::{collision_severity, lane_and_road_degrees, Obstacle, RewardConfig, Severity};
+pub use reward::{collision_severity, lane_and_road_degrees, Obstacle, RewardConfig, Severity, CLEARANCE};
 pub use route::{Command, Route, COMMAND_LEAD};
 pub use town::{
     label, Ground, Junction, Lane, LotKind, Paint, Prop, PropKind, Surface, Town, TownConfig, NEW_TOWNS, TRAINING_TOWN,
@@ -64,5 +64,3 @@ pub use traffic::{Actor, ActorKind, Traffic, TrafficConfig};
 pub use vec_env::VecEnv;
 pub use vehicle::{wrap_angle, Action, Vehicle, VehicleParams};
 pub use weather::{Lighting, Weather};
-
-pub(crate) use env::jitter;

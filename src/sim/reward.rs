@@ -28,9 +28,12 @@
 //! (ol), and on cells that are not road (or), see [`lane_and_road_degrees`].
 
 use super::geometry::Footprint;
-use super::town::{PropKind, Surface, Town};
+use super::town::{Prop, PropKind, Surface, Town};
 use super::traffic::ActorKind;
 use crate::{Error, Result};
+
+/// Height of the ego car: props whose bottom is at least this high are passed under.
+pub const CLEARANCE: f32 = 1.5;
 
 /// ISO 26262 severity class of a crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -83,9 +86,11 @@ impl Obstacle {
         }
     }
 
-    /// The obstacle class of a prop, `None` for what the car passes under (canopies).
-    pub fn of_prop(kind: PropKind) -> Option<Obstacle> {
-        match kind {
+    /// The obstacle class of a prop, `None` for what the car passes under (canopies, plates
+    /// and lamps whose bottom is at least [`CLEARANCE`] above the ground).
+    pub fn of_prop(prop: &Prop) -> Option<Obstacle> {
+        match prop.kind {
+            _ if prop.z0 >= CLEARANCE => None,
             PropKind::Canopy => None,
             PropKind::Fence => Some(Obstacle::LightStatic),
             _ => Some(Obstacle::RigidStatic),

@@ -9,6 +9,7 @@
 //! measurements and the map. Everything that stands on the ground is a [`Prop`]: a box with a
 //! footprint, a base height, a height and a Cityscapes train id.
 
+use super::camera::Solid;
 use super::geometry::{Footprint, V2};
 use crate::{Error, Result};
 use rand::rngs::StdRng;
@@ -240,6 +241,20 @@ pub struct Prop {
     pub albedo: [f32; 3],
     /// Texture seed.
     pub seed: u32,
+}
+
+impl Prop {
+    /// The box the renderer draws.
+    pub fn solid(&self) -> Solid {
+        Solid {
+            footprint: self.footprint,
+            z0: self.z0,
+            height: self.height,
+            label: self.label,
+            albedo: self.albedo,
+            seed: self.seed,
+        }
+    }
 }
 
 /// A junction of the road grid.
@@ -525,28 +540,26 @@ impl Town {
         let roads = self.roads.clone();
         // Sidewalks along every road and around every junction that has one.
         for &(a, b) in &roads {
-            let (pa, pb) = (self.junctions[a].center, self.junctions[b].center);
-            let (lo, hi) = (V2::new(pa.x.min(pb.x), pa.y.min(pb.y)), V2::new(pa.x.max(pb.x), pa.y.max(pb.y)));
+            let (lo, hi) = corners_of(self.junctions[a].center, self.junctions[b].center);
             self.fill(lo - V2::new(w + sw, w + sw), hi + V2::new(w + sw, w + sw), |_| Some(side));
         }
         for &(a, b) in &roads {
             let (pa, pb) = (self.junctions[a].center, self.junctions[b].center);
             let horizontal = (pb.y - pa.y).abs() < 1e-3;
-            let (lo, hi) = (V2::new(pa.x.min(pb.x), pa.y.min(pb.y)), V2::new(pa.x.max(pb.x), pa.y.max(pb.y)));
-            let (ja, jb) = (pa, pb);
+            let (lo, hi) = corners_of(pa, pb);
             self.fill(lo - V2::new(w, w), hi + V2::new(w, w), |p| {
-                let near_a = (p.x - ja.x).abs() <= w && (p.y - ja.y).abs() <= w;
-                let near_b = (p.x - jb.x).abs() <= w && (p.y - jb.y).abs() <= w;
+                let near_a = (p.x - pa.x).abs() <= w && (p.y - pa.y).abs() <= w;
+                let near_b = (p.x - pb.x).abs() <= w && (p.y - pb.y).abs() <= w;
                 if near_a || near_b {
                     return Some(Ground::pack(Surface::Road, 0, Paint::None));
                 }
                 // Lane direction, right-hand traffic; lateral offset from the centre line.
                 let (lane, lateral, along, d_a, d_b) = if horizontal {
-                    let lane = if p.y < ja.y { 1 } else { 3 };
-                    (lane, p.y - ja.y, p.x, (p.x - ja.x).abs(), (p.x - jb.x).abs())
+                    let lane = if p.y < pa.y { 1 } else { 3 };
+                    (lane, p.y - pa.y, p.x, (p.x - pa.x).abs(), (p.x - pb.x).abs())
                 } else {
-                    let lane = if p.x > ja.x { 2 } else { 4 };
-                    (lane, p.x - ja.x, p.y, (p.y - ja.y).abs(), (p.y - jb.y).abs())
+                    let lane = if p.x > pa.x { 2 } else { 4 };
+                    (lane, p.x - pa.x, p.y, (p.y - pa.y).abs(), (p.y - pb.y).abs())
                 };
                 let from_junction = d_a.min(d_b);
                 let paint = if from_junction > w + 1.0
@@ -590,8 +603,7 @@ impl Town {
                 .collect();
             for (sx, sy) in corners {
                 let centre = c + V2::new(sx * (w + rc), sy * (w + rc));
-                let (a, b) = (c + V2::new(sx * w, sy * w), centre);
-                let (lo, hi) = (V2::new(a.x.min(b.x), a.y.min(b.y)), V2::new(a.x.max(b.x), a.y.max(b.y)));
+                let (lo, hi) = corners_of(c + V2::new(sx * w, sy * w), centre);
                 self.fill(lo, hi, |p| (p.dist(centre) > rc).then_some(Ground::pack(Surface::Road, 0, Paint::None)));
             }
         }
@@ -973,6 +985,11 @@ pub(crate) fn fill_footprint(img: &mut image::RgbImage, fp: &Footprint, colour: 
             }
         }
     }
+}
+
+/// The min and max corners of the rectangle spanned by `a` and `b`.
+fn corners_of(a: V2, b: V2) -> (V2, V2) {
+    (V2::new(a.x.min(b.x), a.y.min(b.y)), V2::new(a.x.max(b.x), a.y.max(b.y)))
 }
 
 fn connected(n: usize, roads: &[(usize, usize)]) -> bool {

@@ -74,6 +74,19 @@ impl ActorKind {
         }
     }
 
+    /// The Cityscapes train id of its main body (a cyclist's bicycle; the rider on it is
+    /// labelled rider).
+    pub fn label(self) -> u8 {
+        match self {
+            ActorKind::Car | ActorKind::ParkedCar => label::CAR,
+            ActorKind::Truck => label::TRUCK,
+            ActorKind::Bus => label::BUS,
+            ActorKind::Cyclist => label::BICYCLE,
+            ActorKind::Pedestrian => label::PERSON,
+            ActorKind::Barrier => label::WALL,
+        }
+    }
+
     /// Whether it is a vulnerable road user.
     pub fn is_vulnerable(self) -> bool {
         matches!(self, ActorKind::Cyclist | ActorKind::Pedestrian)
@@ -146,14 +159,9 @@ impl Actor {
         let s = self.seed;
         match self.kind {
             ActorKind::Car | ActorKind::ParkedCar | ActorKind::Truck | ActorKind::Bus => {
-                let lab = match self.kind {
-                    ActorKind::Truck => label::TRUCK,
-                    ActorKind::Bus => label::BUS,
-                    _ => label::CAR,
-                };
+                let lab = self.kind.label();
                 let (body, cabin_len, cabin_shift) = match self.kind {
-                    ActorKind::Truck => (h, 0.0, 0.0),
-                    ActorKind::Bus => (h, 0.0, 0.0),
+                    ActorKind::Truck | ActorKind::Bus => (h, 0.0, 0.0),
                     _ => (0.95, l * 0.55, -0.2),
                 };
                 out.push(Solid {
@@ -180,7 +188,7 @@ impl Actor {
                     footprint: fp(self.position, l * 0.5, 0.12),
                     z0: 0.0,
                     height: 1.0,
-                    label: label::BICYCLE,
+                    label: self.kind.label(),
                     albedo: [0.15, 0.15, 0.16],
                     seed: s,
                 });
@@ -224,7 +232,7 @@ impl Actor {
                     footprint: fp(self.position, l * 0.5, w * 0.5),
                     z0: 0.0,
                     height: h,
-                    label: label::WALL,
+                    label: self.kind.label(),
                     albedo: [0.65, 0.64, 0.60],
                     seed: s,
                 });
@@ -257,35 +265,37 @@ impl Traffic {
             let l = town.lanes()[lane];
             let path = vec![l.start, l.end];
             let len = l.length();
-            let mut a = Actor {
+            let motion = if matches!(kind, ActorKind::ParkedCar | ActorKind::Barrier) {
+                Motion::Static
+            } else {
+                Motion::Lane { path, seg: 0, t: s / len, lane, in_lane: true, offset, cruise }
+            };
+            Actor {
                 kind,
                 position: l.at(s) + l.dir.right() * offset,
                 yaw: l.dir.angle(),
                 speed: 0.0,
                 albedo: PAINT[rng.random_range(0..PAINT.len())],
                 seed: rng.random(),
-                motion: Motion::Lane { path, seg: 0, t: s / len, lane, in_lane: true, offset, cruise },
-            };
-            if matches!(kind, ActorKind::ParkedCar | ActorKind::Barrier) {
-                a.motion = Motion::Static;
+                motion,
             }
-            a
         };
         let w = town.road_half_width();
+        // Right of the lane centre, `gap` short of the road edge.
+        let kerbside = |kind: ActorKind, gap: f32| w * 0.5 - kind.size().1 * 0.5 - gap;
         let mut tries = 0;
         let mut place = |actors: &mut Vec<Actor>,
                          n: usize,
-                         make: &mut dyn FnMut(&mut StdRng) -> Option<Actor>,
+                         make: &mut dyn FnMut(&mut StdRng) -> Actor,
                          gap: f32,
                          rng: &mut StdRng| {
             let mut placed = 0;
             while placed < n && tries < 20_000 {
                 tries += 1;
-                if let Some(a) = make(rng) {
-                    if free(a.position, actors, gap) {
-                        actors.push(a);
-                        placed += 1;
-                    }
+                let a = make(rng);
+                if free(a.position, actors, gap) {
+                    actors.push(a);
+                    placed += 1;
                 }
             }
         };
@@ -294,7 +304,7 @@ impl Traffic {
             config.parked_cars,
             &mut |rng: &mut StdRng| {
                 let (lane, s) = town.random_lane_position(rng, 12.0);
-                Some(lane_actor(ActorKind::ParkedCar, lane, s, w * 0.5 - 0.9 - 0.1, 0.0, rng))
+                lane_actor(ActorKind::ParkedCar, lane, s, kerbside(ActorKind::ParkedCar, 0.1), 0.0, rng)
             },
             10.0,
             rng,
@@ -304,7 +314,7 @@ impl Traffic {
             config.barriers,
             &mut |rng: &mut StdRng| {
                 let (lane, s) = town.random_lane_position(rng, 12.0);
-                Some(lane_actor(ActorKind::Barrier, lane, s, w * 0.5 - 0.3 - 0.2, 0.0, rng))
+                lane_actor(ActorKind::Barrier, lane, s, kerbside(ActorKind::Barrier, 0.2), 0.0, rng)
             },
             10.0,
             rng,
@@ -320,7 +330,7 @@ impl Traffic {
                     _ => ActorKind::Bus,
                 };
                 let cruise = rng.random_range(4.5..6.5);
-                Some(lane_actor(kind, lane, s, 0.0, cruise, rng))
+                lane_actor(kind, lane, s, 0.0, cruise, rng)
             },
             9.0,
             rng,
@@ -331,7 +341,7 @@ impl Traffic {
             &mut |rng: &mut StdRng| {
                 let (lane, s) = town.random_lane_position(rng, 6.0);
                 let cruise = rng.random_range(3.0..4.5);
-                Some(lane_actor(ActorKind::Cyclist, lane, s, w * 0.5 - 0.6, cruise, rng))
+                lane_actor(ActorKind::Cyclist, lane, s, w * 0.5 - 0.6, cruise, rng)
             },
             6.0,
             rng,
@@ -345,7 +355,7 @@ impl Traffic {
                 let corner = rng.random_range(0..4);
                 let (from, to) = (block_corner(town, block, corner), block_corner(town, block, (corner + 1) % 4));
                 let t = rng.random_range(0.0..1.0f32);
-                Some(Actor {
+                Actor {
                     kind: ActorKind::Pedestrian,
                     position: from + (to - from) * t,
                     yaw: (to - from).angle(),
@@ -361,7 +371,7 @@ impl Traffic {
                         crossing: false,
                         pace: rng.random_range(1.1..1.6),
                     },
-                })
+                }
             },
             1.0,
             rng,
