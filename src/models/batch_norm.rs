@@ -90,7 +90,14 @@ impl BatchNorm {
         xh.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&self.bias.to_dtype(x.dtype())?.reshape(shape)?)
     }
 
-    fn update_running(&self, mean: &[f32], var: &[f32], m: usize) -> candle_core::Result<()> {
+    /// `γ` and `β`.
+    pub(crate) fn affine(&self) -> (&Tensor, &Tensor) {
+        (&self.weight, &self.bias)
+    }
+
+    /// Blends batch statistics (`var` biased, over `m` values per channel) into the running
+    /// ones.
+    pub(crate) fn update_running(&self, mean: &[f32], var: &[f32], m: usize) -> candle_core::Result<()> {
         let dev = self.running_mean.device();
         let unbias = m as f64 / (m.max(2) - 1) as f64;
         let rm: Vec<f32> = self.running_mean.as_tensor().to_dtype(DType::F32)?.to_vec1()?;

@@ -46,12 +46,12 @@ impl Geometry {
     }
 
     /// Rows of the column matrix: `c·kh·kw`.
-    fn rows(&self) -> usize {
+    pub fn rows(&self) -> usize {
         self.c * self.kh * self.kw
     }
 
     /// True when the column matrix is the image itself (1×1, stride 1, no padding).
-    fn is_identity(&self) -> bool {
+    pub fn is_identity(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.ph == 0 && self.pw == 0
     }
 
@@ -62,52 +62,93 @@ impl Geometry {
         (s >= 0 && (s as usize) < n).then_some(s as usize)
     }
 
-    /// `[c·kh·kw, oh·ow]` columns of one image `[c, h, w]`.
+    /// `[c·kh·kw, oh·ow]` columns of one image `[c, h, w]`, rows filled in parallel.
     pub fn im2col(&self, img: &[f32], cols: &mut [f32]) {
         let (oh, ow) = self.out();
-        cols.par_chunks_mut(oh * ow).enumerate().for_each(|(r, row)| {
-            let (ch, i, j) = (r / (self.kh * self.kw), (r / self.kw) % self.kh, r % self.kw);
-            let plane = &img[ch * self.h * self.w..(ch + 1) * self.h * self.w];
-            for oy in 0..oh {
-                let dst = &mut row[oy * ow..(oy + 1) * ow];
-                match self.src(oy, i, self.ph, self.h) {
-                    None => dst.fill(0.0),
-                    Some(y) => {
-                        let line = &plane[y * self.w..(y + 1) * self.w];
-                        if self.stride == 1 {
-                            // Contiguous run: zeros left, a copy, zeros right.
-                            let lo = (self.pw.saturating_sub(j * self.dilation)).min(ow);
-                            let hi = (self.w + self.pw).saturating_sub(j * self.dilation).min(ow).max(lo);
-                            dst.fill(0.0);
-                            if lo < hi {
-                                let start = lo + j * self.dilation - self.pw;
-                                dst[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
-                            }
-                        } else {
-                            for (ox, d) in dst.iter_mut().enumerate() {
-                                *d = self.src(ox, j, self.pw, self.w).map_or(0.0, |x| line[x]);
-                            }
+        cols.par_chunks_mut(oh * ow).enumerate().for_each(|(r, row)| self.im2col_row(img, r, row));
+    }
+
+    /// [`Geometry::im2col`] on the calling thread (for callers that run one image per task).
+    pub fn im2col_seq(&self, img: &[f32], cols: &mut [f32]) {
+        let (oh, ow) = self.out();
+        cols.chunks_mut(oh * ow).enumerate().for_each(|(r, row)| self.im2col_row(img, r, row));
+    }
+
+    /// Row `r` (channel, kernel row, kernel column) of the column matrix.
+    fn im2col_row(&self, img: &[f32], r: usize, row: &mut [f32]) {
+        let (oh, ow) = self.out();
+        let (ch, i, j) = (r / (self.kh * self.kw), (r / self.kw) % self.kh, r % self.kw);
+        let plane = &img[ch * self.h * self.w..(ch + 1) * self.h * self.w];
+        for oy in 0..oh {
+            let dst = &mut row[oy * ow..(oy + 1) * ow];
+            match self.src(oy, i, self.ph, self.h) {
+                None => dst.fill(0.0),
+                Some(y) => {
+                    let line = &plane[y * self.w..(y + 1) * self.w];
+                    if self.stride == 1 {
+                        // Contiguous run: zeros left, a copy, zeros right.
+                        let lo = (self.pw.saturating_sub(j * self.dilation)).min(ow);
+                        let hi = (self.w + self.pw).saturating_sub(j * self.dilation).min(ow).max(lo);
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                        if lo < hi {
+                            let start = lo + j * self.dilation - self.pw;
+                            dst[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
+                        }
+                    } else {
+                        for (ox, d) in dst.iter_mut().enumerate() {
+                            *d = self.src(ox, j, self.pw, self.w).map_or(0.0, |x| line[x]);
                         }
                     }
                 }
             }
-        });
+        }
     }
 
     /// Adds `[c·kh·kw, oh·ow]` columns back into one image `[c, h, w]` (the adjoint of
-    /// [`Geometry::im2col`]); `img` is overwritten.
+    /// [`Geometry::im2col`]); `img` is overwritten. Channels in parallel.
     pub fn col2im(&self, cols: &[f32], img: &mut [f32]) {
-        let (oh, ow) = self.out();
-        let per = self.kh * self.kw;
         img.par_chunks_mut(self.h * self.w).enumerate().for_each(|(ch, plane)| {
             plane.fill(0.0);
-            for k in 0..per {
-                let (i, j) = (k / self.kw, k % self.kw);
-                let row = &cols[(ch * per + k) * oh * ow..(ch * per + k + 1) * oh * ow];
-                for oy in 0..oh {
-                    let Some(y) = self.src(oy, i, self.ph, self.h) else { continue };
-                    let line = &mut plane[y * self.w..(y + 1) * self.w];
-                    let src = &row[oy * ow..(oy + 1) * ow];
+            self.col2im_plane(cols, ch, plane)
+        });
+    }
+
+    /// [`Geometry::col2im`] on the calling thread.
+    pub fn col2im_seq(&self, cols: &[f32], img: &mut [f32]) {
+        img.chunks_mut(self.h * self.w).enumerate().for_each(|(ch, plane)| {
+            plane.fill(0.0);
+            self.col2im_plane(cols, ch, plane)
+        });
+    }
+
+    /// [`Geometry::col2im_seq`] added to `img` instead of overwriting it.
+    pub fn col2im_seq_add(&self, cols: &[f32], img: &mut [f32]) {
+        img.chunks_mut(self.h * self.w).enumerate().for_each(|(ch, plane)| self.col2im_plane(cols, ch, plane));
+    }
+
+    /// Adds channel `ch` of [`Geometry::col2im`] to `plane`.
+    fn col2im_plane(&self, cols: &[f32], ch: usize, plane: &mut [f32]) {
+        let (oh, ow) = self.out();
+        let per = self.kh * self.kw;
+        for k in 0..per {
+            let (i, j) = (k / self.kw, k % self.kw);
+            let row = &cols[(ch * per + k) * oh * ow..(ch * per + k + 1) * oh * ow];
+            for oy in 0..oh {
+                let Some(y) = self.src(oy, i, self.ph, self.h) else { continue };
+                let line = &mut plane[y * self.w..(y + 1) * self.w];
+                let src = &row[oy * ow..(oy + 1) * ow];
+                if self.stride == 1 {
+                    // Contiguous run, as in im2col.
+                    let lo = (self.pw.saturating_sub(j * self.dilation)).min(ow);
+                    let hi = (self.w + self.pw).saturating_sub(j * self.dilation).min(ow).max(lo);
+                    if lo < hi {
+                        let start = lo + j * self.dilation - self.pw;
+                        for (d, &v) in line[start..start + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                            *d += v;
+                        }
+                    }
+                } else {
                     for (ox, &v) in src.iter().enumerate() {
                         if let Some(x) = self.src(ox, j, self.pw, self.w) {
                             line[x] += v;
@@ -115,20 +156,48 @@ impl Geometry {
                     }
                 }
             }
-        });
+        }
     }
 }
 
 /// `dst[m×n] (+)= op(a)·op(b)` for row-major matrices; `op` transposes when asked, so `a` is
 /// stored `[m, k]` or (`ta`) `[k, m]`, and `b` `[k, n]` or (`tb`) `[n, k]`.
 #[allow(clippy::too_many_arguments)]
-fn matmul(dst: &mut [f32], m: usize, n: usize, k: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, acc: bool) {
-    debug_assert!(dst.len() == m * n && a.len() == m * k && b.len() == k * n);
+pub(crate) fn matmul(
+    dst: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    acc: bool,
+) {
+    let par = m * n * k > 1 << 15;
+    matmul_on(dst, m, n, k, a, ta, b, tb, acc, par)
+}
+
+/// [`matmul`] on the rayon pool (`par`) or on the calling thread.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_on(
+    dst: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    acc: bool,
+    par: bool,
+) {
+    assert!(dst.len() == m * n && a.len() == m * k && b.len() == k * n, "rwt matmul: operand sizes");
     let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    let par = if m * n * k > 1 << 15 { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
-    // SAFETY: the slices hold m·n, m·k and k·n elements (checked above in debug builds and by
-    // the callers' shapes), and the strides describe exactly those row-major layouts.
+    let par = if par { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
+    // SAFETY: the slices hold m·n, m·k and k·n elements (checked above), and the strides
+    // describe exactly those row-major layouts.
     unsafe {
         gemm::gemm(
             m,
@@ -337,6 +406,61 @@ impl CustomOp2 for ConvTranspose2d {
     }
 }
 
+/// `y + b` with one bias per channel of `y [B, C, H, W]`: gradients `∂y = g` (the same
+/// tensor) and `∂b_c = Σ g` over channel `c`'s planes, summed in lanes (candle's broadcast
+/// add reduces that gradient with a slow generic sum).
+pub(crate) struct AddBias;
+
+impl CustomOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "rwt-add-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ys: &CpuStorage,
+        yl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (y, bias) = (f32_part(ys, yl, "biased input")?, f32_part(bs, bl, "bias")?);
+        let (c, p) = channels(yl.shape().dims(), bias.len())?;
+        let mut out = y.to_vec();
+        out.par_chunks_mut(p.max(1)).enumerate().for_each(|(i, o)| {
+            let v = bias[i % c];
+            o.iter_mut().for_each(|x| *x += v);
+        });
+        Ok((CpuStorage::F32(out), yl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        y: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (c, p) = channels(y.dims(), bias.elem_count())?;
+        let db = with_host(&[grad], |v| {
+            let per: Vec<f64> = v[0].par_chunks(p.max(1)).map(super::planes::sum).collect();
+            let mut db = vec![0f64; c];
+            for (i, s) in per.into_iter().enumerate() {
+                db[i % c] += s;
+            }
+            Ok(db.into_iter().map(|v| v as f32).collect::<Vec<_>>())
+        })?;
+        Ok((Some(grad.clone()), Some(Tensor::from_vec(db, bias.shape(), bias.device())?)))
+    }
+}
+
+/// `(channels, plane size)` of a `[B, C, …]` shape with `c` biases.
+fn channels(dims: &[usize], c: usize) -> candle_core::Result<(usize, usize)> {
+    if dims.len() < 2 || dims[1] != c {
+        candle_core::bail!("rwt bias: input {dims:?} does not have {c} channels");
+    }
+    Ok((c, dims[2..].iter().product()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +509,21 @@ mod tests {
             let what = format!("conv {ci}->{co} {h}x{w} k{kh}x{kw} p{ph},{pw} s{s} d{d}");
             assert_close(&grads(ours, &g, &x, &k), &grads(theirs, &g, &x, &k), &what);
         }
+    }
+
+    /// Values and gradients against candle's broadcast add.
+    #[test]
+    fn add_bias_matches_candle() {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(13);
+        let y = Var::from_tensor(&crate::random::normal(&mut rng, (3, 4, 5, 7), 1.0, &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&crate::random::normal(&mut rng, 4, 1.0, &dev).unwrap()).unwrap();
+        let ours = y.as_tensor().apply_op2(b.as_tensor(), AddBias).unwrap();
+        let theirs = y.as_tensor().broadcast_add(&b.as_tensor().reshape((1, 4, 1, 1)).unwrap()).unwrap();
+        let g = crate::random::normal(&mut rng, (3, 4, 5, 7), 1.0, &dev).unwrap();
+        assert_close(&grads(ours, &g, &y, &b), &grads(theirs, &g, &y, &b), "bias");
+        let bad = y.as_tensor().apply_op2(&Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap(), AddBias);
+        assert!(bad.unwrap_err().to_string().contains("does not have 3 channels"));
     }
 
     /// Values and gradients against candle's `conv_transpose2d`.

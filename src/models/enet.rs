@@ -14,13 +14,16 @@
 //! input), the agent's state in Section III.C; the **penultimate** map is the output of
 //! bottleneck 5.1 (16 channels at 1/2), the last layer before the classifier.
 
+use super::bottleneck::{self, Bottleneck};
 use super::layers::{batch_norm, channel_mask, dropout2d, Act, BatchNorm, Conv, ConvSpec, ConvTranspose};
 use super::ops::{max_pool2d_with_indices, max_unpool2d};
 use super::prelu::residual_prelu;
 use super::{Segmenter, SegmenterConfig, SegmenterOutput};
+use crate::numeric::cpu_f32;
 use crate::Result;
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
+use std::sync::{Arc, Mutex};
 
 /// The initial block: 3×3/2 convolution (16 − 3 filters) beside a 2×2 max-pool of the image.
 #[derive(Clone, Debug)]
@@ -74,6 +77,110 @@ impl Unit {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         self.act.after(&self.bn, &self.conv.forward(x)?, train)
     }
+
+    /// This unit as a part of a fused bottleneck (`None` for a biased convolution or a ReLU).
+    fn part(&self) -> Option<Part<'_>> {
+        let ((ph, pw), stride, dilation, bias) = self.conv.geometry();
+        let (c_out, c_in, kh, kw) = self.conv.weight().dims4().ok()?;
+        let prelu = match &self.act {
+            Act::PRelu(p) => Some(p.weight()),
+            Act::Identity => None,
+            Act::Relu => return None,
+        };
+        let unit = bottleneck::Unit {
+            c_in,
+            c_out,
+            kh,
+            kw,
+            ph,
+            pw,
+            stride,
+            dilation,
+            transposed: false,
+            prelu: prelu.is_some(),
+        };
+        (!bias).then_some(Part {
+            unit,
+            weight: self.conv.weight(),
+            bn: &self.bn,
+            prelu,
+            layer: Layer::Conv(&self.conv),
+        })
+    }
+}
+
+/// The convolution of a [`Part`], for the multiply-add trace.
+enum Layer<'a> {
+    Conv(&'a Conv),
+    Transposed(&'a ConvTranspose),
+}
+
+/// One unit of a fused bottleneck: its shape and its layers' parameters.
+struct Part<'a> {
+    unit: bottleneck::Unit,
+    weight: &'a Tensor,
+    bn: &'a BatchNorm,
+    prelu: Option<&'a Tensor>,
+    layer: Layer<'a>,
+}
+
+/// `PReLU(main + dropout2d(branch(x)))` as one op ([`super::bottleneck`]), where `parts` are
+/// the branch's units and `main` the shortcut (`None`: `x` itself); `None` where that op does
+/// not serve (not `f32` on the CPU), and the caller composes the layers instead.
+fn fused(
+    parts: &[Part],
+    x: &Tensor,
+    main: Option<&Tensor>,
+    out: &Act,
+    p: f64,
+    train: bool,
+) -> candle_core::Result<Option<Tensor>> {
+    let Act::PRelu(exit) = out else { return Ok(None) };
+    let mut tensors = vec![x, main.unwrap_or(x), exit.weight()];
+    tensors.extend(parts.iter().map(|p| p.weight));
+    if !cpu_f32(&tensors) {
+        return Ok(None);
+    }
+    let mut flat = Vec::with_capacity(4 * parts.len() + 1);
+    for part in parts {
+        let (gamma, beta) = part.bn.affine();
+        flat.extend([part.weight.flatten_all()?, gamma.clone(), beta.clone()]);
+        flat.extend(part.prelu.cloned());
+    }
+    flat.push(exit.weight().clone());
+    let params = Tensor::cat(&flat, 0)?;
+    let running = if train {
+        None
+    } else {
+        let stats = |bn: &BatchNorm| -> candle_core::Result<_> {
+            Ok((bn.running_mean().to_vec1::<f32>()?, bn.running_var().to_vec1::<f32>()?))
+        };
+        Some(parts.iter().map(|p| stats(p.bn)).collect::<candle_core::Result<Vec<_>>>()?)
+    };
+    let (b, c, _, _) = main.unwrap_or(x).dims4()?;
+    let units: Vec<_> = parts.iter().map(|p| p.unit).collect();
+    let sizes = bottleneck::sizes(&units, x.dim(2)?, x.dim(3)?);
+    let state = Arc::new(Mutex::new(bottleneck::State::default()));
+    let op = Bottleneck { units, running, mask: channel_mask(b, c, p, train), state: state.clone() };
+    let x = x.contiguous()?;
+    let y = match main {
+        Some(m) => x.apply_op3(&m.contiguous()?, &params, op)?,
+        None => x.apply_op2(&params, bottleneck::Identity(op))?,
+    };
+    for (k, part) in parts.iter().enumerate() {
+        match part.layer {
+            Layer::Conv(conv) => conv.trace(b, sizes[k + 1].0, sizes[k + 1].1),
+            Layer::Transposed(deconv) => deconv.trace(b, sizes[k].0, sizes[k].1),
+        }
+    }
+    if train {
+        let st = state.lock().map_err(|_| candle_core::Error::Msg("rwt bottleneck: state poisoned".into()))?;
+        for (k, (part, (mean, var))) in parts.iter().zip(&st.batch_moments).enumerate() {
+            let f = |v: &Vec<f64>| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
+            part.bn.update_running(&f(mean), &f(var), b * sizes[k + 1].0 * sizes[k + 1].1)?;
+        }
+    }
+    Ok(Some(y))
 }
 
 /// A bottleneck's exit: `act(main + dropout2d(branch))`, one fused op for a PReLU.
@@ -113,6 +220,11 @@ impl Regular {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        if let Some(parts) = self.units.iter().map(Unit::part).collect::<Option<Vec<_>>>() {
+            if let Some(y) = fused(&parts, x, None, &self.out, self.dropout, train)? {
+                return Ok(y);
+            }
+        }
         let mut y = x.clone();
         for u in &self.units {
             y = u.forward_t(&y, train)?;
@@ -153,6 +265,11 @@ impl Down {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
         let (main, idx) = max_pool2d_with_indices(x, 2, 2).map_err(candle_core::Error::wrap)?;
         let main = main.pad_with_zeros(1, 0, self.c_out - self.c_in)?;
+        if let Some(parts) = self.units.iter().map(Unit::part).collect::<Option<Vec<_>>>() {
+            if let Some(y) = fused(&parts, x, Some(&main), &self.out, self.dropout, train)? {
+                return Ok((y, idx));
+            }
+        }
         let mut y = x.clone();
         for u in &self.units {
             y = u.forward_t(&y, train)?;
@@ -196,10 +313,33 @@ impl Up {
         let (_, _, h, w) = idx.dims4()?;
         let main = self.main_bn.forward_t(&self.main_conv.forward(x)?, train)?;
         let main = max_unpool2d(&main, idx, 2 * h, 2 * w).map_err(candle_core::Error::wrap)?;
+        if let Some(parts) = self.parts() {
+            if let Some(y) = fused(&parts, x, Some(&main), &self.out, self.dropout, train)? {
+                return Ok(y);
+            }
+        }
         let y = self.conv1.forward_t(x, train)?;
         let y = self.act2.after(&self.bn2, &self.deconv.forward(&y)?, train)?;
         let y = self.conv3.forward_t(&y, train)?;
         exit(&self.out, &main, &y, self.dropout, train)
+    }
+}
+
+impl Up {
+    /// The branch as parts of a fused bottleneck (the transposed convolution's kernel must
+    /// equal its stride, without padding).
+    fn parts(&self) -> Option<Vec<Part<'_>>> {
+        let (weight, stride, padding) = self.deconv.plain()?;
+        let (c_in, c_out, kh, kw) = weight.dims4().ok()?;
+        let Act::PRelu(a) = &self.act2 else { return None };
+        if (kh, kw) != (stride, stride) || padding != 0 {
+            return None;
+        }
+        let unit =
+            bottleneck::Unit { c_in, c_out, kh, kw, ph: 0, pw: 0, stride, dilation: 1, transposed: true, prelu: true };
+        let deconv =
+            Part { unit, weight, bn: &self.bn2, prelu: Some(a.weight()), layer: Layer::Transposed(&self.deconv) };
+        Some(vec![self.conv1.part()?, deconv, self.conv3.part()?])
     }
 }
 

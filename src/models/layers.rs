@@ -78,10 +78,22 @@ impl Module for Conv {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (ph, pw) = self.pad;
         let y = self.convolve(x, ph, pw)?;
-        // Multiply-adds: one per weight per output position.
         let (b, _, h, w) = y.dims4()?;
-        super::summary::record(&self.name, (b * h * w * self.weight.elem_count()) as u64);
+        self.trace(b, h, w);
         Ok(y)
+    }
+}
+
+impl Conv {
+    /// Records the multiply-adds for a [`super::summary`] trace: one per weight per output
+    /// position of the `b × h × w` output.
+    pub(crate) fn trace(&self, b: usize, h: usize, w: usize) {
+        super::summary::record(&self.name, (b * h * w * self.weight.elem_count()) as u64);
+    }
+
+    /// `(padding, stride, dilation, has a bias)`.
+    pub(crate) fn geometry(&self) -> ((usize, usize), usize, usize, bool) {
+        (self.pad, self.stride, self.dilation, self.bias.is_some())
     }
 }
 
@@ -100,9 +112,11 @@ impl Conv {
     }
 }
 
-/// `y + bias` broadcast over `[B, C, H, W]`.
+/// `y + bias` broadcast over `[B, C, H, W]` (one op with a lane-summed bias gradient on the
+/// CPU).
 fn add_bias(y: Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
     match bias {
+        Some(b) if cpu_f32(&[&y, b]) => y.contiguous()?.apply_op2(&b.contiguous()?, super::conv::AddBias),
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
         None => Ok(y),
     }
@@ -162,11 +176,28 @@ impl ConvTranspose {
     }
 }
 
+impl ConvTranspose {
+    /// Records the multiply-adds for a [`super::summary`] trace: one per weight per input
+    /// position of the `b × h × w` input.
+    pub(crate) fn trace(&self, b: usize, h: usize, w: usize) {
+        super::summary::record(&self.name, (b * h * w * self.weight.elem_count()) as u64);
+    }
+
+    /// The weight `[c_in, c_out, k, k]`, stride and padding when the layer is a plain one (no
+    /// learned offset, bias or output padding).
+    pub(crate) fn plain(&self) -> Option<(&Tensor, usize, usize)> {
+        (self.delta.is_none() && self.bias.is_none() && self.output_padding == 0).then_some((
+            &self.weight,
+            self.stride,
+            self.padding,
+        ))
+    }
+}
+
 impl Module for ConvTranspose {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        // Multiply-adds: one per weight per input position.
         let (b, _, h, w) = x.dims4()?;
-        super::summary::record(&self.name, (b * h * w * self.weight.elem_count()) as u64);
+        self.trace(b, h, w);
         let weight = match &self.delta {
             Some(d) => (&self.weight + d)?,
             None => self.weight.clone(),

@@ -16,6 +16,7 @@
 //! by name ([`weights`]).
 
 mod batch_norm;
+mod bottleneck;
 mod conv;
 mod deeplab;
 mod enet;
@@ -24,6 +25,7 @@ pub mod layers;
 pub mod ops;
 #[cfg(feature = "cuda")]
 mod ops_cuda;
+mod planes;
 mod prelu;
 mod resnet;
 mod segnet;

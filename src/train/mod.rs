@@ -97,7 +97,8 @@ pub fn train_epoch(
     })
 }
 
-/// [`train_epoch`] reporting every batch to `on_batch` (a progress bar, a live plot).
+/// [`train_epoch`] reporting every batch to `on_batch` (a progress bar, a live plot). Calls
+/// [`crate::device::retain_freed_memory`].
 pub fn train_epoch_observed(
     net: &dyn Segmenter,
     objective: &Objective,
@@ -108,6 +109,7 @@ pub fn train_epoch_observed(
     mut on_batch: impl FnMut(BatchEvent),
 ) -> Result<EpochStats> {
     objective.validate(net.num_classes())?;
+    crate::device::retain_freed_memory();
     let cfg = LossConfig { ignore_index: Some(loader.dataset().classes().ignore_index), ..Default::default() };
     let mut stats = EpochStats { losses: vec![], rates: vec![] };
     let batches = loader.batches_per_epoch();
@@ -143,6 +145,7 @@ pub fn predict(net: &dyn Segmenter, images: &candle_core::Tensor) -> Result<cand
 /// Runs the segmenter (evaluation mode) over every batch of `loader.epoch(0)` and counts
 /// predictions against labels (the dataset's void label ignored).
 pub fn evaluate(net: &dyn Segmenter, loader: &Loader) -> Result<ConfusionMatrix> {
+    crate::device::retain_freed_memory();
     let classes = loader.dataset().classes();
     if classes.len() != net.num_classes() {
         return Err(Error::ClassCount {

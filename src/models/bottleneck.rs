@@ -1,0 +1,820 @@
+//! ENet's bottleneck as one op on the CPU: `PReLU(main + m ⊙ branch(x))`, where the branch
+//! is a chain of *units* — convolution (or 2×2 stride-2 transposed convolution) → batch-norm →
+//! PReLU (the last unit without activation) — and `m` the spatial-dropout scales.
+//!
+//! Composed from layer ops, a bottleneck is ten graph nodes, each allocating its output and,
+//! in the backward pass, a zeroed gradient that candle then adds to. Here the whole bottleneck
+//! is one node. The forward pass runs each convolution image by image on the rayon pool (one
+//! image per task: im2col into a per-thread buffer, then one single-threaded GEMM), keeps
+//! each unit's pre-normalisation output `z` for the backward pass, and applies batch-norm and
+//! PReLU in one pass; the exit is one more pass. The backward pass runs, unit by unit from the
+//! last,
+//!
+//! ```text
+//! g_a = g·(a > 0 ? 1 : α),  ∂α = Σ_{a ≤ 0} g·a                         (PReLU, a = γ·ẑ + β)
+//! ∂β = Σ g_a,  ∂γ = Σ g_a·ẑ,  ∂z = γσ⁻¹·(g_a − ∂β/M − ẑ·∂γ/M)           (batch-norm, training)
+//! ∂W = Σ_b ∂z_b·im2col(h_b)ᵀ,  ∂h_b = col2im(Wᵀ·∂z_b)                  (convolution)
+//! ```
+//!
+//! with `ẑ = (z − μ)·σ⁻¹`, `M = B·H·W` and `h` the unit's input, the second and third lines
+//! fused in one task per image. At evaluation the batch-norm uses the running statistics
+//! (`∂z = γσ⁻¹·g_a`) and nothing is kept: a backward pass then recomputes the forward one.
+//! The same computation composed from candle's ops is the reference of the tests.
+
+use super::conv::{matmul_on, Geometry};
+use super::planes;
+use crate::numeric::f32_part;
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+
+const EPS: f64 = 1e-5;
+
+/// One unit of a branch: its convolution's geometry and whether a PReLU follows the
+/// batch-norm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Unit {
+    /// Input and output channels.
+    pub c_in: usize,
+    pub c_out: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    pub kw: usize,
+    /// Zero padding (rows, columns), stride and dilation of a convolution; a transposed
+    /// convolution has stride `kh` and no padding.
+    pub ph: usize,
+    pub pw: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    /// A transposed convolution (weight `[c_in, c_out, kh, kw]`) instead of a convolution
+    /// (weight `[c_out, c_in, kh, kw]`).
+    pub transposed: bool,
+    /// A PReLU after the batch-norm.
+    pub prelu: bool,
+}
+
+impl Unit {
+    /// Number of convolution weights.
+    fn weights(&self) -> usize {
+        self.c_in * self.c_out * self.kh * self.kw
+    }
+
+    /// Length of the unit's slice of the packed parameters: `W`, `γ`, `β` and `α` if any.
+    pub fn params(&self) -> usize {
+        self.weights() + self.c_out * if self.prelu { 3 } else { 2 }
+    }
+
+    /// The im2col geometry for an input of `h × w`, and the output size. A transposed
+    /// convolution is the adjoint of the convolution whose image is its output.
+    fn geometry(&self, h: usize, w: usize) -> (Geometry, usize, usize) {
+        if self.transposed {
+            let (oh, ow) = (h * self.stride, w * self.stride);
+            let g = Geometry {
+                c: self.c_out,
+                h: oh,
+                w: ow,
+                kh: self.kh,
+                kw: self.kw,
+                ph: 0,
+                pw: 0,
+                stride: self.stride,
+                dilation: 1,
+            };
+            (g, oh, ow)
+        } else {
+            let g = Geometry {
+                c: self.c_in,
+                h,
+                w,
+                kh: self.kh,
+                kw: self.kw,
+                ph: self.ph,
+                pw: self.pw,
+                stride: self.stride,
+                dilation: self.dilation,
+            };
+            let (oh, ow) = g.out();
+            (g, oh, ow)
+        }
+    }
+}
+
+/// A unit's batch-norm statistics (batch or running) and its affine map `a·z + o`.
+#[derive(Clone, Debug)]
+struct Norm {
+    mean: Vec<f64>,
+    /// `1 / sqrt(var + ε)`.
+    inv: Vec<f64>,
+    /// `γσ⁻¹` and `β − μγσ⁻¹` per channel.
+    a: Vec<f32>,
+    o: Vec<f32>,
+}
+
+impl Norm {
+    fn new(mean: Vec<f64>, var: Vec<f64>, gamma: &[f32], beta: &[f32]) -> Self {
+        let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + EPS).sqrt()).collect();
+        let a = gamma.iter().zip(&inv).map(|(&g, &i)| (g as f64 * i) as f32).collect();
+        let o = (0..gamma.len()).map(|c| (beta[c] as f64 - mean[c] * gamma[c] as f64 * inv[c]) as f32).collect();
+        Norm { mean, inv, a, o }
+    }
+}
+
+/// What the forward pass keeps for the backward pass.
+#[derive(Debug)]
+struct Saved {
+    /// Each unit's convolution output `z` (before batch-norm).
+    z: Vec<Vec<f32>>,
+    /// Each unit's input after the first (the previous unit's activation).
+    h: Vec<Vec<f32>>,
+    norms: Vec<Norm>,
+}
+
+/// The state an op shares with its caller: the batch statistics (for the running ones) and
+/// what the backward pass needs.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    saved: Option<Saved>,
+    /// Each unit's batch `(mean, biased variance)` after a training forward pass.
+    pub batch_moments: Vec<(Vec<f64>, Vec<f64>)>,
+}
+
+/// The op: inputs `x [B, C_in, H, W]`, `main [B, C_out, H', W']` and the packed parameters
+/// (for each unit `W, γ, β[, α]`, then the exit PReLU's `α`); output `main`'s shape.
+pub(crate) struct Bottleneck {
+    pub units: Vec<Unit>,
+    /// Each unit's running `(mean, variance)` at evaluation; `None` in training.
+    pub running: Option<Vec<(Vec<f32>, Vec<f32>)>>,
+    /// Spatial-dropout scales, one per `(image, output channel)`.
+    pub mask: Option<Vec<f32>>,
+    pub state: Arc<Mutex<State>>,
+}
+
+/// Each unit's input `(h, w)` for an input of `h × w`, then the branch's output size.
+pub(crate) fn sizes(units: &[Unit], mut h: usize, mut w: usize) -> Vec<(usize, usize)> {
+    let mut sizes = Vec::with_capacity(units.len() + 1);
+    for u in units {
+        sizes.push((h, w));
+        let (_, oh, ow) = u.geometry(h, w);
+        (h, w) = (oh, ow);
+    }
+    sizes.push((h, w));
+    sizes
+}
+
+/// Packed-parameter offsets of each unit, and of the exit PReLU's slopes.
+fn offsets(units: &[Unit]) -> (Vec<usize>, usize) {
+    let mut at = Vec::with_capacity(units.len());
+    let mut o = 0;
+    for u in units {
+        at.push(o);
+        o += u.params();
+    }
+    (at, o)
+}
+
+/// A unit's `(W, γ, β, α)`.
+type UnitParams<'a> = (&'a [f32], &'a [f32], &'a [f32], Option<&'a [f32]>);
+
+/// A unit's `(W, γ, β, α)` in the packed parameters starting at `at`.
+fn unit_params<'a>(p: &'a [f32], u: &Unit, at: usize) -> UnitParams<'a> {
+    let (w, c) = (u.weights(), u.c_out);
+    let r = &p[at..at + u.params()];
+    (&r[..w], &r[w..w + c], &r[w + c..w + 2 * c], u.prelu.then(|| &r[w + 2 * c..w + 3 * c]))
+}
+
+thread_local! {
+    /// Per-thread buffers of the per-image tasks (columns, and a gradient tile).
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Runs `f` with two per-thread buffers of at least `n0` and `n1` floats.
+/// (Fresh ones if this thread's are in use: a task that waits on the pool may run another.)
+fn with_scratch<R>(n0: usize, n1: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let Ok(mut s) = s.try_borrow_mut() else {
+            return f(&mut vec![0.0; n0], &mut vec![0.0; n1]);
+        };
+        let [a, b] = &mut *s;
+        if a.len() < n0 {
+            a.resize(n0, 0.0);
+        }
+        if b.len() < n1 {
+            b.resize(n1, 0.0);
+        }
+        f(&mut a[..n0], &mut b[..n1])
+    })
+}
+
+/// Whether to run one image per task (single-threaded GEMMs) rather than the images in turn
+/// with GEMMs over the pool.
+fn per_image(b: usize) -> bool {
+    b >= 2 && rayon::current_num_threads() > 1
+}
+
+/// Runs `f(n, out_n, par)` for each image `n` of `out` (`b` chunks), in parallel tasks or
+/// in turn; `par` tells `f` whether its own GEMMs should use the pool.
+fn for_images<T: Send>(out: &mut [f32], b: usize, f: impl Fn(usize, &mut [f32], bool) -> T + Sync) -> Vec<T> {
+    let img = out.len() / b.max(1);
+    if per_image(b) {
+        out.par_chunks_mut(img).enumerate().map(|(n, o)| f(n, o, false)).collect()
+    } else {
+        out.chunks_mut(img).enumerate().map(|(n, o)| f(n, o, true)).collect()
+    }
+}
+
+/// `z_n = conv(h_n, W)` for image `n` (`hn` its input, `zn` its output).
+fn conv_image(u: &Unit, g: &Geometry, hw_in: usize, w: &[f32], hn: &[f32], zn: &mut [f32], par: bool) {
+    let p_out = zn.len() / u.c_out;
+    if u.transposed {
+        with_scratch(g.rows() * hw_in, 0, |cols, _| {
+            matmul_on(cols, g.rows(), hw_in, u.c_in, w, true, hn, false, false, par);
+            g.col2im_seq(cols, zn);
+        });
+    } else if g.is_identity() {
+        matmul_on(zn, u.c_out, p_out, u.c_in, w, false, hn, false, false, par);
+    } else {
+        with_scratch(g.rows() * p_out, 0, |cols, _| {
+            g.im2col_seq(hn, cols);
+            matmul_on(zn, u.c_out, p_out, g.rows(), w, false, cols, false, false, par);
+        });
+    }
+}
+
+/// Per-channel `(mean, biased variance)` over the batch from per-image plane moments
+/// (`parts[n][c]`, each over `p` values), merged as in Chan et al. (1979).
+fn merge_moments(parts: &[Vec<(f64, f64)>], c: usize, p: usize) -> (Vec<f64>, Vec<f64>) {
+    let b = parts.len() as f64;
+    (0..c)
+        .map(|ch| {
+            let mean = parts.iter().map(|q| q[ch].0).sum::<f64>() / b;
+            let m2: f64 = parts.iter().map(|q| q[ch].1 + p as f64 * (q[ch].0 - mean).powi(2)).sum();
+            (mean, m2 / (b * p as f64))
+        })
+        .unzip()
+}
+
+/// The forward pass: output, and what the backward pass needs when `save`.
+struct Forward {
+    out: Vec<f32>,
+    saved: Option<Saved>,
+}
+
+impl Bottleneck {
+    /// Checks the inputs' shapes against the units; returns [`Bottleneck::sizes`].
+    fn shapes(&self, x: &[usize], main: &[usize], params: usize) -> candle_core::Result<Vec<(usize, usize)>> {
+        let &[b, c, h, w] = x else { candle_core::bail!("rwt bottleneck: input {x:?} is not [B, C, H, W]") };
+        if self.units.is_empty() {
+            candle_core::bail!("rwt bottleneck: no units");
+        }
+        let mut ch = c;
+        for u in &self.units {
+            if u.c_in != ch {
+                candle_core::bail!("rwt bottleneck: a unit expects {} channels, gets {ch}", u.c_in);
+            }
+            ch = u.c_out;
+        }
+        let sizes = sizes(&self.units, h, w);
+        let (oh, ow) = sizes[self.units.len()];
+        if main != [b, ch, oh, ow] {
+            candle_core::bail!("rwt bottleneck: the shortcut is {main:?}, the branch gives {:?}", [b, ch, oh, ow]);
+        }
+        let want = offsets(&self.units).1 + ch;
+        if params != want {
+            candle_core::bail!("rwt bottleneck: {params} packed parameters, the units need {want}");
+        }
+        if self.mask.as_ref().is_some_and(|m| m.len() != b * ch) {
+            candle_core::bail!("rwt bottleneck: the dropout mask needs {} scales", b * ch);
+        }
+        Ok(sizes)
+    }
+
+    /// The forward pass on host values (shapes checked by the caller).
+    fn forward(&self, x: &[f32], xd: &[usize], main: &[f32], p: &[f32], save: bool) -> candle_core::Result<Forward> {
+        let b = xd[0];
+        let sizes = sizes(&self.units, xd[2], xd[3]);
+        let (at, exit_at) = offsets(&self.units);
+        let last = self.units.len() - 1;
+        let (mut zs, mut hs, mut norms, mut moments) = (Vec::new(), Vec::<Vec<f32>>::new(), Vec::new(), Vec::new());
+        let mut out = Vec::new();
+        for (k, u) in self.units.iter().enumerate() {
+            let (h, w) = sizes[k];
+            let (g, oh, ow) = u.geometry(h, w);
+            let (po, pi) = (oh * ow, h * w);
+            let hin: &[f32] = if k == 0 { x } else { &hs[k - 1] };
+            let (wt, gamma, beta, alpha) = unit_params(p, u, at[k]);
+            let mut z = vec![0f32; b * u.c_out * po];
+            let running = self.running.as_ref().map(|r| &r[k]);
+            // Convolution image by image; batch moments of each image's planes while they
+            // are in cache.
+            let parts = for_images(&mut z, b, |n, zn, par| {
+                conv_image(u, &g, pi, wt, &hin[n * u.c_in * pi..(n + 1) * u.c_in * pi], zn, par);
+                if running.is_none() {
+                    zn.chunks(po).map(planes::moments).collect()
+                } else {
+                    Vec::new()
+                }
+            });
+            let (mean, var) = match running {
+                Some((m, v)) => (m.iter().map(|&v| v as f64).collect(), v.iter().map(|&v| v as f64).collect()),
+                None => merge_moments(&parts, u.c_out, po),
+            };
+            if running.is_none() {
+                moments.push((mean.clone(), var.clone()));
+            }
+            let norm = Norm::new(mean, var, gamma, beta);
+            if k < last {
+                let mut a = vec![0f32; z.len()];
+                a.par_chunks_mut(po).zip(z.par_chunks(po)).enumerate().for_each(|(i, (d, s))| {
+                    let c = i % u.c_out;
+                    planes::affine_act(s, d, norm.a[c], norm.o[c], alpha.map_or(1.0, |al| al[c]));
+                });
+                hs.push(a);
+            } else {
+                let slopes = &p[exit_at..];
+                let mask = self.mask.as_deref();
+                out = vec![0f32; z.len()];
+                out.par_chunks_mut(po).zip(z.par_chunks(po)).zip(main.par_chunks(po)).enumerate().for_each(
+                    |(i, ((d, s), m))| {
+                        let c = i % u.c_out;
+                        let k = mask.map_or(1.0, |mk| mk[i]);
+                        planes::exit_fwd(s, m, d, norm.a[c], norm.o[c], k, slopes[c]);
+                    },
+                );
+            }
+            norms.push(norm);
+            if save {
+                zs.push(z);
+            }
+        }
+        if !moments.is_empty() {
+            self.state
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("rwt bottleneck: state poisoned".into()))?
+                .batch_moments = moments;
+        }
+        Ok(Forward { out, saved: save.then_some(Saved { z: zs, h: hs, norms }) })
+    }
+}
+
+/// The gradients of a backward pass: input, shortcut (`None` when it is the input), packed
+/// parameters.
+type Grads = (Vec<f32>, Option<Vec<f32>>, Vec<f32>);
+
+impl Bottleneck {
+    fn lock(&self) -> candle_core::Result<std::sync::MutexGuard<'_, State>> {
+        self.state.lock().map_err(|_| candle_core::Error::Msg("rwt bottleneck: state poisoned".into()))
+    }
+
+    /// The forward pass on CPU storages, keeping what the backward pass needs in training.
+    fn cpu_forward(
+        &self,
+        x: (&CpuStorage, &Layout),
+        main: (&CpuStorage, &Layout),
+        p: (&CpuStorage, &Layout),
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (xd, md) = (x.1.shape().dims(), main.1.shape().dims());
+        let (xv, mv, pv) = (
+            f32_part(x.0, x.1, "bottleneck input")?,
+            f32_part(main.0, main.1, "bottleneck shortcut")?,
+            f32_part(p.0, p.1, "bottleneck parameters")?,
+        );
+        self.shapes(xd, md, pv.len())?;
+        let f = self.forward(xv, xd, mv, pv, self.running.is_none())?;
+        if let Some(s) = f.saved {
+            self.lock()?.saved = Some(s);
+        }
+        Ok((CpuStorage::F32(f.out), main.1.shape().clone()))
+    }
+
+    /// The backward pass on host values; with `identity` the shortcut is the input and its
+    /// gradient is added to the input's.
+    fn backward(
+        &self,
+        xv: &[f32],
+        xd: &[usize],
+        mv: &[f32],
+        pv: &[f32],
+        gv: &[f32],
+        identity: bool,
+    ) -> candle_core::Result<Grads> {
+        let b = xd[0];
+        let sizes = sizes(&self.units, xd[2], xd[3]);
+        let saved = self.lock()?.saved.take();
+        let saved = match saved {
+            Some(s) => s,
+            None => self.forward(xv, xd, mv, pv, true)?.saved.expect("saved on request"),
+        };
+        let (at, exit_at) = offsets(&self.units);
+        let mut dp = vec![0f32; pv.len()];
+        let last = self.units.len() - 1;
+        let alphas: Vec<Option<&[f32]>> =
+            self.units.iter().enumerate().map(|(k, u)| unit_params(pv, u, at[k]).3).collect();
+        // Batch-norm's per-plane sums of unit k's output gradient `g` (see `planes::bn_sums`).
+        let plane_sums = |k: usize, c: usize, g: &[f32], z: &[f32]| {
+            let nm = &saved.norms[k];
+            planes::bn_sums(g, z, nm.a[c], nm.o[c], nm.mean[c] as f32, alphas[k].map_or(1.0, |al| al[c]))
+        };
+        // Per-channel totals of per-(image, channel) plane sums.
+        let totals = |parts: Vec<[f64; 3]>, c: usize| {
+            let mut t = vec![[0f64; 3]; c];
+            for (i, q) in parts.into_iter().enumerate() {
+                (0..3).for_each(|j| t[i % c][j] += q[j]);
+            }
+            t
+        };
+        // The exit: v = main + m·y, g_v = g·PReLU'(v); ∂main = g_v, ∂y = m·g_v; and the last
+        // unit's batch-norm sums while the planes are in cache.
+        let lu = &self.units[last];
+        let po = sizes[last + 1].0 * sizes[last + 1].1;
+        let norm = &saved.norms[last];
+        let slopes = &pv[exit_at..];
+        let mask = self.mask.as_deref();
+        let mut dmain = vec![0f32; mv.len()];
+        let mut gy = vec![0f32; mv.len()];
+        let per_plane: Vec<(f64, [f64; 3])> = dmain
+            .par_chunks_mut(po)
+            .zip(gy.par_chunks_mut(po))
+            .enumerate()
+            .map(|(i, (dm, dy))| {
+                let c = i % lu.c_out;
+                let k = mask.map_or(1.0, |mk| mk[i]);
+                let r = i * po..(i + 1) * po;
+                let (g, z, m) = (&gv[r.clone()], &saved.z[last][r.clone()], &mv[r.clone()]);
+                let da = planes::exit_bwd(g, z, m, dm, dy, norm.a[c], norm.o[c], k, slopes[c]);
+                (da, plane_sums(last, c, dy, z))
+            })
+            .collect();
+        let mut sums_parts = Vec::with_capacity(per_plane.len());
+        for (i, (da, q)) in per_plane.into_iter().enumerate() {
+            dp[exit_at + i % lu.c_out] += da as f32;
+            sums_parts.push(q);
+        }
+        let mut sums = totals(sums_parts, lu.c_out);
+        // The units, last first: `gy` is the gradient at the unit's output, `sums` its
+        // batch-norm sums; each image's task leaves the previous unit's sums.
+        let train = self.running.is_none();
+        let mut dmain = Some(dmain);
+        for k in (0..=last).rev() {
+            let u = &self.units[k];
+            let (h, w) = sizes[k];
+            let (g, oh, ow) = u.geometry(h, w);
+            let (po, pi) = (oh * ow, h * w);
+            let (wt, _, _, alpha) = unit_params(pv, u, at[k]);
+            let (z, nm) = (&saved.z[k], &saved.norms[k]);
+            let wn = u.weights();
+            for (c, s) in sums.iter().enumerate() {
+                dp[at[k] + wn + c] = (s[1] * nm.inv[c]) as f32;
+                dp[at[k] + wn + u.c_out + c] = s[0] as f32;
+                if u.prelu {
+                    dp[at[k] + wn + 2 * u.c_out + c] = s[2] as f32;
+                }
+            }
+            let m = (b * po) as f64;
+            // Per image: ∂z into a per-thread tile, then ∂W (summed below) and ∂h — added to
+            // the shortcut's gradient for the first unit of an identity shortcut.
+            let hin: &[f32] = if k == 0 { xv } else { &saved.h[k - 1] };
+            let acc = k == 0 && identity;
+            let mut dh = if acc { dmain.take().expect("the shortcut's gradient") } else { vec![0f32; b * u.c_in * pi] };
+            let results = for_images(&mut dh, b, |n, dhn, par| {
+                let zn = &z[n * u.c_out * po..(n + 1) * u.c_out * po];
+                let gn = &gy[n * u.c_out * po..(n + 1) * u.c_out * po];
+                let hn = &hin[n * u.c_in * pi..(n + 1) * u.c_in * pi];
+                let mut dw = vec![0f32; wn];
+                let cols_len = match (u.transposed, g.is_identity()) {
+                    (true, _) => g.rows() * pi,
+                    (false, true) => 0,
+                    (false, false) => g.rows() * po,
+                };
+                with_scratch(cols_len, u.c_out * po, |cols, dz| {
+                    for c in 0..u.c_out {
+                        let r = c * po..(c + 1) * po;
+                        let (a, o, mu) = (nm.a[c], nm.o[c], nm.mean[c] as f32);
+                        let sl = alpha.map_or(1.0, |al| al[c]);
+                        let (off, slope) = if train {
+                            (
+                                (a as f64 * sums[c][0] / m) as f32,
+                                (a as f64 * sums[c][1] * nm.inv[c] * nm.inv[c] / m) as f32,
+                            )
+                        } else {
+                            (0.0, 0.0)
+                        };
+                        planes::bn_grad(&gn[r.clone()], &zn[r.clone()], &mut dz[r], a, o, mu, sl, off, slope);
+                    }
+                    if u.transposed {
+                        // y = col2im(Wᵀ·h): ∂W = h·im2col(∂z)ᵀ, ∂h = W·im2col(∂z).
+                        g.im2col_seq(dz, cols);
+                        matmul_on(&mut dw, u.c_in, g.rows(), pi, hn, false, cols, true, false, par);
+                        matmul_on(dhn, u.c_in, pi, g.rows(), wt, false, cols, false, acc, par);
+                    } else if g.is_identity() {
+                        matmul_on(&mut dw, u.c_out, u.c_in, po, dz, false, hn, true, false, par);
+                        matmul_on(dhn, u.c_in, po, u.c_out, wt, true, dz, false, acc, par);
+                    } else {
+                        g.im2col_seq(hn, cols);
+                        matmul_on(&mut dw, u.c_out, g.rows(), po, dz, false, cols, true, false, par);
+                        matmul_on(cols, g.rows(), po, u.c_out, wt, true, dz, false, false, par);
+                        if acc {
+                            g.col2im_seq_add(cols, dhn);
+                        } else {
+                            g.col2im_seq(cols, dhn);
+                        }
+                    }
+                });
+                // The previous unit's batch-norm sums over this image's planes, while ∂h is in cache.
+                let prev: Vec<[f64; 3]> = if k > 0 {
+                    let zp = &saved.z[k - 1][n * u.c_in * pi..(n + 1) * u.c_in * pi];
+                    (0..u.c_in)
+                        .map(|c| plane_sums(k - 1, c, &dhn[c * pi..(c + 1) * pi], &zp[c * pi..(c + 1) * pi]))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                (dw, prev)
+            });
+            let dwp = &mut dp[at[k]..at[k] + wn];
+            let mut prev = Vec::with_capacity(b * u.c_in);
+            for (dw, q) in results {
+                for (d, v) in dwp.iter_mut().zip(&dw) {
+                    *d += v;
+                }
+                prev.extend(q);
+            }
+            if k > 0 {
+                sums = totals(prev, u.c_in);
+            }
+            gy = dh;
+        }
+        Ok((gy, dmain, dp))
+    }
+}
+
+impl CustomOp3 for Bottleneck {
+    fn name(&self) -> &'static str {
+        "rwt-enet-bottleneck"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ms: &CpuStorage,
+        ml: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.cpu_forward((xs, xl), (ms, ml), (ps, pl))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        main: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dmain, dp) = crate::numeric::with_host(&[x, main, params, grad], |v| {
+            self.shapes(x.dims(), main.dims(), v[2].len())?;
+            self.backward(v[0], x.dims(), v[1], v[2], v[3], false)
+        })?;
+        let dev = x.device();
+        let dmain = dmain.expect("a separate shortcut keeps its gradient");
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dmain, main.shape(), dev)?),
+            Some(Tensor::from_vec(dp, params.shape(), dev)?),
+        ))
+    }
+}
+
+/// A [`Bottleneck`] whose shortcut is its input (ENet's regular bottleneck): inputs `x` and
+/// the packed parameters, one gradient for `x` through both paths.
+pub(crate) struct Identity(pub Bottleneck);
+
+impl candle_core::CustomOp2 for Identity {
+    fn name(&self) -> &'static str {
+        "rwt-enet-bottleneck-identity"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.0.cpu_forward((xs, xl), (xs, xl), (ps, pl))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, _, dp) = crate::numeric::with_host(&[x, params, grad], |v| {
+            self.0.shapes(x.dims(), x.dims(), v[1].len())?;
+            self.0.backward(v[0], x.dims(), v[0], v[1], v[2], true)
+        })?;
+        let dev = x.device();
+        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dp, params.shape(), dev)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var, D};
+
+    /// The same bottleneck composed from candle's ops (convolutions, batch-norm from means and
+    /// variances, PReLU as `max(v, 0) + α·min(v, 0)`), parameters narrowed from the packed
+    /// vector so that candle's autograd gives their gradients.
+    fn composed(
+        units: &[Unit],
+        running: Option<&[(Vec<f32>, Vec<f32>)]>,
+        mask: Option<&[f32]>,
+        x: &Tensor,
+        main: &Tensor,
+        p: &Tensor,
+        moments: &mut Vec<(Vec<f32>, Vec<f32>)>,
+    ) -> Tensor {
+        let prelu = |v: &Tensor, a: &Tensor| {
+            let a = a.reshape((1, (), 1, 1)).unwrap();
+            (v.relu().unwrap() + v.minimum(0.0).unwrap().broadcast_mul(&a).unwrap()).unwrap()
+        };
+        let (at, exit_at) = offsets(units);
+        let mut h = x.clone();
+        for (k, u) in units.iter().enumerate() {
+            let take = |o: usize, n: usize| p.narrow(0, at[k] + o, n).unwrap();
+            let wn = u.weights();
+            let z = if u.transposed {
+                let w = take(0, wn).reshape((u.c_in, u.c_out, u.kh, u.kw)).unwrap();
+                h.conv_transpose2d(&w, 0, 0, u.stride, 1).unwrap()
+            } else {
+                let w = take(0, wn).reshape((u.c_out, u.c_in, u.kh, u.kw)).unwrap();
+                let hp = h.pad_with_zeros(2, u.ph, u.ph).unwrap().pad_with_zeros(3, u.pw, u.pw).unwrap();
+                hp.conv2d(&w, 0, u.stride, u.dilation, 1).unwrap()
+            };
+            let shape = (1, u.c_out, 1, 1);
+            let (mean, var) = match running {
+                Some(r) => (
+                    Tensor::new(r[k].0.as_slice(), x.device()).unwrap(),
+                    Tensor::new(r[k].1.as_slice(), x.device()).unwrap(),
+                ),
+                None => {
+                    let zt = z.transpose(0, 1).unwrap().flatten_from(1).unwrap();
+                    let mean = zt.mean(D::Minus1).unwrap();
+                    let var =
+                        zt.broadcast_sub(&mean.unsqueeze(1).unwrap()).unwrap().sqr().unwrap().mean(D::Minus1).unwrap();
+                    moments.push((mean.to_vec1().unwrap(), var.to_vec1().unwrap()));
+                    (mean, var)
+                }
+            };
+            let inv = (var + EPS).unwrap().sqrt().unwrap().recip().unwrap().reshape(shape).unwrap();
+            let zh = z.broadcast_sub(&mean.reshape(shape).unwrap()).unwrap().broadcast_mul(&inv).unwrap();
+            let gamma = take(wn, u.c_out).reshape(shape).unwrap();
+            let beta = take(wn + u.c_out, u.c_out).reshape(shape).unwrap();
+            let a = zh.broadcast_mul(&gamma).unwrap().broadcast_add(&beta).unwrap();
+            h = if u.prelu { prelu(&a, &take(wn + 2 * u.c_out, u.c_out)) } else { a };
+        }
+        let (b, c, _, _) = main.dims4().unwrap();
+        let y = match mask {
+            Some(m) => h.broadcast_mul(&Tensor::from_slice(m, (b, c, 1, 1), x.device()).unwrap()).unwrap(),
+            None => h,
+        };
+        prelu(&(main + y).unwrap(), &p.narrow(0, exit_at, c).unwrap())
+    }
+
+    fn conv(c_in: usize, c_out: usize, k: (usize, usize), pad: (usize, usize), stride: usize, dilation: usize) -> Unit {
+        let (kh, kw) = k;
+        let (ph, pw) = pad;
+        Unit { c_in, c_out, kh, kw, ph, pw, stride, dilation, transposed: false, prelu: true }
+    }
+
+    fn last(u: Unit) -> Unit {
+        Unit { prelu: false, ..u }
+    }
+
+    /// Output and the gradients of `Σ out·r` for x, main and the parameters, fused and composed,
+    /// for ENet's five bottleneck kinds, in training (batch statistics, dropout) and at
+    /// evaluation (running statistics), one image (GEMMs over the pool) and three (one image
+    /// per task).
+    #[test]
+    fn fused_bottleneck_matches_candle() {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(21);
+        let regular = vec![
+            conv(8, 2, (1, 1), (0, 0), 1, 1),
+            conv(2, 2, (3, 3), (1, 1), 1, 1),
+            last(conv(2, 8, (1, 1), (0, 0), 1, 1)),
+        ];
+        let dilated = vec![
+            conv(8, 2, (1, 1), (0, 0), 1, 1),
+            conv(2, 2, (3, 3), (4, 4), 1, 4),
+            last(conv(2, 8, (1, 1), (0, 0), 1, 1)),
+        ];
+        let asymmetric = vec![
+            conv(8, 2, (1, 1), (0, 0), 1, 1),
+            conv(2, 2, (5, 1), (2, 0), 1, 1),
+            conv(2, 2, (1, 5), (0, 2), 1, 1),
+            last(conv(2, 8, (1, 1), (0, 0), 1, 1)),
+        ];
+        let down = vec![
+            conv(4, 1, (2, 2), (0, 0), 2, 1),
+            conv(1, 1, (3, 3), (1, 1), 1, 1),
+            last(conv(1, 8, (1, 1), (0, 0), 1, 1)),
+        ];
+        let up = vec![
+            conv(8, 2, (1, 1), (0, 0), 1, 1),
+            Unit {
+                c_in: 2,
+                c_out: 2,
+                kh: 2,
+                kw: 2,
+                ph: 0,
+                pw: 0,
+                stride: 2,
+                dilation: 1,
+                transposed: true,
+                prelu: true,
+            },
+            last(conv(2, 4, (1, 1), (0, 0), 1, 1)),
+        ];
+        for (name, units) in
+            [("regular", regular), ("dilated", dilated), ("asymmetric", asymmetric), ("down", down), ("up", up)]
+        {
+            for b in [1, 3] {
+                for train in [true, false] {
+                    let (h, w) = (6, 10);
+                    let s = sizes(&units, h, w);
+                    let (oh, ow) = s[units.len()];
+                    let c = units.last().unwrap().c_out;
+                    let normal =
+                        |rng: &mut _, shape: &[usize], sd| crate::random::normal(rng, shape, sd, &dev).unwrap();
+                    let x = Var::from_tensor(&normal(&mut rng, &[b, units[0].c_in, h, w], 1.0)).unwrap();
+                    let main = Var::from_tensor(&normal(&mut rng, &[b, c, oh, ow], 1.0)).unwrap();
+                    let x_shape = x.dims().to_vec();
+                    let np = offsets(&units).1 + c;
+                    let p = Var::from_tensor(&normal(&mut rng, &[np], 0.5)).unwrap();
+                    let running: Option<Vec<_>> = (!train).then(|| {
+                        units
+                            .iter()
+                            .map(|u| {
+                                let m = normal(&mut rng, &[u.c_out], 0.3).to_vec1::<f32>().unwrap();
+                                let v = normal(&mut rng, &[u.c_out], 0.3).abs().unwrap().affine(1.0, 0.5).unwrap();
+                                (m, v.to_vec1::<f32>().unwrap())
+                            })
+                            .collect()
+                    });
+                    let mask: Option<Vec<f32>> =
+                        train.then(|| (0..b * c).map(|i| if i % 3 == 1 { 0.0 } else { 1.25 }).collect());
+                    let r = normal(&mut rng, &[b, c, oh, ow], 1.0);
+                    let state = Arc::new(Mutex::new(State::default()));
+                    let op = Bottleneck {
+                        units: units.clone(),
+                        running: running.clone(),
+                        mask: mask.clone(),
+                        state: state.clone(),
+                    };
+                    // A shortcut of the input's shape runs as the identity variant (the
+                    // shortcut is the input itself) in the three-image cases.
+                    let identity = main.dims() == x_shape.as_slice() && b == 3;
+                    let main = if identity { x.as_tensor().clone() } else { main.as_tensor().clone() };
+                    let ours = if identity {
+                        x.as_tensor().apply_op2(p.as_tensor(), Identity(op)).unwrap()
+                    } else {
+                        x.as_tensor().apply_op3(&main, p.as_tensor(), op).unwrap()
+                    };
+                    let mut moments = Vec::new();
+                    let theirs = composed(&units, running.as_deref(), mask.as_deref(), &x, &main, &p, &mut moments);
+                    // The batch statistics the running ones are updated with.
+                    let ours_m = state.lock().unwrap().batch_moments.clone();
+                    assert_eq!(ours_m.len(), moments.len(), "{name}: units with batch statistics");
+                    for ((m, v), (em, ev)) in ours_m.iter().zip(&moments) {
+                        for (u, e) in m.iter().zip(em).chain(v.iter().zip(ev)) {
+                            assert!((*u as f32 - e).abs() <= 1e-4 * e.abs().max(1.0), "{name}: moment {u} vs {e}");
+                        }
+                    }
+                    let all = |y: &Tensor| {
+                        let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                        let v = |t: &Tensor| {
+                            t.flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap()
+                        };
+                        let dmain = if identity { Vec::new() } else { v(g.get(&main).unwrap()) };
+                        [v(y), v(g.get(&x).unwrap()), dmain, v(g.get(&p).unwrap())]
+                    };
+                    let (a, e) = (all(&ours), all(&theirs));
+                    for (k, what) in ["output", "∂x", "∂main", "∂params"].iter().enumerate() {
+                        let scale = e[k].iter().fold(1f32, |m, v| m.max(v.abs()));
+                        let d = a[k].iter().zip(&e[k]).map(|(u, v)| (u - v).abs()).fold(0f32, f32::max);
+                        assert!(
+                            d <= 2e-4 * scale,
+                            "{name}, batch {b}, train {train}: {what} differs by {d} (scale {scale})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
