@@ -90,6 +90,12 @@ fn main() -> rwt::Result<()> {
     println!("segmenters on the CPU ({threads} threads), {h}x{w}, batch {b}, 11 classes");
     println!("| network | forward s | forward img/s | fwd+bwd s | fwd+bwd img/s |");
     println!("|---|---|---|---|---|");
+    // ENet first with the C allocator as the process found it, then with the settings the
+    // training and evaluation loops apply (`device::retain_freed_memory`) for every network.
+    let (f0, s0) = time_rwt(ModelKind::Enet, &x, &y, 5)?;
+    let ips = |t: f64| b as f64 / t;
+    println!("| enet (default allocator) | {f0:.3} | {:.2} | {s0:.3} | {:.2} |", ips(f0), ips(s0));
+    let retained = rwt::device::retain_freed_memory();
     let mut enet = (0.0, 0.0);
     for kind in kinds.iter().copied() {
         let repeats = if kind == ModelKind::Enet { 5 } else { 1 };
@@ -97,8 +103,8 @@ fn main() -> rwt::Result<()> {
         if kind == ModelKind::Enet {
             enet = (f, s);
         }
-        let ips = |t: f64| b as f64 / t;
-        println!("| {} | {f:.3} | {:.2} | {s:.3} | {:.2} |", kind.as_str(), ips(f), ips(s));
+        let note = if retained { " (retained memory)" } else { "" };
+        println!("| {}{note} | {f:.3} | {:.2} | {s:.3} | {:.2} |", kind.as_str(), ips(f), ips(s));
     }
     match time_torch(threads, b, h, w, 5) {
         Ok((tf, ts, version)) => {
@@ -108,6 +114,7 @@ fn main() -> rwt::Result<()> {
                 tf / enet.0,
                 ts / enet.1
             );
+            println!("with the default allocator: forward {:.2}x, fwd+bwd {:.2}x", tf / f0, ts / s0);
         }
         Err(e) => println!("\nPyTorch unavailable ({e}); no ratio"),
     }

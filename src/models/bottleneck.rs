@@ -21,8 +21,8 @@
 //! (`∂z = γσ⁻¹·g_a`) and nothing is kept: a backward pass then recomputes the forward one.
 //! The same computation composed from candle's ops is the reference of the tests.
 
-use super::conv::{matmul_on, Geometry};
-use super::planes;
+use super::conv::{matmul_into, matmul_on, Geometry};
+use super::planes::{self, Out};
 use crate::numeric::f32_part;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -214,7 +214,7 @@ fn per_image(b: usize) -> bool {
 
 /// Runs `f(n, out_n, par)` for each image `n` of `out` (`b` chunks), in parallel tasks or
 /// in turn; `par` tells `f` whether its own GEMMs should use the pool.
-fn for_images<T: Send>(out: &mut [f32], b: usize, f: impl Fn(usize, &mut [f32], bool) -> T + Sync) -> Vec<T> {
+fn for_images<E: Send, T: Send>(out: &mut [E], b: usize, f: impl Fn(usize, &mut [E], bool) -> T + Sync) -> Vec<T> {
     let img = out.len() / b.max(1);
     if per_image(b) {
         out.par_chunks_mut(img).enumerate().map(|(n, o)| f(n, o, false)).collect()
@@ -223,22 +223,78 @@ fn for_images<T: Send>(out: &mut [f32], b: usize, f: impl Fn(usize, &mut [f32], 
     }
 }
 
-/// `z_n = conv(h_n, W)` for image `n` (`hn` its input, `zn` its output).
-fn conv_image(u: &Unit, g: &Geometry, hw_in: usize, w: &[f32], hn: &[f32], zn: &mut [f32], par: bool) {
+/// Length of a unit's column buffer for an input of `pi` and an output of `po` positions
+/// (none for a 1×1 convolution, which reads the image itself).
+fn cols_len(u: &Unit, g: &Geometry, pi: usize, po: usize) -> usize {
+    match (u.transposed, g.is_identity()) {
+        (true, _) => g.rows() * pi,
+        (false, true) => 0,
+        (false, false) => g.rows() * po,
+    }
+}
+
+/// `z_n = conv(h_n, W)` for image `n` (`hn` its input, `zn` its output, every element
+/// written; returned as floats), `cols` a buffer of [`cols_len`] floats.
+#[allow(clippy::too_many_arguments)]
+fn conv_image<'a>(
+    u: &Unit,
+    g: &Geometry,
+    hw_in: usize,
+    w: &[f32],
+    hn: &[f32],
+    zn: &'a mut [Out],
+    cols: &mut [f32],
+    par: bool,
+) -> &'a mut [f32] {
     let p_out = zn.len() / u.c_out;
     if u.transposed {
-        with_scratch(g.rows() * hw_in, 0, |cols, _| {
-            matmul_on(cols, g.rows(), hw_in, u.c_in, w, true, hn, false, false, par);
-            g.col2im_seq(cols, zn);
-        });
+        matmul_on(cols, g.rows(), hw_in, u.c_in, w, true, hn, false, false, par);
+        let zn = zeroed(zn);
+        g.col2im_seq_add(cols, zn);
+        zn
     } else if g.is_identity() {
-        matmul_on(zn, u.c_out, p_out, u.c_in, w, false, hn, false, false, par);
+        matmul_into(zn, u.c_out, p_out, u.c_in, w, false, hn, false, par)
     } else {
-        with_scratch(g.rows() * p_out, 0, |cols, _| {
-            g.im2col_seq(hn, cols);
-            matmul_on(zn, u.c_out, p_out, g.rows(), w, false, cols, false, false, par);
-        });
+        g.im2col_seq(hn, cols);
+        matmul_into(zn, u.c_out, p_out, g.rows(), w, false, cols, false, par)
     }
+}
+
+/// A vector of `n` floats written by `fill`, without zeroing them first.
+///
+/// # Safety
+/// `fill` must write every one of the `n` elements.
+unsafe fn filled(n: usize, fill: impl FnOnce(&mut [Out])) -> Vec<f32> {
+    let mut v = Vec::<f32>::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` initialised all `n` elements (the caller's contract).
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// Zeros written into `s`, then `s` as floats.
+fn zeroed(s: &mut [Out]) -> &mut [f32] {
+    s.fill(Out::new(0.0));
+    // SAFETY: every element was just written; `MaybeUninit<f32>` has the layout of `f32`.
+    unsafe { &mut *(s as *mut [Out] as *mut [f32]) }
+}
+
+/// Output storage that has been written, as floats.
+///
+/// # Safety
+/// Every element of `s` must have been written.
+unsafe fn written(s: &mut [Out]) -> &mut [f32] {
+    // SAFETY: initialised (the caller's contract); `MaybeUninit<f32>` has the layout of `f32`.
+    unsafe { &mut *(s as *mut [Out] as *mut [f32]) }
+}
+
+/// Floats viewed as output storage.
+///
+/// # Safety
+/// Only initialised values may be written through the view.
+unsafe fn as_out(s: &mut [f32]) -> &mut [Out] {
+    // SAFETY: same layout; the caller writes initialised values only.
+    unsafe { &mut *(s as *mut [f32] as *mut [Out]) }
 }
 
 /// Per-channel `(mean, biased variance)` over the batch from per-image plane moments
@@ -303,18 +359,70 @@ impl Bottleneck {
             let (po, pi) = (oh * ow, h * w);
             let hin: &[f32] = if k == 0 { x } else { &hs[k - 1] };
             let (wt, gamma, beta, alpha) = unit_params(p, u, at[k]);
-            let mut z = vec![0f32; b * u.c_out * po];
             let running = self.running.as_ref().map(|r| &r[k]);
+            let cl = cols_len(u, &g, pi, po);
+            let img_in = |n: usize| &hin[n * u.c_in * pi..(n + 1) * u.c_in * pi];
+            let slopes = &p[exit_at..];
+            let mask = self.mask.as_deref();
+            let len = b * u.c_out * po;
+            if let (Some((rm, rv)), false) = (running, save) {
+                // Evaluation with no backward pass to come: each image's convolution goes to
+                // a per-thread tile and from there through batch-norm and activation (or the
+                // exit) into the output.
+                let f64s = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
+                let norm = Norm::new(f64s(rm), f64s(rv), gamma, beta);
+                // SAFETY: each image's task writes every plane of its chunk.
+                let y = unsafe {
+                    filled(len, |dst| {
+                        for_images(dst, b, |n, dn, par| {
+                            with_scratch(cl, u.c_out * po, |cols, tile| {
+                                // SAFETY: `conv_image` writes floats only.
+                                let zn = conv_image(u, &g, pi, wt, img_in(n), as_out(tile), cols, par);
+                                for c in 0..u.c_out {
+                                    let (r, (a, o)) = (c * po..(c + 1) * po, (norm.a[c], norm.o[c]));
+                                    if k == last {
+                                        let i = n * u.c_out + c;
+                                        let m = &main[i * po..(i + 1) * po];
+                                        let kk = mask.map_or(1.0, |mk| mk[i]);
+                                        planes::exit_fwd(&zn[r.clone()], m, &mut dn[r], a, o, kk, slopes[c]);
+                                    } else {
+                                        planes::affine_act(
+                                            &zn[r.clone()],
+                                            &mut dn[r],
+                                            a,
+                                            o,
+                                            alpha.map_or(1.0, |al| al[c]),
+                                        );
+                                    }
+                                }
+                            })
+                        });
+                    })
+                };
+                norms.push(norm);
+                if k == last {
+                    out = y;
+                } else {
+                    hs.push(y);
+                }
+                continue;
+            }
             // Convolution image by image; batch moments of each image's planes while they
             // are in cache.
-            let parts = for_images(&mut z, b, |n, zn, par| {
-                conv_image(u, &g, pi, wt, &hin[n * u.c_in * pi..(n + 1) * u.c_in * pi], zn, par);
-                if running.is_none() {
-                    zn.chunks(po).map(planes::moments).collect()
-                } else {
-                    Vec::new()
-                }
-            });
+            let mut parts = Vec::new();
+            // SAFETY: `conv_image` writes every element of each image's chunk.
+            let z = unsafe {
+                filled(len, |zs| {
+                    parts = for_images(zs, b, |n, zn, par| {
+                        let zn = with_scratch(cl, 0, |cols, _| conv_image(u, &g, pi, wt, img_in(n), zn, cols, par));
+                        if running.is_none() {
+                            zn.chunks(po).map(planes::moments).collect()
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                })
+            };
             let (mean, var) = match running {
                 Some((m, v)) => (m.iter().map(|&v| v as f64).collect(), v.iter().map(|&v| v as f64).collect()),
                 None => merge_moments(&parts, u.c_out, po),
@@ -323,24 +431,25 @@ impl Bottleneck {
                 moments.push((mean.clone(), var.clone()));
             }
             let norm = Norm::new(mean, var, gamma, beta);
-            if k < last {
-                let mut a = vec![0f32; z.len()];
-                a.par_chunks_mut(po).zip(z.par_chunks(po)).enumerate().for_each(|(i, (d, s))| {
-                    let c = i % u.c_out;
-                    planes::affine_act(s, d, norm.a[c], norm.o[c], alpha.map_or(1.0, |al| al[c]));
-                });
-                hs.push(a);
-            } else {
-                let slopes = &p[exit_at..];
-                let mask = self.mask.as_deref();
-                out = vec![0f32; z.len()];
-                out.par_chunks_mut(po).zip(z.par_chunks(po)).zip(main.par_chunks(po)).enumerate().for_each(
-                    |(i, ((d, s), m))| {
+            // SAFETY: the planes cover the whole vector, and each kernel writes its plane.
+            let y = unsafe {
+                filled(len, |dst| {
+                    dst.par_chunks_mut(po).zip(z.par_chunks(po)).enumerate().for_each(|(i, (d, zp))| {
                         let c = i % u.c_out;
-                        let k = mask.map_or(1.0, |mk| mk[i]);
-                        planes::exit_fwd(s, m, d, norm.a[c], norm.o[c], k, slopes[c]);
-                    },
-                );
+                        if k == last {
+                            let kk = mask.map_or(1.0, |mk| mk[i]);
+                            let m = &main[i * po..(i + 1) * po];
+                            planes::exit_fwd(zp, m, d, norm.a[c], norm.o[c], kk, slopes[c]);
+                        } else {
+                            planes::affine_act(zp, d, norm.a[c], norm.o[c], alpha.map_or(1.0, |al| al[c]));
+                        }
+                    })
+                })
+            };
+            if k == last {
+                out = y;
+            } else {
+                hs.push(y);
             }
             norms.push(norm);
             if save {
@@ -430,21 +539,29 @@ impl Bottleneck {
         let norm = &saved.norms[last];
         let slopes = &pv[exit_at..];
         let mask = self.mask.as_deref();
-        let mut dmain = vec![0f32; mv.len()];
-        let mut gy = vec![0f32; mv.len()];
-        let per_plane: Vec<(f64, [f64; 3])> = dmain
-            .par_chunks_mut(po)
-            .zip(gy.par_chunks_mut(po))
-            .enumerate()
-            .map(|(i, (dm, dy))| {
-                let c = i % lu.c_out;
-                let k = mask.map_or(1.0, |mk| mk[i]);
-                let r = i * po..(i + 1) * po;
-                let (g, z, m) = (&gv[r.clone()], &saved.z[last][r.clone()], &mv[r.clone()]);
-                let da = planes::exit_bwd(g, z, m, dm, dy, norm.a[c], norm.o[c], k, slopes[c]);
-                (da, plane_sums(last, c, dy, z))
+        let mut per_plane: Vec<(f64, [f64; 3])> = Vec::new();
+        let mut gy = Vec::new();
+        // SAFETY: the planes cover both vectors, and `exit_bwd` writes every element of both.
+        let dmain = unsafe {
+            filled(mv.len(), |dmain| {
+                gy = filled(mv.len(), |gy| {
+                    per_plane = dmain
+                        .par_chunks_mut(po)
+                        .zip(gy.par_chunks_mut(po))
+                        .enumerate()
+                        .map(|(i, (dm, dy))| {
+                            let c = i % lu.c_out;
+                            let k = mask.map_or(1.0, |mk| mk[i]);
+                            let r = i * po..(i + 1) * po;
+                            let (g, z, m) = (&gv[r.clone()], &saved.z[last][r.clone()], &mv[r.clone()]);
+                            let da = planes::exit_bwd(g, z, m, dm, dy, norm.a[c], norm.o[c], k, slopes[c]);
+                            // SAFETY: `exit_bwd` wrote the whole plane.
+                            (da, plane_sums(last, c, written(dy), z))
+                        })
+                        .collect();
+                })
             })
-            .collect();
+        };
         let mut sums_parts = Vec::with_capacity(per_plane.len());
         for (i, (da, q)) in per_plane.into_iter().enumerate() {
             dp[exit_at + i % lu.c_out] += da as f32;
@@ -475,18 +592,13 @@ impl Bottleneck {
             // the shortcut's gradient for the first unit of an identity shortcut.
             let hin: &[f32] = if k == 0 { xv } else { &saved.h[k - 1] };
             let acc = k == 0 && identity;
-            let mut dh = if acc { dmain.take().expect("the shortcut's gradient") } else { vec![0f32; b * u.c_in * pi] };
-            let results = for_images(&mut dh, b, |n, dhn, par| {
+            let cl = cols_len(u, &g, pi, po);
+            let task = |n: usize, dhn: &mut [Out], par: bool| {
                 let zn = &z[n * u.c_out * po..(n + 1) * u.c_out * po];
                 let gn = &gy[n * u.c_out * po..(n + 1) * u.c_out * po];
                 let hn = &hin[n * u.c_in * pi..(n + 1) * u.c_in * pi];
                 let mut dw = vec![0f32; wn];
-                let cols_len = match (u.transposed, g.is_identity()) {
-                    (true, _) => g.rows() * pi,
-                    (false, true) => 0,
-                    (false, false) => g.rows() * po,
-                };
-                with_scratch(cols_len, u.c_out * po, |cols, dz| {
+                let dhn = with_scratch(cl, u.c_out * po, |cols, dz| {
                     for c in 0..u.c_out {
                         let r = c * po..(c + 1) * po;
                         let (a, o, mu) = (nm.a[c], nm.o[c], nm.mean[c] as f32);
@@ -505,19 +617,32 @@ impl Bottleneck {
                         // y = col2im(Wᵀ·h): ∂W = h·im2col(∂z)ᵀ, ∂h = W·im2col(∂z).
                         g.im2col_seq(dz, cols);
                         matmul_on(&mut dw, u.c_in, g.rows(), pi, hn, false, cols, true, false, par);
-                        matmul_on(dhn, u.c_in, pi, g.rows(), wt, false, cols, false, acc, par);
+                        if acc {
+                            // SAFETY: the shortcut's gradient, written by the exit.
+                            let d = unsafe { written(dhn) };
+                            matmul_on(d, u.c_in, pi, g.rows(), wt, false, cols, false, true, par);
+                            d
+                        } else {
+                            matmul_into(dhn, u.c_in, pi, g.rows(), wt, false, cols, false, par)
+                        }
                     } else if g.is_identity() {
                         matmul_on(&mut dw, u.c_out, u.c_in, po, dz, false, hn, true, false, par);
-                        matmul_on(dhn, u.c_in, po, u.c_out, wt, true, dz, false, acc, par);
+                        if acc {
+                            // SAFETY: the shortcut's gradient, written by the exit.
+                            let d = unsafe { written(dhn) };
+                            matmul_on(d, u.c_in, po, u.c_out, wt, true, dz, false, true, par);
+                            d
+                        } else {
+                            matmul_into(dhn, u.c_in, po, u.c_out, wt, true, dz, false, par)
+                        }
                     } else {
                         g.im2col_seq(hn, cols);
                         matmul_on(&mut dw, u.c_out, g.rows(), po, dz, false, cols, true, false, par);
                         matmul_on(cols, g.rows(), po, u.c_out, wt, true, dz, false, false, par);
-                        if acc {
-                            g.col2im_seq_add(cols, dhn);
-                        } else {
-                            g.col2im_seq(cols, dhn);
-                        }
+                        // SAFETY (`acc`): the shortcut's gradient, written by the exit.
+                        let d = if acc { unsafe { written(dhn) } } else { zeroed(dhn) };
+                        g.col2im_seq_add(cols, d);
+                        d
                     }
                 });
                 // The previous unit's batch-norm sums over this image's planes, while ∂h is in cache.
@@ -530,7 +655,17 @@ impl Bottleneck {
                     Vec::new()
                 };
                 (dw, prev)
-            });
+            };
+            let mut results = Vec::new();
+            let dh = if acc {
+                let mut dh = dmain.take().expect("the shortcut's gradient");
+                // SAFETY: the tasks write floats only.
+                results = for_images(unsafe { as_out(&mut dh) }, b, task);
+                dh
+            } else {
+                // SAFETY: each image's task writes every element of its chunk.
+                unsafe { filled(b * u.c_in * pi, |dst| results = for_images(dst, b, task)) }
+            };
             let dwp = &mut dp[at[k]..at[k] + wn];
             let mut prev = Vec::with_capacity(b * u.c_in);
             for (dw, q) in results {

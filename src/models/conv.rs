@@ -18,6 +18,7 @@ use crate::numeric::{f32_part, with_host};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Where a kernel window reads: an image `[c, h, w]` and the `oh × ow` grid of windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,15 +115,7 @@ impl Geometry {
         });
     }
 
-    /// [`Geometry::col2im`] on the calling thread.
-    pub fn col2im_seq(&self, cols: &[f32], img: &mut [f32]) {
-        img.chunks_mut(self.h * self.w).enumerate().for_each(|(ch, plane)| {
-            plane.fill(0.0);
-            self.col2im_plane(cols, ch, plane)
-        });
-    }
-
-    /// [`Geometry::col2im_seq`] added to `img` instead of overwriting it.
+    /// [`Geometry::col2im`] on the calling thread, added to `img` instead of overwriting it.
     pub fn col2im_seq_add(&self, cols: &[f32], img: &mut [f32]) {
         img.chunks_mut(self.h * self.w).enumerate().for_each(|(ch, plane)| self.col2im_plane(cols, ch, plane));
     }
@@ -192,18 +185,63 @@ pub(crate) fn matmul_on(
     acc: bool,
     par: bool,
 ) {
-    assert!(dst.len() == m * n && a.len() == m * k && b.len() == k * n, "rwt matmul: operand sizes");
+    assert!(dst.len() == m * n, "rwt matmul: output size");
+    // SAFETY: `dst` holds m·n initialised floats (checked).
+    unsafe { gemm_raw(dst.as_mut_ptr(), m, n, k, a, ta, b, tb, acc, par) }
+}
+
+/// [`matmul_on`] into storage not yet written (`dst = op(a)·op(b)`, no accumulation); every
+/// element is written, and the same storage is returned as floats.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_into<'a>(
+    dst: &'a mut [MaybeUninit<f32>],
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    par: bool,
+) -> &'a mut [f32] {
+    assert!(dst.len() == m * n && k > 0, "rwt matmul: output size");
+    // SAFETY: `dst` holds m·n floats (checked) that the product overwrites without reading
+    // them (no accumulation, k > 0), so all are initialised afterwards.
+    unsafe {
+        gemm_raw(dst.as_mut_ptr().cast(), m, n, k, a, ta, b, tb, false, par);
+        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
+    }
+}
+
+/// The `gemm` call behind [`matmul_on`] and [`matmul_into`].
+///
+/// # Safety
+/// `dst` must be valid for `m·n` writes (and reads when `acc`).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    dst: *mut f32,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    acc: bool,
+    par: bool,
+) {
+    assert!(a.len() == m * k && b.len() == k * n, "rwt matmul: operand sizes");
     let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
     let par = if par { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
-    // SAFETY: the slices hold m·n, m·k and k·n elements (checked above), and the strides
-    // describe exactly those row-major layouts.
+    // SAFETY: the operands hold m·k and k·n elements (checked above), `dst` m·n (the
+    // caller's contract), and the strides describe exactly those row-major layouts.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             acc,

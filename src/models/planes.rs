@@ -9,6 +9,10 @@
 
 use crate::numeric::has_avx2_fma;
 
+/// An output element: the kernels write every element of their output planes, which may be
+/// storage not yet written.
+pub(crate) type Out = std::mem::MaybeUninit<f32>;
+
 const LANES: usize = 8;
 const RUN: usize = 256;
 
@@ -75,17 +79,17 @@ mod plain {
     }
 
     #[inline(always)]
-    pub fn affine_act(src: &[f32], dst: &mut [f32], a: f32, o: f32, s: f32) {
+    pub fn affine_act(src: &[f32], dst: &mut [Out], a: f32, o: f32, s: f32) {
         for (d, &z) in dst.iter_mut().zip(src) {
-            *d = prelu(a * z + o, s);
+            *d = Out::new(prelu(a * z + o, s));
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub fn exit_fwd(z: &[f32], m: &[f32], dst: &mut [f32], a: f32, o: f32, k: f32, s: f32) {
+    pub fn exit_fwd(z: &[f32], m: &[f32], dst: &mut [Out], a: f32, o: f32, k: f32, s: f32) {
         for ((d, &z), &m) in dst.iter_mut().zip(z).zip(m) {
-            *d = prelu(m + k * (a * z + o), s);
+            *d = Out::new(prelu(m + k * (a * z + o), s));
         }
     }
 
@@ -95,8 +99,8 @@ mod plain {
         g: &[f32],
         z: &[f32],
         m: &[f32],
-        dm: &mut [f32],
-        dy: &mut [f32],
+        dm: &mut [Out],
+        dy: &mut [Out],
         a: f32,
         o: f32,
         k: f32,
@@ -105,8 +109,8 @@ mod plain {
         for ((((dm, dy), &g), &z), &m) in dm.iter_mut().zip(dy.iter_mut()).zip(g).zip(z).zip(m) {
             let v = m + k * (a * z + o);
             let gs = if v > 0.0 { g } else { s * g };
-            *dm = gs;
-            *dy = k * gs;
+            *dm = Out::new(gs);
+            *dy = Out::new(k * gs);
         }
         lane_sums([g, z, m], |[g, z, m]| {
             let v = m + k * (a * z + o);
@@ -160,6 +164,7 @@ macro_rules! dispatched {
     ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {
         #[cfg(target_arch = "x86_64")]
         mod avx2 {
+            use super::Out;
             $(
                 #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma")]
@@ -189,11 +194,11 @@ dispatched! {
     /// `(mean, Σ(v − mean)²)` of a plane.
     fn moments(v: &[f32]) -> (f64, f64);
     /// `dst = PReLU_s(a·src + o)`: batch-norm's affine map and the activation.
-    fn affine_act(src: &[f32], dst: &mut [f32], a: f32, o: f32, s: f32);
+    fn affine_act(src: &[f32], dst: &mut [Out], a: f32, o: f32, s: f32);
     /// The exit `dst = PReLU_s(m + k·(a·z + o))`.
-    fn exit_fwd(z: &[f32], m: &[f32], dst: &mut [f32], a: f32, o: f32, k: f32, s: f32);
+    fn exit_fwd(z: &[f32], m: &[f32], dst: &mut [Out], a: f32, o: f32, k: f32, s: f32);
     /// The exit's backward: `dm = g·PReLU'_s(v)`, `dy = k·dm`; returns `Σ_{v ≤ 0} g·v`.
-    fn exit_bwd(g: &[f32], z: &[f32], m: &[f32], dm: &mut [f32], dy: &mut [f32], a: f32, o: f32, k: f32, s: f32) -> f64;
+    fn exit_bwd(g: &[f32], z: &[f32], m: &[f32], dm: &mut [Out], dy: &mut [Out], a: f32, o: f32, k: f32, s: f32) -> f64;
     /// Batch-norm's input gradient `dz = a·g_a − off − slope·(z − μ)`.
     fn bn_grad(g: &[f32], z: &[f32], dz: &mut [f32], a: f32, o: f32, mu: f32, s: f32, off: f32, slope: f32);
 }
