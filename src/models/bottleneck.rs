@@ -21,7 +21,7 @@
 //! (`∂z = γσ⁻¹·g_a`) and nothing is kept: a backward pass then recomputes the forward one.
 //! The same computation composed from candle's ops is the reference of the tests.
 
-use super::conv::{matmul_into, matmul_on, Geometry};
+use super::conv::{matmul_into, matmul_on, matmul_strided, Geometry};
 use super::planes::{self, Out};
 use crate::numeric::f32_part;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -233,30 +233,85 @@ fn cols_len(u: &Unit, g: &Geometry, pi: usize, po: usize) -> usize {
     }
 }
 
-/// `z_n = conv(h_n, W)` for image `n` (`hn` its input, `zn` its output, every element
-/// written; returned as floats), `cols` a buffer of [`cols_len`] floats.
+/// Floats that a block's columns and output tile keep within, so that both stay in the
+/// core's L2 cache between the im2col, the GEMM and the normalisation.
+#[cfg(not(test))]
+const BLOCK: usize = 1 << 17;
+/// The unit tests' tiny images split into several blocks (of uneven size for some units).
+#[cfg(test)]
+const BLOCK: usize = 90;
+
+/// Output rows per block of unit `u` (output `oh × ow`): at least one, whole strides for a
+/// transposed convolution.
+fn block_rows(u: &Unit, g: &Geometry, oh: usize, ow: usize) -> usize {
+    let cols_per_row = match (u.transposed, g.is_identity()) {
+        (true, _) => u.c_out * ow,
+        (false, true) => 0,
+        (false, false) => g.rows() * ow,
+    };
+    let rows = (BLOCK / (cols_per_row + u.c_out * ow).max(1)).clamp(1, oh.max(1));
+    if u.transposed {
+        (rows / u.stride).max(1) * u.stride
+    } else {
+        rows
+    }
+}
+
+/// Length of the column buffer of a block of `rows` output rows `ow` wide (none for a 1×1
+/// convolution, which reads the image itself).
+fn block_cols(u: &Unit, g: &Geometry, rows: usize, ow: usize) -> usize {
+    match (u.transposed, g.is_identity()) {
+        (true, _) => g.rows() * rows / u.stride * ow / u.stride,
+        (false, true) => 0,
+        (false, false) => g.rows() * rows * ow,
+    }
+}
+
+/// Output rows `rows` of unit `u`'s convolution of one image `hn` (`wi` columns, `pi`
+/// positions per channel): channel `c` of the block goes to `dst[c·ld..c·ld + rows.len()·ow]`,
+/// every element of those runs written. `cols` holds at least [`block_cols`] floats.
+///
+/// A transposed convolution's kernel equals its stride (checked by [`Bottleneck::shapes`]),
+/// so each input row gives exactly `stride` output rows, written once.
 #[allow(clippy::too_many_arguments)]
-fn conv_image<'a>(
+fn conv_rows(
     u: &Unit,
     g: &Geometry,
-    hw_in: usize,
+    (pi, wi): (usize, usize),
     w: &[f32],
     hn: &[f32],
-    zn: &'a mut [Out],
+    rows: std::ops::Range<usize>,
+    dst: &mut [Out],
+    ld: usize,
     cols: &mut [f32],
     par: bool,
-) -> &'a mut [f32] {
-    let p_out = zn.len() / u.c_out;
+) {
+    let ow = if u.transposed { wi * u.stride } else { g.out().1 };
+    let n = rows.len() * ow;
     if u.transposed {
-        matmul_on(cols, g.rows(), hw_in, u.c_in, w, true, hn, false, false, par);
-        let zn = zeroed(zn);
-        g.col2im_seq_add(cols, zn);
-        zn
+        let s = u.stride;
+        let (iy, ni) = (rows.start / s, rows.len() / s * wi);
+        let cols = &mut cols[..g.rows() * ni];
+        // SAFETY: the product writes floats only.
+        matmul_strided(unsafe { as_out(cols) }, ni, g.rows(), ni, u.c_in, w, true, (&hn[iy * wi..], pi), false, par);
+        // Output (c, y·s + i, x·s + j) is column row (c, i, j) at input (y, x).
+        for c in 0..u.c_out {
+            let plane = &mut dst[c * ld..c * ld + n];
+            for (line_at, line) in plane.chunks_mut(ow).enumerate() {
+                let (y, i) = (line_at / s, line_at % s);
+                for j in 0..s {
+                    let src = &cols[((c * s + i) * s + j) * ni + y * wi..][..wi];
+                    for (x, &v) in src.iter().enumerate() {
+                        line[x * s + j] = Out::new(v);
+                    }
+                }
+            }
+        }
     } else if g.is_identity() {
-        matmul_into(zn, u.c_out, p_out, u.c_in, w, false, hn, false, par)
+        matmul_strided(dst, ld, u.c_out, n, u.c_in, w, false, (&hn[rows.start * ow..], pi), false, par);
     } else {
-        g.im2col_seq(hn, cols);
-        matmul_into(zn, u.c_out, p_out, g.rows(), w, false, cols, false, par)
+        g.im2col_rows(hn, rows, cols);
+        matmul_strided(dst, ld, u.c_out, n, g.rows(), w, false, (&cols[..g.rows() * n], n), false, par);
     }
 }
 
@@ -328,6 +383,14 @@ impl Bottleneck {
             if u.c_in != ch {
                 candle_core::bail!("rwt bottleneck: a unit expects {} channels, gets {ch}", u.c_in);
             }
+            if u.transposed && (u.kh != u.stride || u.kw != u.stride || u.stride == 0) {
+                candle_core::bail!(
+                    "rwt bottleneck: a transposed unit's {}x{} kernel must equal its stride {}",
+                    u.kh,
+                    u.kw,
+                    u.stride
+                );
+            }
             ch = u.c_out;
         }
         let sizes = sizes(&self.units, h, w);
@@ -360,39 +423,40 @@ impl Bottleneck {
             let hin: &[f32] = if k == 0 { x } else { &hs[k - 1] };
             let (wt, gamma, beta, alpha) = unit_params(p, u, at[k]);
             let running = self.running.as_ref().map(|r| &r[k]);
-            let cl = cols_len(u, &g, pi, po);
             let img_in = |n: usize| &hin[n * u.c_in * pi..(n + 1) * u.c_in * pi];
             let slopes = &p[exit_at..];
             let mask = self.mask.as_deref();
             let len = b * u.c_out * po;
+            let rb = block_rows(u, &g, oh, ow);
+            let blocks = || (0..oh).step_by(rb).map(move |y0| y0..(y0 + rb).min(oh));
+            let cl = block_cols(u, &g, rb, ow);
             if let (Some((rm, rv)), false) = (running, save) {
-                // Evaluation with no backward pass to come: each image's convolution goes to
-                // a per-thread tile and from there through batch-norm and activation (or the
-                // exit) into the output.
+                // Evaluation with no backward pass to come: each block of output rows goes
+                // from the convolution to a per-thread tile, and from there through
+                // batch-norm and activation (or the exit) into the output.
                 let f64s = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
                 let norm = Norm::new(f64s(rm), f64s(rv), gamma, beta);
-                // SAFETY: each image's task writes every plane of its chunk.
+                // SAFETY: each image's task writes every row block of every plane of its chunk.
                 let y = unsafe {
                     filled(len, |dst| {
                         for_images(dst, b, |n, dn, par| {
-                            with_scratch(cl, u.c_out * po, |cols, tile| {
-                                // SAFETY: `conv_image` writes floats only.
-                                let zn = conv_image(u, &g, pi, wt, img_in(n), as_out(tile), cols, par);
-                                for c in 0..u.c_out {
-                                    let (r, (a, o)) = (c * po..(c + 1) * po, (norm.a[c], norm.o[c]));
-                                    if k == last {
-                                        let i = n * u.c_out + c;
-                                        let m = &main[i * po..(i + 1) * po];
-                                        let kk = mask.map_or(1.0, |mk| mk[i]);
-                                        planes::exit_fwd(&zn[r.clone()], m, &mut dn[r], a, o, kk, slopes[c]);
-                                    } else {
-                                        planes::affine_act(
-                                            &zn[r.clone()],
-                                            &mut dn[r],
-                                            a,
-                                            o,
-                                            alpha.map_or(1.0, |al| al[c]),
-                                        );
+                            with_scratch(cl, u.c_out * rb * ow, |cols, tile| {
+                                for rows in blocks() {
+                                    let (nb, at) = (rows.len() * ow, rows.start * ow);
+                                    let tile = &mut as_out(tile)[..u.c_out * nb];
+                                    conv_rows(u, &g, (pi, w), wt, img_in(n), rows, tile, nb, cols, par);
+                                    let zt = written(tile);
+                                    for c in 0..u.c_out {
+                                        let (zc, (a, o)) = (&zt[c * nb..(c + 1) * nb], (norm.a[c], norm.o[c]));
+                                        let dc = &mut dn[c * po + at..c * po + at + nb];
+                                        if k == last {
+                                            let i = n * u.c_out + c;
+                                            let m = &main[i * po + at..i * po + at + nb];
+                                            let kk = mask.map_or(1.0, |mk| mk[i]);
+                                            planes::exit_fwd(zc, m, dc, a, o, kk, slopes[c]);
+                                        } else {
+                                            planes::affine_act(zc, dc, a, o, alpha.map_or(1.0, |al| al[c]));
+                                        }
                                     }
                                 }
                             })
@@ -407,16 +471,21 @@ impl Bottleneck {
                 }
                 continue;
             }
-            // Convolution image by image; batch moments of each image's planes while they
-            // are in cache.
+            // Convolution image by image, a block of rows at a time; batch moments of each
+            // image's planes.
             let mut parts = Vec::new();
-            // SAFETY: `conv_image` writes every element of each image's chunk.
+            // SAFETY: each image's task writes every row block of every plane of its chunk.
             let z = unsafe {
                 filled(len, |zs| {
                     parts = for_images(zs, b, |n, zn, par| {
-                        let zn = with_scratch(cl, 0, |cols, _| conv_image(u, &g, pi, wt, img_in(n), zn, cols, par));
+                        with_scratch(cl, 0, |cols, _| {
+                            for rows in blocks() {
+                                let at = rows.start * ow;
+                                conv_rows(u, &g, (pi, w), wt, img_in(n), rows, &mut zn[at..], po, cols, par);
+                            }
+                        });
                         if running.is_none() {
-                            zn.chunks(po).map(planes::moments).collect()
+                            written(zn).chunks(po).map(planes::moments).collect()
                         } else {
                             Vec::new()
                         }

@@ -66,22 +66,34 @@ impl Geometry {
     /// `[c·kh·kw, oh·ow]` columns of one image `[c, h, w]`, rows filled in parallel.
     pub fn im2col(&self, img: &[f32], cols: &mut [f32]) {
         let (oh, ow) = self.out();
-        cols.par_chunks_mut(oh * ow).enumerate().for_each(|(r, row)| self.im2col_row(img, r, row));
+        cols.par_chunks_mut(oh * ow).enumerate().for_each(|(r, row)| self.im2col_row(img, r, 0..oh, row));
     }
 
     /// [`Geometry::im2col`] on the calling thread (for callers that run one image per task).
     pub fn im2col_seq(&self, img: &[f32], cols: &mut [f32]) {
-        let (oh, ow) = self.out();
-        cols.chunks_mut(oh * ow).enumerate().for_each(|(r, row)| self.im2col_row(img, r, row));
+        self.im2col_rows(img, 0..self.out().0, cols);
     }
 
-    /// Row `r` (channel, kernel row, kernel column) of the column matrix.
-    fn im2col_row(&self, img: &[f32], r: usize, row: &mut [f32]) {
-        let (oh, ow) = self.out();
+    /// The columns of the windows of output rows `rows` only: `[c·kh·kw, rows.len()·ow]`,
+    /// on the calling thread.
+    pub fn im2col_rows(&self, img: &[f32], rows: std::ops::Range<usize>, cols: &mut [f32]) {
+        let n = rows.len() * self.out().1;
+        if n == 0 {
+            return;
+        }
+        cols[..self.rows() * n]
+            .chunks_mut(n)
+            .enumerate()
+            .for_each(|(r, row)| self.im2col_row(img, r, rows.clone(), row));
+    }
+
+    /// Row `r` (channel, kernel row, kernel column) of the column matrix, for the windows of
+    /// output rows `rows`.
+    fn im2col_row(&self, img: &[f32], r: usize, rows: std::ops::Range<usize>, row: &mut [f32]) {
+        let ow = self.out().1;
         let (ch, i, j) = (r / (self.kh * self.kw), (r / self.kw) % self.kh, r % self.kw);
         let plane = &img[ch * self.h * self.w..(ch + 1) * self.h * self.w];
-        for oy in 0..oh {
-            let dst = &mut row[oy * ow..(oy + 1) * ow];
+        for (oy, dst) in rows.zip(row.chunks_mut(ow)) {
             match self.src(oy, i, self.ph, self.h) {
                 None => dst.fill(0.0),
                 Some(y) => {
@@ -186,8 +198,9 @@ pub(crate) fn matmul_on(
     par: bool,
 ) {
     assert!(dst.len() == m * n, "rwt matmul: output size");
+    let ldb = if tb { k } else { n };
     // SAFETY: `dst` holds m·n initialised floats (checked).
-    unsafe { gemm_raw(dst.as_mut_ptr(), m, n, k, a, ta, b, tb, acc, par) }
+    unsafe { gemm_raw(dst.as_mut_ptr(), n, m, n, k, a, ta, (b, ldb), tb, acc, par) }
 }
 
 /// [`matmul_on`] into storage not yet written (`dst = op(a)·op(b)`, no accumulation); every
@@ -204,38 +217,68 @@ pub(crate) fn matmul_into<'a>(
     tb: bool,
     par: bool,
 ) -> &'a mut [f32] {
-    assert!(dst.len() == m * n && k > 0, "rwt matmul: output size");
-    // SAFETY: `dst` holds m·n floats (checked) that the product overwrites without reading
-    // them (no accumulation, k > 0), so all are initialised afterwards.
-    unsafe {
-        gemm_raw(dst.as_mut_ptr().cast(), m, n, k, a, ta, b, tb, false, par);
-        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
-    }
+    assert!(dst.len() == m * n, "rwt matmul: output size");
+    matmul_strided(dst, n, m, n, k, a, ta, (b, if tb { k } else { n }), tb, par);
+    // SAFETY: `matmul_strided` wrote all m·n floats.
+    unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
-/// The `gemm` call behind [`matmul_on`] and [`matmul_into`].
-///
-/// # Safety
-/// `dst` must be valid for `m·n` writes (and reads when `acc`).
+/// `dst = op(a)·op(b)` between strided rows: row `i` of the `m × n` product is written to
+/// `dst[i·ld..i·ld + n]` (elements in between untouched), and `b = (values, row stride)`
+/// is stored `[k, n]` or (`tb`) `[n, k]` with that row stride — a block of columns of a
+/// wider matrix. Every element of the `m` output runs is written.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw(
-    dst: *mut f32,
+pub(crate) fn matmul_strided(
+    dst: &mut [MaybeUninit<f32>],
+    ld: usize,
     m: usize,
     n: usize,
     k: usize,
     a: &[f32],
     ta: bool,
-    b: &[f32],
+    b: (&[f32], usize),
+    tb: bool,
+    par: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(k > 0 && ld >= n && dst.len() >= (m - 1) * ld + n, "rwt matmul: output size");
+    // SAFETY: `dst` spans the m runs (checked), which the product overwrites without reading
+    // them (no accumulation, k > 0).
+    unsafe { gemm_raw(dst.as_mut_ptr().cast(), ld, m, n, k, a, ta, b, tb, false, par) }
+}
+
+/// The `gemm` call behind [`matmul_on`], [`matmul_into`] and [`matmul_strided`]: `dst`
+/// rows `ldd` apart, `b = (values, row stride)`.
+///
+/// # Safety
+/// `dst` must be valid for writes (and reads when `acc`) of `n` floats at each of
+/// `dst + i·ldd`, `i < m`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    dst: *mut f32,
+    ldd: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    ta: bool,
+    (b, ldb): (&[f32], usize),
     tb: bool,
     acc: bool,
     par: bool,
 ) {
-    assert!(a.len() == m * k && b.len() == k * n, "rwt matmul: operand sizes");
+    let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
+    assert!(
+        a.len() == m * k && ldb >= b_cols && (b_rows == 0 || b.len() >= (b_rows - 1) * ldb + b_cols),
+        "rwt matmul: operand sizes"
+    );
     let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    let (b_rs, b_cs) = if tb { (1, ldb as isize) } else { (ldb as isize, 1) };
     let par = if par { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
-    // SAFETY: the operands hold m·k and k·n elements (checked above), `dst` m·n (the
-    // caller's contract), and the strides describe exactly those row-major layouts.
+    // SAFETY: the operands hold m·k elements and k rows of their stride (checked above),
+    // `dst` m runs of n (the caller's contract), and the strides describe those layouts.
     unsafe {
         gemm::gemm(
             m,
@@ -243,7 +286,7 @@ unsafe fn gemm_raw(
             k,
             dst,
             1,
-            n as isize,
+            ldd as isize,
             acc,
             a.as_ptr(),
             a_cs,
