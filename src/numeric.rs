@@ -207,6 +207,47 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
     t + y + 0.693_359_4 * e
 }
 
+/// An output element: kernels that write every element of their output may take storage
+/// not yet written.
+pub(crate) type Out = std::mem::MaybeUninit<f32>;
+
+/// A vector of `n` floats written by `fill`, without zeroing them first.
+///
+/// # Safety
+/// `fill` must write every one of the `n` elements.
+pub(crate) unsafe fn filled(n: usize, fill: impl FnOnce(&mut [Out])) -> Vec<f32> {
+    let mut v = Vec::<f32>::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` initialised all `n` elements (the caller's contract).
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// Zeros written into `s`, then `s` as floats.
+pub(crate) fn zeroed(s: &mut [Out]) -> &mut [f32] {
+    s.fill(Out::new(0.0));
+    // SAFETY: every element was just written; `MaybeUninit<f32>` has the layout of `f32`.
+    unsafe { &mut *(s as *mut [Out] as *mut [f32]) }
+}
+
+/// Output storage that has been written, as floats.
+///
+/// # Safety
+/// Every element of `s` must have been written.
+pub(crate) unsafe fn written(s: &mut [Out]) -> &mut [f32] {
+    // SAFETY: initialised (the caller's contract); `MaybeUninit<f32>` has the layout of `f32`.
+    unsafe { &mut *(s as *mut [Out] as *mut [f32]) }
+}
+
+/// Floats viewed as output storage.
+///
+/// # Safety
+/// Only initialised values may be written through the view.
+pub(crate) unsafe fn as_out(s: &mut [f32]) -> &mut [Out] {
+    // SAFETY: same layout; the caller writes initialised values only.
+    unsafe { &mut *(s as *mut [f32] as *mut [Out]) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,9 +21,10 @@
 //! (`∂z = γσ⁻¹·g_a`) and nothing is kept: a backward pass then recomputes the forward one.
 //! The same computation composed from candle's ops is the reference of the tests.
 
-use super::conv::{matmul_into, matmul_on, matmul_strided, Geometry};
-use super::planes::{self, Out};
+use super::conv::{mul_add, mul_into, Geometry, View};
+use super::planes;
 use crate::numeric::f32_part;
+use crate::numeric::{as_out, filled, written, zeroed, Out};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -223,16 +224,6 @@ fn for_images<E: Send, T: Send>(out: &mut [E], b: usize, f: impl Fn(usize, &mut 
     }
 }
 
-/// Length of a unit's column buffer for an input of `pi` and an output of `po` positions
-/// (none for a 1×1 convolution, which reads the image itself).
-fn cols_len(u: &Unit, g: &Geometry, pi: usize, po: usize) -> usize {
-    match (u.transposed, g.is_identity()) {
-        (true, _) => g.rows() * pi,
-        (false, true) => 0,
-        (false, false) => g.rows() * po,
-    }
-}
-
 /// Floats that a block's columns and output tile keep within, so that both stay in the
 /// core's L2 cache between the im2col, the GEMM and the normalisation.
 #[cfg(not(test))]
@@ -292,64 +283,29 @@ fn conv_rows(
         let s = u.stride;
         let (iy, ni) = (rows.start / s, rows.len() / s * wi);
         let cols = &mut cols[..g.rows() * ni];
+        let (wt, hb) = (View::dense(w, u.c_in, g.rows(), true), View::rows(&hn[iy * wi..], u.c_in, ni, pi));
         // SAFETY: the product writes floats only.
-        matmul_strided(unsafe { as_out(cols) }, ni, g.rows(), ni, u.c_in, w, true, (&hn[iy * wi..], pi), false, par);
+        mul_into(unsafe { as_out(cols) }, ni, wt, hb, par);
         // Output (c, y·s + i, x·s + j) is column row (c, i, j) at input (y, x).
-        for c in 0..u.c_out {
-            let plane = &mut dst[c * ld..c * ld + n];
-            for (line_at, line) in plane.chunks_mut(ow).enumerate() {
-                let (y, i) = (line_at / s, line_at % s);
-                for j in 0..s {
-                    let src = &cols[((c * s + i) * s + j) * ni + y * wi..][..wi];
-                    for (x, &v) in src.iter().enumerate() {
-                        line[x * s + j] = Out::new(v);
-                    }
-                }
-            }
-        }
+        Geometry { h: rows.len(), ..*g }.col2im_tiles(cols, dst, ld);
     } else if g.is_identity() {
-        matmul_strided(dst, ld, u.c_out, n, u.c_in, w, false, (&hn[rows.start * ow..], pi), false, par);
+        mul_into(
+            dst,
+            ld,
+            View::dense(w, u.c_out, u.c_in, false),
+            View::rows(&hn[rows.start * ow..], u.c_in, n, pi),
+            par,
+        );
     } else {
         g.im2col_rows(hn, rows, cols);
-        matmul_strided(dst, ld, u.c_out, n, g.rows(), w, false, (&cols[..g.rows() * n], n), false, par);
+        mul_into(
+            dst,
+            ld,
+            View::dense(w, u.c_out, g.rows(), false),
+            View::dense(&cols[..g.rows() * n], g.rows(), n, false),
+            par,
+        );
     }
-}
-
-/// A vector of `n` floats written by `fill`, without zeroing them first.
-///
-/// # Safety
-/// `fill` must write every one of the `n` elements.
-unsafe fn filled(n: usize, fill: impl FnOnce(&mut [Out])) -> Vec<f32> {
-    let mut v = Vec::<f32>::with_capacity(n);
-    fill(&mut v.spare_capacity_mut()[..n]);
-    // SAFETY: `fill` initialised all `n` elements (the caller's contract).
-    unsafe { v.set_len(n) };
-    v
-}
-
-/// Zeros written into `s`, then `s` as floats.
-fn zeroed(s: &mut [Out]) -> &mut [f32] {
-    s.fill(Out::new(0.0));
-    // SAFETY: every element was just written; `MaybeUninit<f32>` has the layout of `f32`.
-    unsafe { &mut *(s as *mut [Out] as *mut [f32]) }
-}
-
-/// Output storage that has been written, as floats.
-///
-/// # Safety
-/// Every element of `s` must have been written.
-unsafe fn written(s: &mut [Out]) -> &mut [f32] {
-    // SAFETY: initialised (the caller's contract); `MaybeUninit<f32>` has the layout of `f32`.
-    unsafe { &mut *(s as *mut [Out] as *mut [f32]) }
-}
-
-/// Floats viewed as output storage.
-///
-/// # Safety
-/// Only initialised values may be written through the view.
-unsafe fn as_out(s: &mut [f32]) -> &mut [Out] {
-    // SAFETY: same layout; the caller writes initialised values only.
-    unsafe { &mut *(s as *mut [f32] as *mut [Out]) }
 }
 
 /// Per-channel `(mean, biased variance)` over the batch from per-image plane moments
@@ -661,59 +617,75 @@ impl Bottleneck {
             // the shortcut's gradient for the first unit of an identity shortcut.
             let hin: &[f32] = if k == 0 { xv } else { &saved.h[k - 1] };
             let acc = k == 0 && identity;
-            let cl = cols_len(u, &g, pi, po);
+            let rb = block_rows(u, &g, oh, ow);
+            let cl = block_cols(u, &g, rb, ow);
+            // A convolution's adjoint adds overlapping windows into ∂h; the others write
+            // each block of ∂h once (or add it to the shortcut's gradient).
+            let adds = acc || !(u.transposed || g.is_identity());
             let task = |n: usize, dhn: &mut [Out], par: bool| {
                 let zn = &z[n * u.c_out * po..(n + 1) * u.c_out * po];
                 let gn = &gy[n * u.c_out * po..(n + 1) * u.c_out * po];
                 let hn = &hin[n * u.c_in * pi..(n + 1) * u.c_in * pi];
                 let mut dw = vec![0f32; wn];
-                let dhn = with_scratch(cl, u.c_out * po, |cols, dz| {
-                    for c in 0..u.c_out {
-                        let r = c * po..(c + 1) * po;
-                        let (a, o, mu) = (nm.a[c], nm.o[c], nm.mean[c] as f32);
-                        let sl = alpha.map_or(1.0, |al| al[c]);
-                        let (off, slope) = if train {
-                            (
-                                (a as f64 * sums[c][0] / m) as f32,
-                                (a as f64 * sums[c][1] * nm.inv[c] * nm.inv[c] / m) as f32,
-                            )
-                        } else {
-                            (0.0, 0.0)
+                if !acc && adds {
+                    zeroed(dhn);
+                }
+                with_scratch(cl, u.c_out * rb * ow, |cols, dz| {
+                    for rows in (0..oh).step_by(rb).map(|y0| y0..(y0 + rb).min(oh)) {
+                        let (nb, at) = (rows.len() * ow, rows.start * ow);
+                        let dz = &mut dz[..u.c_out * nb];
+                        for c in 0..u.c_out {
+                            let r = c * po + at..c * po + at + nb;
+                            let (a, o, mu) = (nm.a[c], nm.o[c], nm.mean[c] as f32);
+                            let sl = alpha.map_or(1.0, |al| al[c]);
+                            let (off, slope) = if train {
+                                (
+                                    (a as f64 * sums[c][0] / m) as f32,
+                                    (a as f64 * sums[c][1] * nm.inv[c] * nm.inv[c] / m) as f32,
+                                )
+                            } else {
+                                (0.0, 0.0)
+                            };
+                            let dzc = &mut dz[c * nb..(c + 1) * nb];
+                            planes::bn_grad(&gn[r.clone()], &zn[r], dzc, a, o, mu, sl, off, slope);
+                        }
+                        let dzv = View::dense(dz, u.c_out, nb, false);
+                        // ∂h's block (`ld` apart, `cols` columns from `at`) = a·b.
+                        let mut dh_block = |at: usize, a: View, b: View| {
+                            if adds {
+                                // SAFETY: ∂h was written before the blocks (zeros or the shortcut's gradient).
+                                mul_add(&mut unsafe { written(dhn) }[at..], pi, a, b, par)
+                            } else {
+                                mul_into(&mut dhn[at..], pi, a, b, par)
+                            }
                         };
-                        planes::bn_grad(&gn[r.clone()], &zn[r.clone()], &mut dz[r], a, o, mu, sl, off, slope);
-                    }
-                    if u.transposed {
-                        // y = col2im(Wᵀ·h): ∂W = h·im2col(∂z)ᵀ, ∂h = W·im2col(∂z).
-                        g.im2col_seq(dz, cols);
-                        matmul_on(&mut dw, u.c_in, g.rows(), pi, hn, false, cols, true, false, par);
-                        if acc {
-                            // SAFETY: the shortcut's gradient, written by the exit.
-                            let d = unsafe { written(dhn) };
-                            matmul_on(d, u.c_in, pi, g.rows(), wt, false, cols, false, true, par);
-                            d
+                        if u.transposed {
+                            // y = col2im(Wᵀ·h): ∂W = h·im2col(∂z)ᵀ, ∂h = W·im2col(∂z); the
+                            // block's output rows come from input rows `rows / s`.
+                            let s = u.stride;
+                            let (iat, ni) = (rows.start / s * w, rows.len() / s * w);
+                            let block = Geometry { h: rows.len(), ..g };
+                            let cols = &mut cols[..g.rows() * ni];
+                            block.im2col_seq(dz, cols);
+                            let cv = View::dense(cols, g.rows(), ni, false);
+                            mul_add(&mut dw, g.rows(), View::rows(&hn[iat..], u.c_in, ni, pi), cv.t(), par);
+                            dh_block(iat, View::dense(wt, u.c_in, g.rows(), false), cv);
+                        } else if g.is_identity() {
+                            mul_add(&mut dw, u.c_in, dzv, View::rows(&hn[at..], u.c_in, nb, pi).t(), par);
+                            dh_block(at, View::dense(wt, u.c_out, u.c_in, true), dzv);
                         } else {
-                            matmul_into(dhn, u.c_in, pi, g.rows(), wt, false, cols, false, par)
+                            let cols = &mut cols[..g.rows() * nb];
+                            g.im2col_rows(hn, rows.clone(), cols);
+                            mul_add(&mut dw, g.rows(), dzv, View::dense(cols, g.rows(), nb, true), par);
+                            // SAFETY: the product writes floats only.
+                            mul_into(unsafe { as_out(cols) }, nb, View::dense(wt, u.c_out, g.rows(), true), dzv, par);
+                            // SAFETY: ∂h was written before the blocks.
+                            g.col2im_rows_add(cols, rows, unsafe { written(dhn) });
                         }
-                    } else if g.is_identity() {
-                        matmul_on(&mut dw, u.c_out, u.c_in, po, dz, false, hn, true, false, par);
-                        if acc {
-                            // SAFETY: the shortcut's gradient, written by the exit.
-                            let d = unsafe { written(dhn) };
-                            matmul_on(d, u.c_in, po, u.c_out, wt, true, dz, false, true, par);
-                            d
-                        } else {
-                            matmul_into(dhn, u.c_in, po, u.c_out, wt, true, dz, false, par)
-                        }
-                    } else {
-                        g.im2col_seq(hn, cols);
-                        matmul_on(&mut dw, u.c_out, g.rows(), po, dz, false, cols, true, false, par);
-                        matmul_on(cols, g.rows(), po, u.c_out, wt, true, dz, false, false, par);
-                        // SAFETY (`acc`): the shortcut's gradient, written by the exit.
-                        let d = if acc { unsafe { written(dhn) } } else { zeroed(dhn) };
-                        g.col2im_seq_add(cols, d);
-                        d
                     }
                 });
+                // SAFETY: the blocks wrote (or added to) every element of ∂h.
+                let dhn = unsafe { written(dhn) };
                 // The previous unit's batch-norm sums over this image's planes, while ∂h is in cache.
                 let prev: Vec<[f64; 3]> = if k > 0 {
                     let zp = &saved.z[k - 1][n * u.c_in * pi..(n + 1) * u.c_in * pi];

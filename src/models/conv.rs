@@ -14,7 +14,7 @@
 //! These ops serve `f32` tensors on the CPU; other devices and dtypes use candle's kernels
 //! (cuDNN on CUDA). Tests check values and gradients against candle's.
 
-use crate::numeric::{f32_part, with_host};
+use crate::numeric::{f32_part, filled, with_host, Out};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -118,31 +118,72 @@ impl Geometry {
         }
     }
 
+    /// Whether the windows tile the image — kernel = stride, no padding or dilation, whole
+    /// windows — so that every pixel lies in exactly one of them.
+    pub fn tiles(&self) -> bool {
+        let s = self.stride;
+        (self.kh, self.kw, self.ph, self.pw, self.dilation) == (s, s, 0, 0, 1)
+            && s > 0
+            && self.h % s == 0
+            && self.w % s == 0
+    }
+
+    /// [`Geometry::col2im`] for windows that [tile](Geometry::tiles) the image: each pixel
+    /// is written once (no zeroing, no sums); channel `c` goes to `img[c·ld..c·ld + h·w]`.
+    pub fn col2im_tiles(&self, cols: &[f32], img: &mut [Out], ld: usize) {
+        debug_assert!(self.tiles());
+        let (s, (oh, ow)) = (self.stride, self.out());
+        for c in 0..self.c {
+            let plane = &mut img[c * ld..c * ld + self.h * self.w];
+            for (y, line) in plane.chunks_exact_mut(self.w).enumerate() {
+                // Pixel (y, x·s + j) is column row (c, y mod s, j) at window (y / s, x).
+                let src = |j: usize| &cols[((c * s + y % s) * s + j) * oh * ow + y / s * ow..][..ow];
+                if s == 2 {
+                    for ((d, &u), &v) in line.chunks_exact_mut(2).zip(src(0)).zip(src(1)) {
+                        d[0] = Out::new(u);
+                        d[1] = Out::new(v);
+                    }
+                } else {
+                    for j in 0..s {
+                        for (x, &v) in src(j).iter().enumerate() {
+                            line[x * s + j] = Out::new(v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Adds `[c·kh·kw, oh·ow]` columns back into one image `[c, h, w]` (the adjoint of
     /// [`Geometry::im2col`]); `img` is overwritten. Channels in parallel.
     pub fn col2im(&self, cols: &[f32], img: &mut [f32]) {
+        let oh = self.out().0;
         img.par_chunks_mut(self.h * self.w).enumerate().for_each(|(ch, plane)| {
             plane.fill(0.0);
-            self.col2im_plane(cols, ch, plane)
+            self.col2im_plane(cols, ch, 0..oh, plane)
         });
     }
 
-    /// [`Geometry::col2im`] on the calling thread, added to `img` instead of overwriting it.
-    pub fn col2im_seq_add(&self, cols: &[f32], img: &mut [f32]) {
-        img.chunks_mut(self.h * self.w).enumerate().for_each(|(ch, plane)| self.col2im_plane(cols, ch, plane));
+    /// The columns of the windows of output rows `rows` (`[c·kh·kw, rows.len()·ow]`, as
+    /// [`Geometry::im2col_rows`] gives them) added back into one image `[c, h, w]`, on the
+    /// calling thread.
+    pub fn col2im_rows_add(&self, cols: &[f32], rows: std::ops::Range<usize>, img: &mut [f32]) {
+        img.chunks_mut(self.h * self.w)
+            .enumerate()
+            .for_each(|(ch, plane)| self.col2im_plane(cols, ch, rows.clone(), plane));
     }
 
-    /// Adds channel `ch` of [`Geometry::col2im`] to `plane`.
-    fn col2im_plane(&self, cols: &[f32], ch: usize, plane: &mut [f32]) {
-        let (oh, ow) = self.out();
+    /// Adds channel `ch` of the columns of output rows `rows` to `plane`.
+    fn col2im_plane(&self, cols: &[f32], ch: usize, rows: std::ops::Range<usize>, plane: &mut [f32]) {
+        let ow = self.out().1;
+        let n = rows.len() * ow;
         let per = self.kh * self.kw;
         for k in 0..per {
             let (i, j) = (k / self.kw, k % self.kw);
-            let row = &cols[(ch * per + k) * oh * ow..(ch * per + k + 1) * oh * ow];
-            for oy in 0..oh {
+            let row = &cols[(ch * per + k) * n..(ch * per + k + 1) * n];
+            for (oy, src) in rows.clone().zip(row.chunks(ow.max(1))) {
                 let Some(y) = self.src(oy, i, self.ph, self.h) else { continue };
                 let line = &mut plane[y * self.w..(y + 1) * self.w];
-                let src = &row[oy * ow..(oy + 1) * ow];
                 if self.stride == 1 {
                     // Contiguous run, as in im2col.
                     let lo = (self.pw.saturating_sub(j * self.dilation)).min(ow);
@@ -162,6 +203,46 @@ impl Geometry {
                 }
             }
         }
+    }
+}
+
+/// A strided matrix operand: element `(i, j)` of a `rows × cols` matrix at
+/// `data[i·rs + j·cs]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct View<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// A row-major `rows × cols` matrix whose rows start `ld` floats apart (a block of
+    /// columns of a wider matrix when `ld > cols`).
+    pub fn rows(data: &'a [f32], rows: usize, cols: usize, ld: usize) -> Self {
+        assert!(ld >= cols, "rwt matmul: row stride {ld} < {cols} columns");
+        View { data, rows, cols, rs: ld, cs: 1 }
+    }
+
+    /// A row-major `rows × cols` matrix, transposed when `t`.
+    pub fn dense(data: &'a [f32], rows: usize, cols: usize, t: bool) -> Self {
+        let v = View::rows(data, rows, cols, cols);
+        if t {
+            v.t()
+        } else {
+            v
+        }
+    }
+
+    /// The transposed matrix (no copy).
+    pub fn t(self) -> Self {
+        View { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn fits(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
     }
 }
 
@@ -198,87 +279,55 @@ pub(crate) fn matmul_on(
     par: bool,
 ) {
     assert!(dst.len() == m * n, "rwt matmul: output size");
-    let ldb = if tb { k } else { n };
-    // SAFETY: `dst` holds m·n initialised floats (checked).
-    unsafe { gemm_raw(dst.as_mut_ptr(), n, m, n, k, a, ta, (b, ldb), tb, acc, par) }
+    let (a, b) = (
+        View::dense(a, if ta { k } else { m }, if ta { m } else { k }, ta),
+        View::dense(b, if tb { n } else { k }, if tb { k } else { n }, tb),
+    );
+    if acc {
+        mul_add(dst, n, a, b, par)
+    } else {
+        // SAFETY: initialised floats viewed as storage that the product overwrites.
+        mul_into(unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) }, n, a, b, par)
+    }
 }
 
-/// [`matmul_on`] into storage not yet written (`dst = op(a)·op(b)`, no accumulation); every
-/// element is written, and the same storage is returned as floats.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_into<'a>(
-    dst: &'a mut [MaybeUninit<f32>],
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    ta: bool,
-    b: &[f32],
-    tb: bool,
-    par: bool,
-) -> &'a mut [f32] {
-    assert!(dst.len() == m * n, "rwt matmul: output size");
-    matmul_strided(dst, n, m, n, k, a, ta, (b, if tb { k } else { n }), tb, par);
-    // SAFETY: `matmul_strided` wrote all m·n floats.
-    unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) }
+/// `dst = a·b` with row `i` of the `m × n` product written to `dst[i·ld..i·ld + n]`
+/// (elements in between untouched). Every element of those runs is written, none is read.
+pub(crate) fn mul_into(dst: &mut [MaybeUninit<f32>], ld: usize, a: View, b: View, par: bool) {
+    let (m, n) = (a.rows, b.cols);
+    assert!(m == 0 || n == 0 || (ld >= n && dst.len() >= (m - 1) * ld + n), "rwt matmul: output size");
+    if a.cols == 0 {
+        // An empty sum.
+        dst.chunks_mut(ld.max(1)).take(m).for_each(|r| r[..n].fill(MaybeUninit::new(0.0)));
+        return;
+    }
+    // SAFETY: `dst` spans the m runs (checked), which the product overwrites without reading.
+    unsafe { gemm_raw(dst.as_mut_ptr().cast(), ld, a, b, false, par) }
 }
 
-/// `dst = op(a)·op(b)` between strided rows: row `i` of the `m × n` product is written to
-/// `dst[i·ld..i·ld + n]` (elements in between untouched), and `b = (values, row stride)`
-/// is stored `[k, n]` or (`tb`) `[n, k]` with that row stride — a block of columns of a
-/// wider matrix. Every element of the `m` output runs is written.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_strided(
-    dst: &mut [MaybeUninit<f32>],
-    ld: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    ta: bool,
-    b: (&[f32], usize),
-    tb: bool,
-    par: bool,
-) {
+/// `dst += a·b` with row `i` of the `m × n` product added to `dst[i·ld..i·ld + n]`.
+pub(crate) fn mul_add(dst: &mut [f32], ld: usize, a: View, b: View, par: bool) {
+    let (m, n) = (a.rows, b.cols);
+    assert!(m == 0 || n == 0 || (ld >= n && dst.len() >= (m - 1) * ld + n), "rwt matmul: output size");
+    // SAFETY: `dst` spans the m runs of initialised floats (checked).
+    unsafe { gemm_raw(dst.as_mut_ptr(), ld, a, b, true, par) }
+}
+
+/// The `gemm` call behind the products above: `dst (+)= a·b`, `dst` rows `ld` apart.
+///
+/// # Safety
+/// `dst` must be valid for writes (and reads when `acc`) of `b.cols` floats at each of
+/// `dst + i·ld`, `i < a.rows`.
+unsafe fn gemm_raw(dst: *mut f32, ld: usize, a: View, b: View, acc: bool, par: bool) {
+    assert!(a.cols == b.rows && a.fits() && b.fits(), "rwt matmul: operand sizes");
+    let (m, n, k) = (a.rows, b.cols, a.cols);
     if m == 0 || n == 0 {
         return;
     }
-    assert!(k > 0 && ld >= n && dst.len() >= (m - 1) * ld + n, "rwt matmul: output size");
-    // SAFETY: `dst` spans the m runs (checked), which the product overwrites without reading
-    // them (no accumulation, k > 0).
-    unsafe { gemm_raw(dst.as_mut_ptr().cast(), ld, m, n, k, a, ta, b, tb, false, par) }
-}
-
-/// The `gemm` call behind [`matmul_on`], [`matmul_into`] and [`matmul_strided`]: `dst`
-/// rows `ldd` apart, `b = (values, row stride)`.
-///
-/// # Safety
-/// `dst` must be valid for writes (and reads when `acc`) of `n` floats at each of
-/// `dst + i·ldd`, `i < m`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw(
-    dst: *mut f32,
-    ldd: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    ta: bool,
-    (b, ldb): (&[f32], usize),
-    tb: bool,
-    acc: bool,
-    par: bool,
-) {
-    let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
-    assert!(
-        a.len() == m * k && ldb >= b_cols && (b_rows == 0 || b.len() >= (b_rows - 1) * ldb + b_cols),
-        "rwt matmul: operand sizes"
-    );
-    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if tb { (1, ldb as isize) } else { (ldb as isize, 1) };
     let par = if par { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
-    // SAFETY: the operands hold m·k elements and k rows of their stride (checked above),
-    // `dst` m runs of n (the caller's contract), and the strides describe those layouts.
+    let i = |v: usize| v as isize;
+    // SAFETY: every element of both operands lies inside their slices (checked above), and
+    // `dst` holds the m runs of n (the caller's contract).
     unsafe {
         gemm::gemm(
             m,
@@ -286,14 +335,14 @@ unsafe fn gemm_raw(
             k,
             dst,
             1,
-            ldd as isize,
+            i(ld),
             acc,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
+            a.data.as_ptr(),
+            i(a.cs),
+            i(a.rs),
+            b.data.as_ptr(),
+            i(b.cs),
+            i(b.rs),
             1.0,
             1.0,
             false,
@@ -454,6 +503,28 @@ impl CustomOp2 for ConvTranspose2d {
         let (b, ci, hw) = (xd[0], xd[1], xd[2] * xd[3]);
         let (x, w) = (f32_part(xs, xl, "convolution input")?, f32_part(ws, wl, "convolution weight")?);
         let img = g.c * g.h * g.w;
+        if g.tiles() {
+            // Each output pixel comes from one input pixel: images in parallel tasks, each
+            // output written once.
+            let per_image = b >= 2 && rayon::current_num_threads() > 1;
+            let image = |n: usize, yn: &mut [Out]| {
+                let mut cols = vec![0f32; g.rows() * hw];
+                let xn = &x[n * ci * hw..(n + 1) * ci * hw];
+                matmul_on(&mut cols, g.rows(), hw, ci, w, true, xn, false, false, !per_image);
+                g.col2im_tiles(&cols, yn, g.h * g.w);
+            };
+            // SAFETY: `col2im_tiles` writes every pixel of each image.
+            let y = unsafe {
+                filled(b * img, |y| {
+                    if per_image {
+                        y.par_chunks_mut(img).enumerate().for_each(|(n, yn)| image(n, yn));
+                    } else {
+                        y.chunks_mut(img).enumerate().for_each(|(n, yn)| image(n, yn));
+                    }
+                })
+            };
+            return Ok((CpuStorage::F32(y), Shape::from((b, g.c, g.h, g.w))));
+        }
         let mut y = vec![0f32; b * img];
         let mut cols = vec![0f32; g.rows() * hw];
         for n in 0..b {

@@ -84,24 +84,51 @@ impl ArgmaxPool {
         let mut out = vec![0u32; b * c * oh * ow];
         out.par_chunks_mut(oh * ow).enumerate().for_each(|(plane, o)| {
             let xp = &x[plane * h * w..(plane + 1) * h * w];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let (y0, x0) = (oy * self.stride, ox * self.stride);
-                    let mut best = y0 * w + x0;
-                    for dy in 0..self.kernel {
-                        for dx in 0..self.kernel {
-                            let i = (y0 + dy) * w + x0 + dx;
-                            // NaN never wins, so a NaN window points at its first element.
-                            if xp[i] > xp[best] {
-                                best = i;
-                            }
-                        }
-                    }
-                    o[oy * ow + ox] = best as u32;
-                }
+            if (self.kernel, self.stride) == (2, 2) {
+                Self::plane_2x2(xp, w, ow, o)
+            } else {
+                self.plane(xp, w, ow, o)
             }
         });
         out
+    }
+
+    /// The indices of one plane `xp` (`w` wide) into `o` (`ow` wide).
+    fn plane<T: PartialOrd + Copy>(&self, xp: &[T], w: usize, ow: usize, o: &mut [u32]) {
+        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+            for (ox, d) in orow.iter_mut().enumerate() {
+                let (y0, x0) = (oy * self.stride, ox * self.stride);
+                let mut best = y0 * w + x0;
+                for dy in 0..self.kernel {
+                    for dx in 0..self.kernel {
+                        let i = (y0 + dy) * w + x0 + dx;
+                        // NaN never wins, so a NaN window points at its first element.
+                        if xp[i] > xp[best] {
+                            best = i;
+                        }
+                    }
+                }
+                *d = best as u32;
+            }
+        }
+    }
+
+    /// [`ArgmaxPool::plane`] for ENet's and SegNet's 2×2 windows with stride 2: two input
+    /// rows per output row, the same comparisons in the same order, no index arithmetic per
+    /// comparison.
+    fn plane_2x2<T: PartialOrd + Copy>(xp: &[T], w: usize, ow: usize, o: &mut [u32]) {
+        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+            let (r0, r1) = (&xp[2 * oy * w..][..2 * ow], &xp[(2 * oy + 1) * w..][..2 * ow]);
+            for (ox, ((d, a), b)) in orow.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)).enumerate() {
+                let (mut best, mut v) = (0, a[0]);
+                for (k, &u) in [a[1], b[0], b[1]].iter().enumerate() {
+                    if u > v {
+                        (best, v) = (k + 1, u);
+                    }
+                }
+                *d = ((2 * oy + best / 2) * w + 2 * ox + best % 2) as u32;
+            }
+        }
     }
 }
 
@@ -329,6 +356,22 @@ mod tests {
         assert!(max_unpool2d(&v, &i, 6, 8).is_err(), "indices of another shape");
         let e = max_pool2d_with_indices(&x, 9, 2).unwrap_err().to_string();
         assert!(e.contains("kernel = 9"), "{e}");
+    }
+
+    /// The 2×2 kernel against the general one on odd sizes, ties and NaNs.
+    #[test]
+    fn pooling_2x2_matches_the_general_kernel() {
+        let (h, w) = (7, 9);
+        let mut x: Vec<f32> = lcg(h * w, 3).iter().map(|v| (v * 6.0).round() as f32).collect();
+        for i in [0, 1, 10, 20, 21, 40] {
+            x[i] = f32::NAN;
+        }
+        let op = ArgmaxPool { kernel: 2, stride: 2 };
+        let (oh, ow) = op.out_dims(h, w);
+        let (mut fast, mut general) = (vec![0; oh * ow], vec![0; oh * ow]);
+        ArgmaxPool::plane_2x2(&x, w, ow, &mut fast);
+        op.plane(&x, w, ow, &mut general);
+        assert_eq!(fast, general);
     }
 
     #[test]

@@ -9,9 +9,7 @@
 
 use crate::numeric::has_avx2_fma;
 
-/// An output element: the kernels write every element of their output planes, which may be
-/// storage not yet written.
-pub(crate) type Out = std::mem::MaybeUninit<f32>;
+pub(crate) use crate::numeric::Out;
 
 const LANES: usize = 8;
 const RUN: usize = 256;
