@@ -622,11 +622,27 @@ impl Bottleneck {
             // A convolution's adjoint adds overlapping windows into ∂h; the others write
             // each block of ∂h once (or add it to the shortcut's gradient).
             let adds = acc || !(u.transposed || g.is_identity());
+            // ∂W's shape as a matrix; `gemm` packs the operand of its columns (kept row-major)
+            // or, stored transposed, of its rows: `flip` when the rows are fewer.
+            let (dw_rows, dw_cols) = match (u.transposed, g.is_identity()) {
+                (true, _) => (u.c_in, g.rows()),
+                (false, true) => (u.c_out, u.c_in),
+                (false, false) => (u.c_out, g.rows()),
+            };
+            let flip = dw_rows < dw_cols;
             let task = |n: usize, dhn: &mut [Out], par: bool| {
                 let zn = &z[n * u.c_out * po..(n + 1) * u.c_out * po];
                 let gn = &gy[n * u.c_out * po..(n + 1) * u.c_out * po];
                 let hn = &hin[n * u.c_in * pi..(n + 1) * u.c_in * pi];
                 let mut dw = vec![0f32; wn];
+                // ∂W (+)= a·b, kept transposed when that makes `gemm` pack the smaller operand.
+                let mut dw_add = |a: View, b: View| {
+                    if flip {
+                        mul_add(&mut dw, dw_rows, b.t(), a.t(), par)
+                    } else {
+                        mul_add(&mut dw, dw_cols, a, b, par)
+                    }
+                };
                 if !acc && adds {
                     zeroed(dhn);
                 }
@@ -668,15 +684,15 @@ impl Bottleneck {
                             let cols = &mut cols[..g.rows() * ni];
                             block.im2col_seq(dz, cols);
                             let cv = View::dense(cols, g.rows(), ni, false);
-                            mul_add(&mut dw, g.rows(), View::rows(&hn[iat..], u.c_in, ni, pi), cv.t(), par);
+                            dw_add(View::rows(&hn[iat..], u.c_in, ni, pi), cv.t());
                             dh_block(iat, View::dense(wt, u.c_in, g.rows(), false), cv);
                         } else if g.is_identity() {
-                            mul_add(&mut dw, u.c_in, dzv, View::rows(&hn[at..], u.c_in, nb, pi).t(), par);
+                            dw_add(dzv, View::rows(&hn[at..], u.c_in, nb, pi).t());
                             dh_block(at, View::dense(wt, u.c_out, u.c_in, true), dzv);
                         } else {
                             let cols = &mut cols[..g.rows() * nb];
                             g.im2col_rows(hn, rows.clone(), cols);
-                            mul_add(&mut dw, g.rows(), dzv, View::dense(cols, g.rows(), nb, true), par);
+                            dw_add(dzv, View::dense(cols, g.rows(), nb, true));
                             // SAFETY: the product writes floats only.
                             mul_into(unsafe { as_out(cols) }, nb, View::dense(wt, u.c_out, g.rows(), true), dzv, par);
                             // SAFETY: ∂h was written before the blocks.
@@ -710,8 +726,16 @@ impl Bottleneck {
             let dwp = &mut dp[at[k]..at[k] + wn];
             let mut prev = Vec::with_capacity(b * u.c_in);
             for (dw, q) in results {
-                for (d, v) in dwp.iter_mut().zip(&dw) {
-                    *d += v;
+                if flip {
+                    for (i, row) in dwp.chunks_exact_mut(dw_cols).enumerate() {
+                        for (j, d) in row.iter_mut().enumerate() {
+                            *d += dw[j * dw_rows + i];
+                        }
+                    }
+                } else {
+                    for (d, v) in dwp.iter_mut().zip(&dw) {
+                        *d += v;
+                    }
                 }
                 prev.extend(q);
             }
