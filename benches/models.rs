@@ -26,13 +26,16 @@ fn median(mut f: impl FnMut() -> rwt::Result<()>, repeats: usize) -> rwt::Result
     Ok(t[t.len() / 2])
 }
 
-/// `(forward s, forward+backward s)` of rwt's `kind`.
-fn time_rwt(kind: ModelKind, x: &Tensor, y: &Tensor, repeats: usize) -> rwt::Result<(f64, f64)> {
+/// `(forward s, forward+backward s)` of rwt's `kind`; `padded` calls
+/// `Segmenter::forward_padded` (the input's sides must be multiples of the stride), which
+/// leaves the C allocator's settings as they are, instead of `forward_all`.
+fn time_rwt(kind: ModelKind, x: &Tensor, y: &Tensor, repeats: usize, padded: bool) -> rwt::Result<(f64, f64)> {
     let (_vm, net) = weights::build(kind, &SegmenterConfig::new(11), &Device::Cpu)?;
-    let fwd = median(|| net.forward_all(x, false).map(|_| ()), repeats)?;
+    let forward = |train| if padded { net.forward_padded(x, train) } else { net.forward_all(x, train) };
+    let fwd = median(|| forward(false).map(|_| ()), repeats)?;
     let step = median(
         || {
-            let out = net.forward_all(x, true)?;
+            let out = forward(true)?;
             loss::cross_entropy(&out.logits, y, LossConfig::default())?.backward()?;
             Ok(())
         },
@@ -90,16 +93,16 @@ fn main() -> rwt::Result<()> {
     println!("segmenters on the CPU ({threads} threads), {h}x{w}, batch {b}, 11 classes");
     println!("| network | forward s | forward img/s | fwd+bwd s | fwd+bwd img/s |");
     println!("|---|---|---|---|---|");
-    // ENet first with the C allocator as the process found it, then with the settings the
-    // training and evaluation loops apply (`device::retain_freed_memory`) for every network.
-    let (f0, s0) = time_rwt(ModelKind::Enet, &x, &y, 5)?;
+    // ENet first with the C allocator as the process found it (`forward_padded`), then every
+    // network through `forward_all`, which applies `device::retain_freed_memory` on the CPU.
+    let (f0, s0) = time_rwt(ModelKind::Enet, &x, &y, 5, true)?;
     let ips = |t: f64| b as f64 / t;
     println!("| enet (default allocator) | {f0:.3} | {:.2} | {s0:.3} | {:.2} |", ips(f0), ips(s0));
     let retained = rwt::device::retain_freed_memory();
     let mut enet = (0.0, 0.0);
     for kind in kinds.iter().copied() {
         let repeats = if kind == ModelKind::Enet { 5 } else { 1 };
-        let (f, s) = time_rwt(kind, &x, &y, repeats)?;
+        let (f, s) = time_rwt(kind, &x, &y, repeats, false)?;
         if kind == ModelKind::Enet {
             enet = (f, s);
         }

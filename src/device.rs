@@ -55,7 +55,8 @@ pub fn parse(spec: &str) -> Result<Device> {
 }
 
 /// Makes the C allocator keep freed memory for reuse rather than hand it back to the system
-/// (once per process; the training and evaluation loops call it). A CPU training step
+/// (once per process; [`crate::models::Segmenter::forward_all`] on the CPU and the training and
+/// evaluation loops call it). A CPU training step
 /// allocates and frees hundreds of megabytes of activations and gradients; glibc returns large
 /// freed blocks to the kernel and then takes page faults (and zeroed pages) to get them back
 /// at the next step — a quarter of an ENet step on the CPU. Here glibc serves blocks up to

@@ -4,11 +4,15 @@
 //!
 //! Composed from layer ops, a bottleneck is ten graph nodes, each allocating its output and,
 //! in the backward pass, a zeroed gradient that candle then adds to. Here the whole bottleneck
-//! is one node. The forward pass runs each convolution image by image on the rayon pool (one
-//! image per task: im2col into a per-thread buffer, then one single-threaded GEMM), keeps
-//! each unit's pre-normalisation output `z` for the backward pass, and applies batch-norm and
-//! PReLU in one pass; the exit is one more pass. The backward pass runs, unit by unit from the
-//! last,
+//! is one node. Each convolution runs image by image on the rayon pool (one image per task,
+//! single-threaded GEMMs) and, inside an image, a *block* of output rows at a time: the
+//! block's im2col columns and its output tile take at most `BLOCK` (2¹⁷) floats, so the
+//! im2col, the GEMM and what follows meet in the core's L2 cache instead of in memory. In
+//! training the forward pass writes each unit's pre-normalisation output `z` (kept for the
+//! backward pass), takes the batch moments, and applies batch-norm and PReLU (or the exit) in
+//! one pass; at evaluation each block goes from the GEMM through batch-norm and activation
+//! (or the exit) straight into the output. The backward pass runs, unit by unit from the last
+//! and block by block inside each image,
 //!
 //! ```text
 //! g_a = g·(a > 0 ? 1 : α),  ∂α = Σ_{a ≤ 0} g·a                         (PReLU, a = γ·ẑ + β)
@@ -17,14 +21,14 @@
 //! ```
 //!
 //! with `ẑ = (z − μ)·σ⁻¹`, `M = B·H·W` and `h` the unit's input, the second and third lines
-//! fused in one task per image. At evaluation the batch-norm uses the running statistics
-//! (`∂z = γσ⁻¹·g_a`) and nothing is kept: a backward pass then recomputes the forward one.
+//! fused in one task per image (∂W accumulated over the blocks). At evaluation the
+//! batch-norm uses the running statistics (`∂z = γσ⁻¹·g_a`) and nothing is kept: a backward
+//! pass then recomputes the forward one.
 //! The same computation composed from candle's ops is the reference of the tests.
 
 use super::conv::{mul_add, mul_into, Geometry, View};
 use super::planes;
-use crate::numeric::f32_part;
-use crate::numeric::{as_out, filled, written, zeroed, Out};
+use crate::numeric::{as_out, f32_part, filled, written, zeroed, Out};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::cell::RefCell;
