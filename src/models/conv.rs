@@ -225,8 +225,9 @@ impl<'a> View<'a> {
         View { data, rows, cols, rs: ld, cs: 1 }
     }
 
-    /// A row-major `rows × cols` matrix, transposed when `t`.
+    /// A row-major `rows × cols` matrix of exactly `data`, transposed when `t`.
     pub fn dense(data: &'a [f32], rows: usize, cols: usize, t: bool) -> Self {
+        assert!(data.len() == rows * cols, "rwt matmul: {} values for a {rows}x{cols} matrix", data.len());
         let v = View::rows(data, rows, cols, cols);
         if t {
             v.t()
