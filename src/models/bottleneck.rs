@@ -26,7 +26,7 @@
 //! pass then recomputes the forward one.
 //! The same computation composed from candle's ops is the reference of the tests.
 
-use super::conv::{mul_add, mul_into, Geometry, View};
+use super::conv::{for_images, mul_add, mul_into, Geometry, View};
 use super::planes;
 use crate::numeric::{as_out, f32_part, filled, written, zeroed, Out};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -211,23 +211,6 @@ fn with_scratch<R>(n0: usize, n1: usize, f: impl FnOnce(&mut [f32], &mut [f32]) 
     })
 }
 
-/// Whether to run one image per task (single-threaded GEMMs) rather than the images in turn
-/// with GEMMs over the pool.
-fn per_image(b: usize) -> bool {
-    b >= 2 && rayon::current_num_threads() > 1
-}
-
-/// Runs `f(n, out_n, par)` for each image `n` of `out` (`b` chunks), in parallel tasks or
-/// in turn; `par` tells `f` whether its own GEMMs should use the pool.
-fn for_images<E: Send, T: Send>(out: &mut [E], b: usize, f: impl Fn(usize, &mut [E], bool) -> T + Sync) -> Vec<T> {
-    let img = out.len() / b.max(1);
-    if per_image(b) {
-        out.par_chunks_mut(img).enumerate().map(|(n, o)| f(n, o, false)).collect()
-    } else {
-        out.chunks_mut(img).enumerate().map(|(n, o)| f(n, o, true)).collect()
-    }
-}
-
 /// Floats that a block's columns and output tile keep within, so that both stay in the
 /// core's L2 cache between the im2col, the GEMM and the normalisation.
 #[cfg(not(test))]
@@ -236,15 +219,20 @@ const BLOCK: usize = 1 << 17;
 #[cfg(test)]
 const BLOCK: usize = 90;
 
-/// Output rows per block of unit `u` (output `oh × ow`): at least one, whole strides for a
-/// transposed convolution.
-fn block_rows(u: &Unit, g: &Geometry, oh: usize, ow: usize) -> usize {
-    let cols_per_row = match (u.transposed, g.is_identity()) {
+/// Column-buffer floats per output row `ow` wide: a 1×1 convolution reads the image itself,
+/// a transposed one's `c_out·s²` column rows per input row give `s` output rows.
+fn cols_per_row(u: &Unit, g: &Geometry, ow: usize) -> usize {
+    match (u.transposed, g.is_identity()) {
         (true, _) => u.c_out * ow,
         (false, true) => 0,
         (false, false) => g.rows() * ow,
-    };
-    let rows = (BLOCK / (cols_per_row + u.c_out * ow).max(1)).clamp(1, oh.max(1));
+    }
+}
+
+/// Output rows per block of unit `u` (output `oh × ow`): at least one, whole strides for a
+/// transposed convolution.
+fn block_rows(u: &Unit, g: &Geometry, oh: usize, ow: usize) -> usize {
+    let rows = (BLOCK / (cols_per_row(u, g, ow) + u.c_out * ow).max(1)).clamp(1, oh.max(1));
     if u.transposed {
         (rows / u.stride).max(1) * u.stride
     } else {
@@ -252,19 +240,15 @@ fn block_rows(u: &Unit, g: &Geometry, oh: usize, ow: usize) -> usize {
     }
 }
 
-/// Length of the column buffer of a block of `rows` output rows `ow` wide (none for a 1×1
-/// convolution, which reads the image itself).
-fn block_cols(u: &Unit, g: &Geometry, rows: usize, ow: usize) -> usize {
-    match (u.transposed, g.is_identity()) {
-        (true, _) => g.rows() * rows / u.stride * ow / u.stride,
-        (false, true) => 0,
-        (false, false) => g.rows() * rows * ow,
-    }
+/// The blocks of `rb` output rows (the last may be shorter) covering `oh` rows.
+fn row_blocks(oh: usize, rb: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..oh).step_by(rb).map(move |y0| y0..(y0 + rb).min(oh))
 }
 
 /// Output rows `rows` of unit `u`'s convolution of one image `hn` (`wi` columns, `pi`
 /// positions per channel): channel `c` of the block goes to `dst[c·ld..c·ld + rows.len()·ow]`,
-/// every element of those runs written. `cols` holds at least [`block_cols`] floats.
+/// every element of those runs written. `cols` holds at least [`cols_per_row`] floats per
+/// row of the block.
 ///
 /// A transposed convolution's kernel equals its stride (checked by [`Bottleneck::shapes`]),
 /// so each input row gives exactly `stride` output rows, written once.
@@ -388,9 +372,19 @@ impl Bottleneck {
             let mask = self.mask.as_deref();
             let len = b * u.c_out * po;
             let rb = block_rows(u, &g, oh, ow);
-            let blocks = || (0..oh).step_by(rb).map(move |y0| y0..(y0 + rb).min(oh));
-            let cl = block_cols(u, &g, rb, ow);
-            if let (Some((rm, rv)), false) = (running, save) {
+            let cl = cols_per_row(u, &g, ow) * rb;
+            // Batch-norm and activation (or the exit) of plane `i` (image `i / c_out`, channel
+            // `i % c_out`) from position `at` on.
+            let activate = |norm: &Norm, i: usize, at: usize, z: &[f32], dst: &mut [Out]| {
+                let c = i % u.c_out;
+                if k == last {
+                    let m = &main[i * po + at..i * po + at + z.len()];
+                    planes::exit_fwd(z, m, dst, norm.a[c], norm.o[c], mask.map_or(1.0, |mk| mk[i]), slopes[c]);
+                } else {
+                    planes::affine_act(z, dst, norm.a[c], norm.o[c], alpha.map_or(1.0, |al| al[c]));
+                }
+            };
+            let (y, norm) = if let (Some((rm, rv)), false) = (running, save) {
                 // Evaluation with no backward pass to come: each block of output rows goes
                 // from the convolution to a per-thread tile, and from there through
                 // batch-norm and activation (or the exit) into the output.
@@ -401,88 +395,74 @@ impl Bottleneck {
                     filled(len, |dst| {
                         for_images(dst, b, |n, dn, par| {
                             with_scratch(cl, u.c_out * rb * ow, |cols, tile| {
-                                for rows in blocks() {
+                                for rows in row_blocks(oh, rb) {
                                     let (nb, at) = (rows.len() * ow, rows.start * ow);
                                     let tile = &mut as_out(tile)[..u.c_out * nb];
                                     conv_rows(u, &g, (pi, w), wt, img_in(n), rows, tile, nb, cols, par);
-                                    let zt = written(tile);
-                                    for c in 0..u.c_out {
-                                        let (zc, (a, o)) = (&zt[c * nb..(c + 1) * nb], (norm.a[c], norm.o[c]));
-                                        let dc = &mut dn[c * po + at..c * po + at + nb];
-                                        if k == last {
-                                            let i = n * u.c_out + c;
-                                            let m = &main[i * po + at..i * po + at + nb];
-                                            let kk = mask.map_or(1.0, |mk| mk[i]);
-                                            planes::exit_fwd(zc, m, dc, a, o, kk, slopes[c]);
-                                        } else {
-                                            planes::affine_act(zc, dc, a, o, alpha.map_or(1.0, |al| al[c]));
-                                        }
+                                    for (c, zc) in written(tile).chunks_exact(nb).enumerate() {
+                                        activate(
+                                            &norm,
+                                            n * u.c_out + c,
+                                            at,
+                                            zc,
+                                            &mut dn[c * po + at..c * po + at + nb],
+                                        );
                                     }
                                 }
                             })
                         });
                     })
                 };
-                norms.push(norm);
-                if k == last {
-                    out = y;
-                } else {
-                    hs.push(y);
-                }
-                continue;
-            }
-            // Convolution image by image, a block of rows at a time; batch moments of each
-            // image's planes.
-            let mut parts = Vec::new();
-            // SAFETY: each image's task writes every row block of every plane of its chunk.
-            let z = unsafe {
-                filled(len, |zs| {
-                    parts = for_images(zs, b, |n, zn, par| {
-                        with_scratch(cl, 0, |cols, _| {
-                            for rows in blocks() {
-                                let at = rows.start * ow;
-                                conv_rows(u, &g, (pi, w), wt, img_in(n), rows, &mut zn[at..], po, cols, par);
+                (y, norm)
+            } else {
+                // Convolution image by image, a block of rows at a time; batch moments of each
+                // image's planes.
+                let mut parts = Vec::new();
+                // SAFETY: each image's task writes every row block of every plane of its chunk.
+                let z = unsafe {
+                    filled(len, |zs| {
+                        parts = for_images(zs, b, |n, zn, par| {
+                            with_scratch(cl, 0, |cols, _| {
+                                for rows in row_blocks(oh, rb) {
+                                    let at = rows.start * ow;
+                                    conv_rows(u, &g, (pi, w), wt, img_in(n), rows, &mut zn[at..], po, cols, par);
+                                }
+                            });
+                            if running.is_none() {
+                                written(zn).chunks(po).map(planes::moments).collect()
+                            } else {
+                                Vec::new()
                             }
-                        });
-                        if running.is_none() {
-                            written(zn).chunks(po).map(planes::moments).collect()
-                        } else {
-                            Vec::new()
-                        }
+                        })
                     })
-                })
-            };
-            let (mean, var) = match running {
-                Some((m, v)) => (m.iter().map(|&v| v as f64).collect(), v.iter().map(|&v| v as f64).collect()),
-                None => merge_moments(&parts, u.c_out, po),
-            };
-            if running.is_none() {
-                moments.push((mean.clone(), var.clone()));
-            }
-            let norm = Norm::new(mean, var, gamma, beta);
-            // SAFETY: the planes cover the whole vector, and each kernel writes its plane.
-            let y = unsafe {
-                filled(len, |dst| {
-                    dst.par_chunks_mut(po).zip(z.par_chunks(po)).enumerate().for_each(|(i, (d, zp))| {
-                        let c = i % u.c_out;
-                        if k == last {
-                            let kk = mask.map_or(1.0, |mk| mk[i]);
-                            let m = &main[i * po..(i + 1) * po];
-                            planes::exit_fwd(zp, m, d, norm.a[c], norm.o[c], kk, slopes[c]);
-                        } else {
-                            planes::affine_act(zp, d, norm.a[c], norm.o[c], alpha.map_or(1.0, |al| al[c]));
-                        }
+                };
+                let (mean, var) = match running {
+                    Some((m, v)) => (m.iter().map(|&v| v as f64).collect(), v.iter().map(|&v| v as f64).collect()),
+                    None => merge_moments(&parts, u.c_out, po),
+                };
+                if running.is_none() {
+                    moments.push((mean.clone(), var.clone()));
+                }
+                let norm = Norm::new(mean, var, gamma, beta);
+                // SAFETY: the planes cover the whole vector, and each kernel writes its plane.
+                let y = unsafe {
+                    filled(len, |dst| {
+                        dst.par_chunks_mut(po)
+                            .zip(z.par_chunks(po))
+                            .enumerate()
+                            .for_each(|(i, (d, zp))| activate(&norm, i, 0, zp, d))
                     })
-                })
+                };
+                if save {
+                    zs.push(z);
+                }
+                (y, norm)
             };
+            norms.push(norm);
             if k == last {
                 out = y;
             } else {
                 hs.push(y);
-            }
-            norms.push(norm);
-            if save {
-                zs.push(z);
             }
         }
         if !moments.is_empty() {
@@ -622,7 +602,7 @@ impl Bottleneck {
             let hin: &[f32] = if k == 0 { xv } else { &saved.h[k - 1] };
             let acc = k == 0 && identity;
             let rb = block_rows(u, &g, oh, ow);
-            let cl = block_cols(u, &g, rb, ow);
+            let cl = cols_per_row(u, &g, ow) * rb;
             // A convolution's adjoint adds overlapping windows into ∂h; the others write
             // each block of ∂h once (or add it to the shortcut's gradient).
             let adds = acc || !(u.transposed || g.is_identity());
@@ -651,7 +631,7 @@ impl Bottleneck {
                     zeroed(dhn);
                 }
                 with_scratch(cl, u.c_out * rb * ow, |cols, dz| {
-                    for rows in (0..oh).step_by(rb).map(|y0| y0..(y0 + rb).min(oh)) {
+                    for rows in row_blocks(oh, rb) {
                         let (nb, at) = (rows.len() * ow, rows.start * ow);
                         let dz = &mut dz[..u.c_out * nb];
                         for c in 0..u.c_out {

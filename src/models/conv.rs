@@ -206,6 +206,27 @@ impl Geometry {
     }
 }
 
+/// Whether to run one image per task (single-threaded GEMMs) rather than the images in turn
+/// with GEMMs over the pool.
+fn per_image(b: usize) -> bool {
+    b >= 2 && rayon::current_num_threads() > 1
+}
+
+/// Runs `f(n, out_n, par)` for each image `n` of `out` (`b` chunks), in parallel tasks or
+/// in turn; `par` tells `f` whether its own GEMMs should use the pool.
+pub(crate) fn for_images<E: Send, T: Send>(
+    out: &mut [E],
+    b: usize,
+    f: impl Fn(usize, &mut [E], bool) -> T + Sync,
+) -> Vec<T> {
+    let img = out.len() / b.max(1);
+    if per_image(b) {
+        out.par_chunks_mut(img).enumerate().map(|(n, o)| f(n, o, false)).collect()
+    } else {
+        out.chunks_mut(img).enumerate().map(|(n, o)| f(n, o, true)).collect()
+    }
+}
+
 /// A strided matrix operand: element `(i, j)` of a `rows × cols` matrix at
 /// `data[i·rs + j·cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -507,21 +528,15 @@ impl CustomOp2 for ConvTranspose2d {
         if g.tiles() {
             // Each output pixel comes from one input pixel: images in parallel tasks, each
             // output written once.
-            let per_image = b >= 2 && rayon::current_num_threads() > 1;
-            let image = |n: usize, yn: &mut [Out]| {
-                let mut cols = vec![0f32; g.rows() * hw];
-                let xn = &x[n * ci * hw..(n + 1) * ci * hw];
-                matmul_on(&mut cols, g.rows(), hw, ci, w, true, xn, false, false, !per_image);
-                g.col2im_tiles(&cols, yn, g.h * g.w);
-            };
             // SAFETY: `col2im_tiles` writes every pixel of each image.
             let y = unsafe {
                 filled(b * img, |y| {
-                    if per_image {
-                        y.par_chunks_mut(img).enumerate().for_each(|(n, yn)| image(n, yn));
-                    } else {
-                        y.chunks_mut(img).enumerate().for_each(|(n, yn)| image(n, yn));
-                    }
+                    for_images(y, b, |n, yn, par| {
+                        let mut cols = vec![0f32; g.rows() * hw];
+                        let xn = &x[n * ci * hw..(n + 1) * ci * hw];
+                        matmul_on(&mut cols, g.rows(), hw, ci, w, true, xn, false, false, par);
+                        g.col2im_tiles(&cols, yn, g.h * g.w);
+                    });
                 })
             };
             return Ok((CpuStorage::F32(y), Shape::from((b, g.c, g.h, g.w))));
