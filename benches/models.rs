@@ -1,9 +1,10 @@
 //! Forward and forward+backward images/s of the four segmenters on the CPU at CamVid's
-//! 360×480, batch 4, and ENet against the same ENet in PyTorch (`benches/torch/`) with the same
+//! 360×480, batch 4, and ENet against the same ENet in PyTorch (`benches/peers/`) with the same
 //! number of threads, as a ratio measured in one run.
 //!
 //! `cargo bench --bench models` (PyTorch CPU is installed into target/torch-venv by
-//! `benches/torch/torch-env.sh`; `RWT_QUICK=1` for a small run: 120×160, batch 2, ENet and
+//! `benches/peers/torch-env.sh`; a PyTorch that cannot be installed or whose run fails fails
+//! the benchmark; `RWT_NO_PEERS=1` times rwt alone; `RWT_QUICK=1` for a small run: 120×160, batch 2, ENet and
 //! SegNet only; `RWT_MODELS=enet,fcn8s` for a subset). Forward is in evaluation mode without a graph; forward+backward is a training
 //! step's cross-entropy loss and its backward pass (no optimiser update), as in the PyTorch
 //! script. Each figure is the median of the timed repeats after one warm-up run.
@@ -47,7 +48,7 @@ fn time_rwt(kind: ModelKind, x: &Tensor, y: &Tensor, repeats: usize, padded: boo
 /// PyTorch's ENet `(forward s, forward+backward s, version)`, or why not.
 fn time_torch(threads: usize, b: usize, h: usize, w: usize, repeats: usize) -> Result<(f64, f64, String), String> {
     let env = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch/torch-env.sh"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch-env.sh"))
         .output()
         .map_err(|e| e.to_string())?;
     if !env.status.success() {
@@ -55,7 +56,7 @@ fn time_torch(threads: usize, b: usize, h: usize, w: usize, repeats: usize) -> R
     }
     let py = String::from_utf8_lossy(&env.stdout).trim().to_string();
     let out = Command::new(py)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch/enet_torch.py"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_enet_bench.py"))
         .args([threads, b, h, w, repeats].map(|v| v.to_string()))
         .output()
         .map_err(|e| e.to_string())?;
@@ -109,6 +110,10 @@ fn main() -> rwt::Result<()> {
         let note = if retained { " (retained memory)" } else { "" };
         println!("| {}{note} | {f:.3} | {:.2} | {s:.3} | {:.2} |", kind.as_str(), ips(f), ips(s));
     }
+    if std::env::var("RWT_NO_PEERS").is_ok_and(|v| v == "1") {
+        println!("\nRWT_NO_PEERS=1: no PyTorch ratio");
+        return Ok(());
+    }
     match time_torch(threads, b, h, w, 5) {
         Ok((tf, ts, version)) => {
             println!("\nENet, PyTorch {version} on the same {threads} threads: forward {tf:.3} s, fwd+bwd {ts:.3} s");
@@ -119,7 +124,11 @@ fn main() -> rwt::Result<()> {
             );
             println!("with the default allocator: forward {:.2}x, fwd+bwd {:.2}x", tf / f0, ts / s0);
         }
-        Err(e) => println!("\nPyTorch unavailable ({e}); no ratio"),
+        Err(e) => {
+            // A ratio that silently goes missing is a figure that cannot be reproduced.
+            eprintln!("PyTorch's ENet failed (RWT_NO_PEERS=1 times rwt alone): {e}");
+            std::process::exit(1);
+        }
     }
     Ok(())
 }

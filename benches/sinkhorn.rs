@@ -5,7 +5,8 @@
 //! against the exact solver on a sample of pixels.
 //!
 //! `cargo bench --bench sinkhorn` (POT is installed into target/pot-venv by
-//! `benches/pot-env.sh`; `RWT_QUICK=1` for a small run). POT solves the whole batch in
+//! `benches/peers/pot-env.sh`; `RWT_QUICK=1` for a small run; `RWT_NO_PEERS=1` times rwt
+//! alone). A POT that cannot be installed or whose run fails fails the benchmark. POT solves the whole batch in
 //! lock-step until its slowest problem converges, so it runs on a subset of the pixels: its
 //! throughput on the full batch could only be lower.
 
@@ -52,17 +53,16 @@ fn main() -> rwt::Result<()> {
     let target_rows = rows(&targets)?;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sinkhorn-bench");
     std::fs::create_dir_all(&dir).map_err(|e| rwt::Error::Io { path: dir.clone(), source: e })?;
-    let python = Command::new("bash").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pot-env.sh")).output();
-    let python = match python {
-        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).trim().to_string()),
-        Ok(o) => {
-            println!("POT unavailable ({}); timing rwt only", String::from_utf8_lossy(&o.stderr).trim());
-            None
+    let python = if std::env::var("RWT_NO_PEERS").is_ok_and(|v| v == "1") {
+        println!("RWT_NO_PEERS=1: timing rwt only");
+        None
+    } else {
+        let env = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/pot-env.sh");
+        let o = Command::new("bash").arg(env).output().map_err(|e| rwt::Error::Io { path: env.into(), source: e })?;
+        if !o.status.success() {
+            peer_failed("installing POT", &o.stderr);
         }
-        Err(e) => {
-            println!("POT unavailable ({e}); timing rwt only");
-            None
-        }
+        Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     println!("soft-target Wasserstein, {pixels} pixels x {n} classes, Huber(0.5) severity costs (max {max_cost}), tolerance {tolerance:e} (L1 marginal error), cap {max_iterations} iterations");
     for case in cases {
@@ -142,8 +142,11 @@ fn main() -> rwt::Result<()> {
         target.write_npy(dir.join("target.npy"))?;
         Tensor::from_slice(ot::cost_matrix(&d).as_slice().expect("standard layout"), (n, n), &dev)?
             .write_npy(dir.join("cost.npy"))?;
+        // `-P`: the script's folder is not put on sys.path, so no file beside it can shadow a
+        // package it imports.
         let out = Command::new(py)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pot_baseline.py"))
+            .arg("-P")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/pot_sinkhorn.py"))
             .arg(&dir)
             .arg(eps_abs.to_string())
             .arg(tolerance.to_string())
@@ -151,8 +154,7 @@ fn main() -> rwt::Result<()> {
             .output()
             .map_err(|e| rwt::Error::Io { path: py.into(), source: e })?;
         if !out.status.success() {
-            println!("POT failed: {}", String::from_utf8_lossy(&out.stderr));
-            continue;
+            peer_failed("POT's Sinkhorn", &out.stderr);
         }
         let report = String::from_utf8_lossy(&out.stdout);
         let secs = report
@@ -160,7 +162,7 @@ fn main() -> rwt::Result<()> {
             .nth(1)
             .and_then(|r| r.split([',', '}']).next())
             .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(f64::NAN);
+            .unwrap_or_else(|| peer_failed("POT's Sinkhorn (no \"seconds\" in its report)", report.as_bytes()));
         let pot_rate = case.pot_pixels as f64 / secs;
         let pot_values = Tensor::read_npy(dir.join("pot_values.npy"))?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let (mean, max) = rel(&pot_values[..sample]);
@@ -176,4 +178,11 @@ fn main() -> rwt::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fails the benchmark run when its peer fails: a ratio that silently goes missing is a
+/// figure that cannot be reproduced (`RWT_NO_PEERS=1` times rwt alone).
+fn peer_failed(what: &str, output: &[u8]) -> ! {
+    eprintln!("{what} failed (RWT_NO_PEERS=1 times rwt alone): {}", String::from_utf8_lossy(output).trim());
+    std::process::exit(1)
 }

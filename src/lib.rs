@@ -56,17 +56,15 @@
 #![warn(missing_docs)]
 
 pub mod classes;
-#[cfg(feature = "cuda")]
-mod cuda;
 pub mod data;
 pub mod device;
 mod error;
 pub mod ground;
 pub mod io;
+pub mod kernels;
 pub mod loss;
 pub mod metrics;
 pub mod models;
-mod numeric;
 pub mod optim;
 pub mod ot;
 pub mod plot;

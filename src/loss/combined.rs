@@ -1,6 +1,6 @@
 //! `CE + λ·W`: cross-entropy plus the exact Wasserstein loss, in one fused pass.
 
-use super::pixel::PixelLoss;
+use crate::kernels::pixel_loss::PixelLoss;
 use super::wasserstein::check_ground;
 use super::{check_logits_labels, count_valid_labels, reduce, LossConfig};
 use crate::{Error, GroundMatrix, Result};

@@ -1,6 +1,6 @@
 //! Cross-entropy and the importance-aware cross-entropy (IAL).
 
-use super::pixel::PixelLoss;
+use crate::kernels::pixel_loss::PixelLoss;
 use super::{check_logits_labels, count_valid_labels, reduce, LossConfig};
 use crate::{Error, Result};
 use candle_core::Tensor;

@@ -19,12 +19,7 @@
 mod combined;
 mod cross_entropy;
 mod l1;
-mod pixel;
-#[cfg(feature = "cuda")]
-mod pixel_cuda;
 mod sinkhorn;
-#[cfg(feature = "cuda")]
-mod sinkhorn_cuda;
 mod wasserstein;
 
 pub use combined::ce_plus_wasserstein;

@@ -3,9 +3,9 @@
 //! resizing with a gradient. Parameter names follow PyTorch (`weight`, `bias`,
 //! `running_mean`, `running_var`), so torchvision checkpoints map onto them by name.
 
-pub use super::batch_norm::BatchNorm;
-pub use super::prelu::PRelu;
-use crate::numeric::cpu_f32;
+pub use crate::kernels::batch_norm::BatchNorm;
+pub use crate::kernels::prelu::PRelu;
+use crate::kernels::numeric::cpu_f32;
 use crate::Result;
 use candle_core::{DType, Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
@@ -100,7 +100,7 @@ impl Conv {
 impl Conv {
     fn convolve(&self, x: &Tensor, ph: usize, pw: usize) -> candle_core::Result<Tensor> {
         if cpu_f32(&[x, &self.weight]) {
-            let op = super::conv::Conv2d { ph, pw, stride: self.stride, dilation: self.dilation };
+            let op = crate::kernels::conv::Conv2d { ph, pw, stride: self.stride, dilation: self.dilation };
             let y = x.contiguous()?.apply_op2(&self.weight.contiguous()?, op)?;
             return add_bias(y, self.bias.as_ref());
         }
@@ -116,7 +116,7 @@ impl Conv {
 /// CPU).
 fn add_bias(y: Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
     match bias {
-        Some(b) if cpu_f32(&[&y, b]) => y.contiguous()?.apply_op2(&b.contiguous()?, super::conv::AddBias),
+        Some(b) if cpu_f32(&[&y, b]) => y.contiguous()?.apply_op2(&b.contiguous()?, crate::kernels::conv::AddBias),
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
         None => Ok(y),
     }
@@ -203,7 +203,7 @@ impl Module for ConvTranspose {
             None => self.weight.clone(),
         };
         if cpu_f32(&[x, &weight]) && self.output_padding == 0 {
-            let op = super::conv::ConvTranspose2d { stride: self.stride, padding: self.padding };
+            let op = crate::kernels::conv::ConvTranspose2d { stride: self.stride, padding: self.padding };
             let y = x.contiguous()?.apply_op2(&weight.contiguous()?, op)?;
             return add_bias(y, self.bias.as_ref());
         }

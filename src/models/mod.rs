@@ -12,21 +12,19 @@
 //! | [`DeepLabV2`] | Chen et al. 2017 (ResNet-101, ASPP) | `deeplab.rs` | 43.9 M (19 classes) |
 //!
 //! Max-pooling with indices and max-unpooling (SegNet, ENet) are custom ops in [`ops`] with
-//! CPU and CUDA kernels. Parameter names follow PyTorch/torchvision, so ImageNet encoders load
-//! by name ([`weights`]).
+//! CPU and CUDA kernels. The fused kernels the networks run on (convolution, batch-norm,
+//! PReLU, the ENet bottleneck, pooling) live in [`crate::kernels`]. Parameter names follow
+//! PyTorch/torchvision, so ImageNet encoders load by name ([`weights`]).
 
-mod batch_norm;
-mod bottleneck;
-mod conv;
 mod deeplab;
 mod enet;
 mod fcn;
 pub mod layers;
-pub mod ops;
-#[cfg(feature = "cuda")]
-mod ops_cuda;
-mod planes;
-mod prelu;
+/// Max-pooling with indices and max-unpooling, the operations behind SegNet's and ENet's
+/// decoders (kernels and gradients in [`crate::kernels::pooling`]).
+pub mod ops {
+    pub use crate::kernels::pooling::{max_pool2d_with_indices, max_unpool2d};
+}
 mod resnet;
 mod segnet;
 pub mod summary;

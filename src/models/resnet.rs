@@ -102,7 +102,7 @@ impl ResNet101 {
         // reaches into the border also holds the border pixel itself.
         let y = y.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
         // candle's own max-pool has no gradient for overlapping windows; ours does.
-        let mut y = super::ops::max_pool2d_with_indices(&y, 3, 2).map_err(candle_core::Error::wrap)?.0;
+        let mut y = crate::kernels::pooling::max_pool2d_with_indices(&y, 3, 2).map_err(candle_core::Error::wrap)?.0;
         for layer in &self.layers {
             for b in layer {
                 y = b.forward_t(&y, train)?;

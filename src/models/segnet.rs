@@ -9,7 +9,7 @@
 //! resolution), before the classifier.
 
 use super::layers::{batch_norm, BatchNorm, Conv, ConvSpec};
-use super::ops::{max_pool2d_with_indices, max_unpool2d};
+use crate::kernels::pooling::{max_pool2d_with_indices, max_unpool2d};
 use super::vgg::Vgg16;
 use super::{Segmenter, SegmenterConfig, SegmenterOutput};
 use crate::Result;

@@ -44,7 +44,7 @@
 //! # Ok::<(), rwt::Error>(())
 //! ```
 
-use crate::numeric::Real;
+use crate::kernels::numeric::Real;
 use crate::{Error, GroundMatrix, Result};
 use ndarray::{Array2, Array3};
 use rayon::prelude::*;
@@ -558,7 +558,7 @@ impl<T: Real> Problem<T> {
         emit: impl FnMut(&Solved<T>),
     ) -> SinkhornStats {
         #[cfg(target_arch = "x86_64")]
-        if crate::numeric::has_avx2_fma() {
+        if crate::kernels::numeric::has_avx2_fma() {
             // SAFETY: AVX2 and FMA were detected at run time.
             return unsafe { self.solve_stream_avx2(range, load, emit) };
         }

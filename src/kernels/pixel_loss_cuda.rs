@@ -1,13 +1,13 @@
-//! CUDA launches of the fused pixel losses (`pixel.cu`, compiled once per process by NVRTC).
+//! CUDA launches of the fused pixel losses (`pixel_loss.cu`, compiled once per process by NVRTC).
 
-use super::pixel::PixelLoss;
-use crate::cuda::{contiguous, Kernels};
+use super::pixel_loss::PixelLoss;
+use crate::kernels::cuda::{contiguous, Kernels};
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CudaDevice, CudaStorage, DType, Layout, Result, WithDType};
 
-static KERNELS: Kernels = Kernels::new("rwt_pixel_loss", include_str!("pixel.cu"));
+static KERNELS: Kernels = Kernels::new("rwt_pixel_loss", include_str!("pixel_loss.cu"));
 
 /// Constant tables on the device (a dummy one-element buffer where a term is absent).
 struct Tables<T: DeviceRepr> {

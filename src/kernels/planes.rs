@@ -1,5 +1,5 @@
 //! Element-wise kernels over one channel plane for the fused bottleneck
-//! ([`super::bottleneck`]): batch-norm's affine map with a PReLU, plane moments, the exit's
+//! (`bottleneck.rs`): batch-norm's affine map with a PReLU, plane moments, the exit's
 //! forward and backward, and batch-norm's gradient sums and gradient.
 //!
 //! Reductions run in 8 independent lanes (summed in f32 over runs of 256 values, then in
@@ -7,9 +7,9 @@
 //! baseline target and for AVX2 + FMA, and [`has_avx2_fma`] picks one at run time. A PReLU
 //! slope of 1 is no activation.
 
-use crate::numeric::has_avx2_fma;
+use crate::kernels::numeric::has_avx2_fma;
 
-pub(crate) use crate::numeric::Out;
+pub(crate) use crate::kernels::numeric::Out;
 
 const LANES: usize = 8;
 const RUN: usize = 256;

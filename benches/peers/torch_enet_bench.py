@@ -1,6 +1,6 @@
 """PyTorch ENet on the CPU: forward and forward+backward images/s for the ENet benchmark.
 
-    python enet_torch.py THREADS BATCH HEIGHT WIDTH REPEATS   → one JSON line
+    python torch_enet_bench.py THREADS BATCH HEIGHT WIDTH REPEATS   → one JSON line
 """
 import json
 import os
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_enet import ENet  # noqa: E402
+from enet_reference import ENet  # noqa: E402
 
 threads, batch, h, w, repeats = (int(a) for a in sys.argv[1:6])
 torch.set_num_threads(threads)

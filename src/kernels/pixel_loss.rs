@@ -20,8 +20,8 @@
 // better there than zipped iterators.
 #![allow(clippy::needless_range_loop)]
 
-use super::LabelInt;
-use crate::numeric::{contiguous_part, has_avx2_fma, Real, SyncPtr};
+use crate::loss::LabelInt;
+use crate::kernels::numeric::{contiguous_part, has_avx2_fma, Real, SyncPtr};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -107,7 +107,7 @@ impl CustomOp2 for Forward {
         l2: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         let shape = pixel_shape(l1)?;
-        let out = super::pixel_cuda::forward(&self.0, s1, l1, s2, l2, shape)?;
+        let out = super::pixel_loss_cuda::forward(&self.0, s1, l1, s2, l2, shape)?;
         Ok((out, Shape::from((shape.0, shape.2))))
     }
 
@@ -168,7 +168,7 @@ impl CustomOp3 for Backward {
         l3: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         let shape = pixel_shape(l1)?;
-        let out = super::pixel_cuda::backward(&self.0, s1, l1, s2, l2, s3, l3, shape)?;
+        let out = super::pixel_loss_cuda::backward(&self.0, s1, l1, s2, l2, s3, l3, shape)?;
         Ok((out, l1.shape().clone()))
     }
 }

@@ -14,7 +14,7 @@
 //! These ops serve `f32` tensors on the CPU; other devices and dtypes use candle's kernels
 //! (cuDNN on CUDA). Tests check values and gradients against candle's.
 
-use crate::numeric::{f32_part, filled, with_host, Out};
+use crate::kernels::numeric::{f32_part, filled, with_host, Out};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;

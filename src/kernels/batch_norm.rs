@@ -16,7 +16,7 @@
 //! the activation's gradient `g·(z > 0 ? 1 : α)` at `z = γ·x̂ + β`, and `∂α = Σ_{z ≤ 0} g·z`.
 //! Elsewhere the layer is composed from candle ops, and the two agree (tested).
 
-use crate::numeric::{cpu_f32, f32_part, with_host};
+use crate::kernels::numeric::{cpu_f32, f32_part, with_host};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, Var, D};
 use candle_nn::VarBuilder;
@@ -140,7 +140,7 @@ impl BatchNorm {
         if !cpu_f32(&inputs) {
             let y = self.forward_composed(x, train)?;
             return match prelu {
-                Some(a) => super::prelu::PRelu::from_weight(a.clone()).forward_composed(&y),
+                Some(a) => crate::kernels::prelu::PRelu::from_weight(a.clone()).forward_composed(&y),
                 None => Ok(y),
             };
         }

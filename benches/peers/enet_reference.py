@@ -1,6 +1,6 @@
 """ENet in PyTorch with the parameter names of rwt::models::Enet (Paszke et al. 2016), shared
 by the fixture script (tests/fixtures/make_enet_fixture.py) and the CPU benchmark
-(benches/enet_torch.py). Written independently of the Rust code."""
+(benches/peers/torch_enet_bench.py). Written independently of the Rust code."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -4,7 +4,7 @@
 //! On the CPU with `f32` it is one custom op with the gradient `∂x = g·(x > 0 ? 1 : a_c)`,
 //! `∂a_c = Σ_{x ≤ 0} g·x`; elsewhere it is composed from candle ops (tested equal).
 
-use crate::numeric::{cpu_f32, f32_part, with_host};
+use crate::kernels::numeric::{cpu_f32, f32_part, with_host};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use candle_nn::VarBuilder;

@@ -2,7 +2,7 @@
 ot.batch.solve_batch on the inputs the Rust bench wrote, plus the gradient of the loss with
 respect to the logits from POT's potentials (the same envelope gradient rwt uses).
 
-    python pot_baseline.py DIR EPSILON_ABS TOLERANCE MAX_ITER
+    python pot_sinkhorn.py DIR EPSILON_ABS TOLERANCE MAX_ITER
 
 Reads DIR/pred.npy (P x N softmax), DIR/target.npy (P x N), DIR/cost.npy (N x N, M[i][j]);
 writes DIR/pot_values.npy (sharp cost <P, M> per pixel) and prints one JSON line.

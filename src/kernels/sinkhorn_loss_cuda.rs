@@ -1,13 +1,13 @@
-//! CUDA launch of the per-pixel Sinkhorn solver (`sinkhorn.cu`, compiled once by NVRTC).
+//! CUDA launch of the per-pixel Sinkhorn solver (`sinkhorn_loss.cu`, compiled once by NVRTC).
 
-use crate::cuda::{contiguous, Kernels};
+use crate::kernels::cuda::{contiguous, Kernels};
 use crate::ot::{SinkhornConfig, SinkhornStats, SinkhornValue};
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CudaStorage, DType, Layout, Result, WithDType};
 
-static KERNELS: Kernels = Kernels::new("rwt_sinkhorn", include_str!("sinkhorn.cu"));
+static KERNELS: Kernels = Kernels::new("rwt_sinkhorn", include_str!("sinkhorn_loss.cu"));
 const MAX_CLASSES: usize = 64;
 
 /// `[B, N + 1, S]` (value, then the gradient per unit upstream gradient) and the statistics.

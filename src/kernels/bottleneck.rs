@@ -28,7 +28,7 @@
 
 use super::conv::{for_images, mul_add, mul_into, Geometry, View};
 use super::planes;
-use crate::numeric::{as_out, f32_part, filled, written, zeroed, Out};
+use crate::kernels::numeric::{as_out, f32_part, filled, written, zeroed, Out};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -757,7 +757,7 @@ impl CustomOp3 for Bottleneck {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dmain, dp) = crate::numeric::with_host(&[x, main, params, grad], |v| {
+        let (dx, dmain, dp) = crate::kernels::numeric::with_host(&[x, main, params, grad], |v| {
             self.shapes(x.dims(), main.dims(), v[2].len())?;
             self.backward(v[0], x.dims(), v[1], v[2], v[3], false)
         })?;
@@ -797,7 +797,7 @@ impl candle_core::CustomOp2 for Identity {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, _, dp) = crate::numeric::with_host(&[x, params, grad], |v| {
+        let (dx, _, dp) = crate::kernels::numeric::with_host(&[x, params, grad], |v| {
             self.0.shapes(x.dims(), x.dims(), v[1].len())?;
             self.0.backward(v[0], x.dims(), v[0], v[1], v[2], true)
         })?;

@@ -1,12 +1,12 @@
-//! CUDA launches of the pooling kernels (`ops.cu`, compiled once by NVRTC).
+//! CUDA launches of the pooling kernels (`pooling.cu`, compiled once by NVRTC).
 
-use crate::cuda::{contiguous, Kernels};
+use crate::kernels::cuda::{contiguous, Kernels};
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaStorage, DType, Layout, Result};
 
-static KERNELS: Kernels = Kernels::new("rwt_pool_ops", include_str!("ops.cu"));
+static KERNELS: Kernels = Kernels::new("rwt_pool_ops", include_str!("pooling.cu"));
 
 fn cfg(n: usize) -> LaunchConfig {
     LaunchConfig { grid_dim: (n.div_ceil(256).max(1) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }

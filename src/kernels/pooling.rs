@@ -7,7 +7,7 @@
 //! *argmax-pool* (the indices), *gather* (pooled values from indices; its gradient is a
 //! scatter) and *scatter* (unpooling; its gradient is a gather).
 
-use crate::numeric::{contiguous_part, SyncPtr};
+use crate::kernels::numeric::{contiguous_part, SyncPtr};
 use crate::{Error, Result};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -156,7 +156,7 @@ impl CustomOp1 for ArgmaxPool {
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         let (b, c, h, w) = l.shape().dims4()?;
         let (oh, ow) = self.out_dims(h, w);
-        let out = super::ops_cuda::argmax_pool(s, l, (b, c, h, w), self.kernel, self.stride)?;
+        let out = super::pooling_cuda::argmax_pool(s, l, (b, c, h, w), self.kernel, self.stride)?;
         Ok((out, Shape::from((b, c, oh, ow))))
     }
 }
@@ -212,7 +212,7 @@ impl CustomOp2 for Gather {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        let out = super::ops_cuda::gather(s1, l1, s2, l2, self.plane)?;
+        let out = super::pooling_cuda::gather(s1, l1, s2, l2, self.plane)?;
         Ok((out, l2.shape().clone()))
     }
 
@@ -291,7 +291,7 @@ impl CustomOp2 for Scatter {
         l2: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         let (b, c, _, _) = l1.shape().dims4()?;
-        let out = super::ops_cuda::scatter(s1, l1, s2, l2, self.h * self.w)?;
+        let out = super::pooling_cuda::scatter(s1, l1, s2, l2, self.h * self.w)?;
         Ok((out, Shape::from((b, c, self.h, self.w))))
     }
 

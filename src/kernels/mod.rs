@@ -1,0 +1,43 @@
+//! The hand-written kernels: every fused CPU op and every CUDA kernel of the crate, in one
+//! place, so that [`crate::models`] reads as architectures and [`crate::loss`] as the paper's
+//! losses. The models and losses call these ops; users rarely need them directly.
+//!
+//! Each fused op replaces a chain of candle ops (each a fresh full-size tensor forward and
+//! backward) by one graph node with an analytic gradient, and is checked against the same
+//! computation composed from candle ops (or against finite differences):
+//!
+//! | op | file | what it computes | replaces | checked by |
+//! |---|---|---|---|---|
+//! | pixel loss | `pixel_loss.rs` (+ `_cuda.rs`, `.cu`) | per pixel: softmax, `w[y]·CE + Σ s_p C[y][p]` (CE, IAL, exact one-hot `W` of Eq. 2, `CE + λW`), its gradient `w[y](s − e_y) + s ⊙ (C[y] − L_W)` | softmax, gather, matmul with the cost rows, reduction | `tests/theorem1.rs::fused_and_composed_agree_in_f32`, `tests/gradients.rs` (central differences in f64) |
+//! | soft-target `W` | `sinkhorn_loss.rs` (+ `_cuda.rs`, `.cu`) | one log-domain Sinkhorn solve per pixel, the gradient from the dual potential | a batched Sinkhorn built from tensor ops | `tests/soft_loss.rs` (host solver, finite differences) |
+//! | convolution | `conv.rs` | im2col + GEMM forward and backward, transposed convolution whose kernel tiles its output, bias | candle's direct CPU convolution backward | `conv::tests::conv_matches_candle`, `conv_transpose_matches_candle`, `add_bias_matches_candle` |
+//! | batch-norm (+ PReLU / ReLU) | `batch_norm.rs` | the whole layer, training and evaluation, running statistics as PyTorch | a dozen element-wise ops | `batch_norm::tests::fused_matches_composed_values_gradients_and_running_stats`, `fused_prelu_matches_composed`, `running_statistics_follow_pytorch` |
+//! | PReLU, residual PReLU | `prelu.rs` | `max(x, 0) + a·min(x, 0)`; `PReLU(main + branch)` | where, mul, add | `prelu::tests::fused_matches_composed`, `residual_matches_composed` |
+//! | ENet bottleneck | `bottleneck.rs` | `PReLU(main + m ⊙ branch(x))`, the branch's conv → batch-norm → PReLU units in blocks of rows that stay in L2 | ten graph nodes per bottleneck | `bottleneck::tests::fused_bottleneck_matches_candle`; `tests/models.rs::enet_matches_the_pytorch_reference` |
+//! | plane loops | `planes.rs` | batch-norm's affine map with PReLU, moments, gradient sums, in 8 lanes with AVX2 + FMA where present | scalar loops | `planes::tests::sums_match_f64` |
+//! | max-pool with indices, max-unpool | [`pooling`] (+ `_cuda.rs`, `.cu`) | argmax-pool, gather, scatter (CPU and CUDA), their gradients | (candle has none) | `pooling::tests::gradients_match_finite_differences`, `pooling_2x2_matches_the_general_kernel` |
+//!
+//! Helpers: `numeric.rs` (a float trait, branch-free `exp` / `ln` that vectorise, AVX2
+//! detection, the ops' view of candle's CPU storage) and, with the `cuda` feature, `cuda.rs`
+//! (NVRTC compilation of the `.cu` sources once per process, contiguous device views).
+//!
+//! The fused CPU paths run for contiguous `f32` (and `f64` for the losses) on the CPU; other
+//! devices and dtypes take candle's kernels or the crate's CUDA kernels, with the same results.
+
+pub(crate) mod batch_norm;
+pub(crate) mod bottleneck;
+pub(crate) mod conv;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
+pub(crate) mod numeric;
+pub(crate) mod pixel_loss;
+#[cfg(feature = "cuda")]
+mod pixel_loss_cuda;
+pub(crate) mod planes;
+pub mod pooling;
+#[cfg(feature = "cuda")]
+mod pooling_cuda;
+pub(crate) mod prelu;
+pub(crate) mod sinkhorn_loss;
+#[cfg(feature = "cuda")]
+mod sinkhorn_loss_cuda;
