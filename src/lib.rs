@@ -39,6 +39,7 @@
 //! | Fig. 5 confusion statistics, Fig. 7 overlays, training curves, results tables | [`train::confusion_spread`], [`plot::comparison`], [`train::curves`], [`train::results_table`] | 05 |
 //! | quick ablations of ground matrices and `f(d)` | [`train::ablate`] | `08-ablations` |
 //! | plots | [`plot`] | all |
+//! | the fused CPU/CUDA kernels behind the losses and the segmenters (what each replaces, the test that checks it) | [`kernels`] | `03-segmenters` (speed) |
 //!
 //! ## A first example
 //!

@@ -55,12 +55,43 @@ fn gradients_match_finite_differences() {
         &logits,
         &labels,
     );
+    let (d4, cw) =
+        (d.transform(Transform::Huber { tau: 0.5 }).unwrap(), ImportanceWeights::default().class_weights(&CAMVID));
+    check_gradient(
+        "weighted_ce_plus_wasserstein",
+        &move |z, y| loss::weighted_ce_plus_wasserstein(z, y, &cw, &d4, 0.7, cfg),
+        &logits,
+        &labels,
+    );
     check_gradient("l1", &|z, y| loss::l1(z, y, cfg), &logits, &labels);
     // Sum reduction and a classification-shaped input [B, N].
     let flat = logits_f64(&mut rng, (5, n, 1, 1), 2.0).reshape((5, n)).unwrap();
     let flat_labels = labels_u32(&mut rng, (5, 1, 1), n, None, 0.0).reshape(5).unwrap();
     let sum = LossConfig { reduction: Reduction::Sum, ..Default::default() };
     check_gradient("wasserstein [B, N] sum", &move |z, y| loss::wasserstein(z, y, &d, sum), &flat, &flat_labels);
+}
+
+/// The class-weighted `CE + λW` is, pixel for pixel, the weighted CE plus λ times the composed
+/// (candle-ops) Wasserstein loss.
+#[test]
+fn weighted_ce_plus_wasserstein_is_the_sum_of_its_terms() {
+    let mut rng = Rng(15);
+    let n = CAMVID.len();
+    let logits = logits_f64(&mut rng, (2, n, 3, 4), 2.0);
+    let labels = labels_u32(&mut rng, (2, 3, 4), n, Some(11), 0.25);
+    let map = LossConfig { ignore_index: Some(11), reduction: Reduction::None };
+    let d = GroundMatrix::severity(&CAMVID).transform(Transform::Power { rho: 2.0 }).unwrap();
+    let w: Vec<f64> = (0..n).map(|k| 1.0 + k as f64).collect();
+    let both = loss::weighted_ce_plus_wasserstein(&logits, &labels, &w, &d, 0.3, map).unwrap();
+    let ce = loss::importance_aware_cross_entropy(&logits, &labels, &w, map).unwrap();
+    let wd = loss::wasserstein_composed(&logits, &labels, &d, map).unwrap();
+    let want = (ce + (wd * 0.3).unwrap()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let got = both.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-12 + 1e-12 * b.abs(), "{a} vs {b}");
+    }
+    let e = loss::weighted_ce_plus_wasserstein(&logits, &labels, &w[..3], &d, 0.3, map).unwrap_err();
+    assert!(e.to_string().contains("class weights"), "{e}");
 }
 
 #[test]

@@ -220,6 +220,47 @@ fn count_void(cfg: &RunConfig) -> u64 {
         .sum()
 }
 
+/// A run with class weights counted from its training images records them (the same numbers
+/// as `ClassFrequencies` on those images), and evaluation at native size counts every
+/// non-void pixel of the 360×480 labels while the network saw 64×96 images.
+#[test]
+fn class_weights_are_recorded_and_evaluation_runs_at_native_size() {
+    if !camvid() {
+        return;
+    }
+    let dir = temp("weights");
+    let mut cfg = quick_config("weighted");
+    cfg.epochs = 1;
+    cfg.data.eval_native = true;
+    // Fence (class 7) is absent from the first four training images: median-frequency
+    // balancing would give it an infinite weight, and says so before training.
+    cfg.loss.class_weights = train::ClassWeighting::MedianFrequency;
+    let e = train::run(&cfg, dir.join("median"), |_| {}).err().expect("an absent class must be refused").to_string();
+    assert!(e.contains("class 7"), "{e}");
+    cfg.loss.class_weights = train::ClassWeighting::Enet;
+    let trained = train::run(&cfg, &dir, |_| {}).unwrap();
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("class_weights.json")).unwrap()).unwrap();
+    let train_set =
+        rwt::data::CamVid::new(rwt::data::locate("camvid", None).unwrap(), rwt::data::Split::Train).unwrap();
+    let freq = train::ClassFrequencies::of(&train_set, Some(4)).unwrap();
+    assert_eq!(freq.images, 4);
+    let want = freq.enet_weights(1.02).unwrap();
+    let got: Vec<f64> = rec["weights"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(got, want);
+    assert_eq!(rec["weighting"], "enet");
+    // Native-size evaluation: every labelled pixel of the first two 360×480 test images.
+    let native = RunConfig { data: rwt::train::config::DataConfig { size: None, ..cfg.data.clone() }, ..cfg.clone() };
+    assert_eq!(trained.report.pixels, 2 * 360 * 480 - count_void(&native));
+    // The run's evaluation is what train::eval gives for the same weights.
+    assert_eq!(train::eval(&cfg, &dir).unwrap(), trained.report);
+    // Weights only apply to CE terms; native evaluation needs a training size.
+    let bad = RunConfig { loss: rwt::train::config::LossSpec { kind: "w".into(), ..cfg.loss.clone() }, ..cfg.clone() };
+    assert!(bad.validate().unwrap_err().to_string().contains("class_weights"));
+    let bad = RunConfig { data: rwt::train::config::DataConfig { size: None, ..cfg.data.clone() }, ..cfg.clone() };
+    assert!(bad.validate().unwrap_err().to_string().contains("eval_native"));
+}
+
 trait WithSeconds {
     fn with_seconds_of(self, other: &train::History) -> train::History;
 }
@@ -262,8 +303,24 @@ fn ablations_fine_tune_every_variant_from_the_same_weights() {
     assert_ne!(out.rows[0].1, init.report);
     let dup = AblationConfig { variants: vec![cfg.variants[0].clone(), cfg.variants[0].clone()], ..cfg.clone() };
     assert!(train::ablate(&dup, dir.join("dup"), |_| {}).unwrap_err().to_string().contains("share"));
-    let none = AblationConfig { variants: vec![], ..cfg };
+    let none = AblationConfig { variants: vec![], ..cfg.clone() };
     assert!(train::ablate(&none, dir.join("none"), |_| {}).is_err());
+    // Two seeds: a run per variant and seed, and a mean ± sd summary whose mIoU is the mean
+    // of the two runs'.
+    let seeded = AblationConfig { seeds: vec![0, 1], variants: vec![cfg.variants[0].clone()], ..cfg.clone() };
+    let out = train::ablate(&seeded, dir.join("seeds"), |_| {}).unwrap();
+    assert_eq!(out.rows.len(), 2);
+    assert_eq!(out.rows[1].0, "W, f = d (seed 1)");
+    assert!(dir.join("seeds/w-f-d/seed-1/metrics.json").is_file());
+    assert_eq!(out.variant_of_row, vec![0, 0]);
+    let summary = out.summary().to_markdown();
+    let (a, b) = (out.rows[0].1.miou.unwrap(), out.rows[1].1.miou.unwrap());
+    let sd = ((a - b).abs() / 2f64.sqrt()) * 100.0;
+    let want = format!("{:.1} ± {sd:.1}", 50.0 * (a + b));
+    assert!(summary.contains(&want), "{want} not in {summary}");
+    assert!(std::fs::read_to_string(dir.join("seeds/summary.md")).unwrap().contains(&want));
+    let twice = AblationConfig { seeds: vec![3, 3], ..seeded };
+    assert!(train::ablate(&twice, dir.join("twice"), |_| {}).unwrap_err().to_string().contains("twice"));
 }
 
 #[cfg(feature = "cli")]

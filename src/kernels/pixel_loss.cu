@@ -1,4 +1,4 @@
-// Fused per-pixel softmax losses on the GPU, the CUDA side of src/loss/pixel.rs:
+// Fused per-pixel softmax losses on the GPU, the CUDA side of src/kernels/pixel_loss.rs:
 //   L   = w[y] (logsumexp(z) - z_y) + sum_p s_p C[y][p]
 //   dL/dz_k = dOut * ( w[y] (s_k - [k = y]) + s_k (C[y][k] - L_W) )
 // One thread per pixel; logits are [B, N, S] contiguous, so consecutive threads read

@@ -20,8 +20,8 @@
 // better there than zipped iterators.
 #![allow(clippy::needless_range_loop)]
 
-use crate::loss::LabelInt;
 use crate::kernels::numeric::{contiguous_part, has_avx2_fma, Real, SyncPtr};
+use crate::loss::LabelInt;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;

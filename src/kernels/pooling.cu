@@ -1,4 +1,4 @@
-// Pooling with indices and unpooling on the GPU, the CUDA side of src/models/ops.rs.
+// Pooling with indices and unpooling on the GPU, the CUDA side of src/kernels/pooling.rs.
 // Indices are flat positions inside each H x W plane. Compiled at run time by NVRTC.
 
 template <typename T>

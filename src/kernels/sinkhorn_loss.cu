@@ -1,5 +1,5 @@
 // Per-pixel log-domain Sinkhorn for the soft-target Wasserstein loss, the CUDA side of
-// src/loss/sinkhorn.rs and src/ot/sinkhorn.rs. One thread per pixel; the potentials live in
+// src/kernels/sinkhorn_loss.rs and src/ot/sinkhorn.rs. One thread per pixel; the potentials live in
 // per-thread arrays (N <= RWT_MAX_N). Same updates, epsilon schedule, over-relaxation with
 // fall-back, stopping rule and outputs as the CPU solver:
 //   out[b, 0, j]     = value (sharp <P, M> or entropic <a, f> + <b, g>)

@@ -1,7 +1,7 @@
 //! Cross-entropy and the importance-aware cross-entropy (IAL).
 
-use crate::kernels::pixel_loss::PixelLoss;
 use super::{check_logits_labels, count_valid_labels, reduce, LossConfig};
+use crate::kernels::pixel_loss::PixelLoss;
 use crate::{Error, Result};
 use candle_core::Tensor;
 

@@ -5,7 +5,7 @@
 //! | [`wasserstein`] (exact one-hot, any `D` and `f`) | Eq. 2, Theorem 1 | `wasserstein.rs` |
 //! | [`cross_entropy`], [`importance_aware_cross_entropy`] | CE baseline, IAL | `cross_entropy.rs` |
 //! | [`l1`], [`l1_soft`] (`½‖s − t‖₁`) | Eq. 5 | `l1.rs` |
-//! | [`ce_plus_wasserstein`] (`CE + λ·W`) | Section IV, fine-tuning | `combined.rs` |
+//! | [`ce_plus_wasserstein`] (`CE + λ·W`), [`weighted_ce_plus_wasserstein`] (class-weighted CE term) | Section IV, fine-tuning | `combined.rs` |
 //! | [`wasserstein_soft`] (soft targets, Sinkhorn) | Section IV.B–C | `sinkhorn.rs` |
 //!
 //! Every loss takes a [`LossConfig`]: an optional ignore label (CamVid 11, Cityscapes 255),
@@ -22,7 +22,7 @@ mod l1;
 mod sinkhorn;
 mod wasserstein;
 
-pub use combined::ce_plus_wasserstein;
+pub use combined::{ce_plus_wasserstein, weighted_ce_plus_wasserstein};
 pub use cross_entropy::{cross_entropy, importance_aware_cross_entropy};
 pub use l1::{l1, l1_soft};
 pub use sinkhorn::{wasserstein_soft, SoftWasserstein};

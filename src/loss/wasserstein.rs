@@ -1,7 +1,7 @@
 //! The exact one-hot Wasserstein loss (Eq. 2, Theorem 1).
 
-use crate::kernels::pixel_loss::PixelLoss;
 use super::{check_logits_labels, count_valid_labels, reduce, LossConfig};
+use crate::kernels::pixel_loss::PixelLoss;
 use crate::{Error, GroundMatrix, Result};
 use candle_core::{DType, Tensor};
 

@@ -14,6 +14,7 @@
 //! hflip = true
 //! batch_size = 4
 //! eval_split = "test"
+//! eval_native = true          # evaluate at the labels' native size (logits upsampled)
 //!
 //! [model]
 //! kind = "enet"               # enet | segnet | fcn8s | deeplabv2
@@ -24,6 +25,7 @@
 //! ground = "severity"         # severity | importance | uniform | path to a CSV matrix
 //! transform = "huber"         # linear | power | huber | step
 //! tau = 0.5
+//! class_weights = "none"      # none | enet | median_frequency | [w1, ..., wN] (CE terms)
 //!
 //! [optim]
 //! kind = "sgd"                # sgd | adam
@@ -34,7 +36,7 @@
 //! Every field has a default (see each struct), so a config names only what it changes.
 //! [`RunConfig::quick`] shrinks a run for tests (`RWT_QUICK=1`).
 
-use super::Objective;
+use super::{ClassFrequencies, ClassWeighting, Objective};
 use crate::classes::ClassSet;
 use crate::data::{self, Augment, Dataset, Loader, LoaderConfig, Split};
 use crate::ground::{GroundMatrix, ImportanceWeights};
@@ -116,6 +118,10 @@ pub struct DataConfig {
     pub eval_limit: Option<usize>,
     /// The split evaluated: `val` or `test`.
     pub eval_split: String,
+    /// Evaluate at the labels' native resolution: the network sees the images resized to
+    /// `size`, its logits are upsampled bilinearly to the labels (so that figures compare with
+    /// published ones). `false`: evaluate at `size`.
+    pub eval_native: bool,
 }
 
 impl Default for DataConfig {
@@ -131,6 +137,7 @@ impl Default for DataConfig {
             train_limit: None,
             eval_limit: None,
             eval_split: "val".into(),
+            eval_native: false,
         }
     }
 }
@@ -179,6 +186,9 @@ pub struct LossSpec {
     pub smoothing: f64,
     /// Sinkhorn's ε (fraction of the largest cost) for `soft-w`.
     pub epsilon: f64,
+    /// Class weights of the cross-entropy term of `ce` and `ce+w`: `"none"`, `"enet"`,
+    /// `"median_frequency"` (counted from the training labels) or one number per class.
+    pub class_weights: ClassWeighting,
 }
 
 impl Default for LossSpec {
@@ -193,6 +203,7 @@ impl Default for LossSpec {
             importance: ImportanceWeights::default().weights,
             smoothing: 0.1,
             epsilon: 0.05,
+            class_weights: ClassWeighting::None,
         }
     }
 }
@@ -288,6 +299,17 @@ impl RunConfig {
             return Err(Error::invalid("optim.kind", &self.optim.kind, "expected sgd or adam"));
         }
         ImportanceWeights::new(self.loss.importance)?;
+        self.loss.class_weights.validate()?;
+        if self.loss.class_weights != ClassWeighting::None && !matches!(self.loss.kind.as_str(), "ce" | "ce+w") {
+            return Err(Error::invalid(
+                "loss.class_weights",
+                self.loss.class_weights.name(),
+                format!("weights the CE term of ce and ce+w; loss.kind = {:?} has none", self.loss.kind),
+            ));
+        }
+        if self.data.eval_native && self.data.size.is_none() {
+            return Err(Error::invalid("data.eval_native", true, "needs data.size (the size the network sees)"));
+        }
         Ok(())
     }
 
@@ -362,11 +384,22 @@ impl RunConfig {
         }
     }
 
-    /// The objective for `classes`: the loss kind with the ground matrix under `f`.
+    /// The objective for `classes`: the loss kind with the ground matrix under `f`. Class
+    /// weights counted from the data (`enet`, `median_frequency`) need [`Self::objective_with`].
     pub fn objective(&self, classes: &ClassSet) -> Result<Objective> {
+        self.objective_with(classes, None)
+    }
+
+    /// [`Self::objective`] with the training labels' class frequencies, from which `enet` and
+    /// `median_frequency` class weights are computed ([`ClassFrequencies::of`]).
+    pub fn objective_with(&self, classes: &ClassSet, frequencies: Option<&ClassFrequencies>) -> Result<Objective> {
         let ground = || -> Result<GroundMatrix> { self.ground(classes)?.transform(self.transform()?) };
+        let class_weights = || self.loss.class_weights.weights(classes.len(), frequencies);
         Ok(match self.loss.kind.as_str() {
-            "ce" => Objective::CrossEntropy,
+            "ce" => match class_weights()? {
+                None => Objective::CrossEntropy,
+                Some(weights) => Objective::WeightedCrossEntropy { weights },
+            },
             "ial" => Objective::ImportanceAware {
                 weights: ImportanceWeights::new(self.loss.importance)?.class_weights(classes),
             },
@@ -375,7 +408,11 @@ impl RunConfig {
                 if !(self.loss.lambda.is_finite() && self.loss.lambda >= 0.0) {
                     return Err(Error::invalid("loss.lambda", self.loss.lambda, "must be finite and >= 0"));
                 }
-                Objective::CePlusWasserstein { ground: ground()?, lambda: self.loss.lambda }
+                Objective::CePlusWasserstein {
+                    ground: ground()?,
+                    lambda: self.loss.lambda,
+                    class_weights: class_weights()?,
+                }
             }
             "soft-w" => Objective::SoftWasserstein {
                 ground: ground()?,
@@ -410,17 +447,25 @@ impl RunConfig {
         Loader::new(self.dataset(Split::Train)?, cfg, device.clone())
     }
 
-    /// The evaluation loader: the evaluated split, in order, resized only.
+    /// The evaluation loader: the evaluated split, in order, resized to `data.size` (at native
+    /// size with `data.eval_native`).
     pub fn eval_loader(&self, device: &Device) -> Result<Loader> {
+        let resize = if self.data.eval_native { None } else { self.data.size.map(|[h, w]| (h, w)) };
         let cfg = LoaderConfig {
             batch_size: self.data.batch_size,
             shuffle: false,
             seed: self.seed,
-            augment: Augment { resize: self.data.size.map(|[h, w]| (h, w)), ..Augment::none() },
+            augment: Augment { resize, ..Augment::none() },
             limit: self.data.eval_limit,
             ..Default::default()
         };
         Loader::new(self.dataset(self.eval_split()?)?, cfg, device.clone())
+    }
+
+    /// The input size of evaluation: `data.size` when `data.eval_native` (the images are
+    /// resized for the network, the logits back), else `None`.
+    pub fn eval_input_size(&self) -> Option<(usize, usize)> {
+        self.data.size.filter(|_| self.data.eval_native).map(|[h, w]| (h as usize, w as usize))
     }
 
     /// The optimiser over every variable of `varmap`.

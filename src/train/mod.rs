@@ -8,12 +8,14 @@
 
 pub mod ablation;
 pub mod checkpoint;
+mod class_weights;
 pub mod config;
 mod objective;
 pub mod report;
 mod run;
 
 pub use ablation::{ablate, Ablation, AblationConfig, Variant};
+pub use class_weights::{ClassFrequencies, ClassWeighting};
 pub use config::{quick_mode, RunConfig};
 pub use objective::{smoothed_targets, Objective};
 pub use report::{confusion_spread, curves, results_table, EpochRecord, EvalReport, History};
@@ -145,6 +147,18 @@ pub fn predict(net: &dyn Segmenter, images: &candle_core::Tensor) -> Result<cand
 /// Runs the segmenter (evaluation mode) over every batch of `loader.epoch(0)` and counts
 /// predictions against labels (the dataset's void label ignored).
 pub fn evaluate(net: &dyn Segmenter, loader: &Loader) -> Result<ConfusionMatrix> {
+    evaluate_resized(net, loader, None)
+}
+
+/// [`evaluate`] where the network sees the images resized (bilinearly) to `input`
+/// `(height, width)` and its logits are resized back (bilinearly) to the labels' size before
+/// the arg-max: a network trained at a lower resolution, evaluated at the labels' native one
+/// so that its figures compare with published ones. `None`: the images as they come.
+pub fn evaluate_resized(
+    net: &dyn Segmenter,
+    loader: &Loader,
+    input: Option<(usize, usize)>,
+) -> Result<ConfusionMatrix> {
     crate::device::retain_freed_memory();
     let classes = loader.dataset().classes();
     if classes.len() != net.num_classes() {
@@ -157,8 +171,15 @@ pub fn evaluate(net: &dyn Segmenter, loader: &Loader) -> Result<ConfusionMatrix>
     let mut cm = ConfusionMatrix::for_classes(classes);
     for batch in loader.epoch(0) {
         let batch = batch?;
-        let out = net.forward_all(&batch.images, false)?;
-        cm.update_tensors(&out.logits, &batch.labels)?;
+        let logits = match input {
+            None => net.forward_all(&batch.images, false)?.logits,
+            Some((h, w)) => {
+                let (_, _, lh, lw) = batch.images.dims4()?;
+                let x = crate::models::layers::resize_bilinear(&batch.images, h, w)?;
+                crate::models::layers::resize_bilinear(&net.forward_all(&x, false)?.logits, lh, lw)?
+            }
+        };
+        cm.update_tensors(&logits, &batch.labels)?;
     }
     Ok(cm)
 }

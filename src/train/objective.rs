@@ -12,6 +12,13 @@ use candle_core::{DType, Tensor};
 pub enum Objective {
     /// Cross-entropy, the paper's baseline.
     CrossEntropy,
+    /// Cross-entropy with one weight per true class, `w[y]·(−log s_y)`, for class balancing
+    /// (ENet's or median-frequency weights, [`super::ClassWeighting`]); the mean is over
+    /// pixels, as for every loss here.
+    WeightedCrossEntropy {
+        /// `N` class weights.
+        weights: Vec<f64>,
+    },
     /// Importance-aware cross-entropy (IAL) with one weight per class.
     ImportanceAware {
         /// `N` class weights.
@@ -23,12 +30,14 @@ pub enum Objective {
         /// `D[truth][pred]`.
         ground: GroundMatrix,
     },
-    /// `CE + λ·W` (the paper's fine-tuning objective).
+    /// `CE + λ·W` (the paper's fine-tuning objective), the CE term optionally class-weighted.
     CePlusWasserstein {
         /// `D[truth][pred]`.
         ground: GroundMatrix,
         /// The weight λ of the Wasserstein term.
         lambda: f64,
+        /// `N` weights of the CE term (`None`: all 1).
+        class_weights: Option<Vec<f64>>,
     },
     /// The entropic Wasserstein loss to soft targets (Section IV.B–C), solved by Sinkhorn:
     /// each label becomes the smoothed histogram `(1 − σ)·onehot(y) + σ/N` — the smoothed
@@ -72,12 +81,18 @@ impl Objective {
     pub fn loss(&self, logits: &Tensor, labels: &Tensor, cfg: LossConfig) -> Result<Tensor> {
         match self {
             Objective::CrossEntropy => loss::cross_entropy(logits, labels, cfg),
+            Objective::WeightedCrossEntropy { weights } => {
+                loss::importance_aware_cross_entropy(logits, labels, weights, cfg)
+            }
             Objective::ImportanceAware { weights } => {
                 loss::importance_aware_cross_entropy(logits, labels, weights, cfg)
             }
             Objective::Wasserstein { ground } => loss::wasserstein(logits, labels, ground, cfg),
-            Objective::CePlusWasserstein { ground, lambda } => {
+            Objective::CePlusWasserstein { ground, lambda, class_weights: None } => {
                 loss::ce_plus_wasserstein(logits, labels, ground, *lambda, cfg)
+            }
+            Objective::CePlusWasserstein { ground, lambda, class_weights: Some(w) } => {
+                loss::weighted_ce_plus_wasserstein(logits, labels, w, ground, *lambda, cfg)
             }
             Objective::SoftWasserstein { ground, smoothing, sinkhorn } => {
                 let n = logits.dim(1)?;
@@ -90,7 +105,7 @@ impl Objective {
     /// A short name for tables and run folders (`ce`, `ial`, `w`, `ce+w`, `soft-w`).
     pub fn name(&self) -> &'static str {
         match self {
-            Objective::CrossEntropy => "ce",
+            Objective::CrossEntropy | Objective::WeightedCrossEntropy { .. } => "ce",
             Objective::ImportanceAware { .. } => "ial",
             Objective::Wasserstein { .. } => "w",
             Objective::CePlusWasserstein { .. } => "ce+w",
@@ -102,7 +117,14 @@ impl Objective {
     pub fn validate(&self, n: usize) -> Result<()> {
         let got = match self {
             Objective::CrossEntropy => return Ok(()),
-            Objective::ImportanceAware { weights } => weights.len(),
+            Objective::ImportanceAware { weights } | Objective::WeightedCrossEntropy { weights } => weights.len(),
+            Objective::CePlusWasserstein { class_weights: Some(w), ground, .. } if w.len() != ground.num_classes() => {
+                return Err(Error::ClassCount {
+                    what: "CE weights vs ground matrix classes",
+                    expected: ground.num_classes(),
+                    got: w.len(),
+                })
+            }
             Objective::Wasserstein { ground }
             | Objective::CePlusWasserstein { ground, .. }
             | Objective::SoftWasserstein { ground, .. } => ground.num_classes(),

@@ -4,6 +4,8 @@
 //! ```text
 //! runs/enet-ce/
 //!   config.toml        the config as run
+//!   class_weights.json the CE class weights and the label counts they came from (when
+//!                      loss.class_weights is enet or median_frequency)
 //!   checkpoint/        weights, optimiser state, position (written after every epoch)
 //!   history.json       loss, rate, time and evaluation of every epoch
 //!   metrics.json       the last evaluation (per-class IoU, group IoU, mIoU, severity cost, confusion)
@@ -17,7 +19,7 @@
 
 use super::config::RunConfig;
 use super::report::{write_json, EpochRecord, EvalReport, History};
-use super::{checkpoint, evaluate, train_epoch_observed, BatchEvent, Progress};
+use super::{checkpoint, evaluate_resized, train_epoch_observed, BatchEvent, ClassFrequencies, Progress};
 use crate::models::{weights, Segmenter, SegmenterConfig};
 use crate::{Error, Result};
 use candle_nn::VarMap;
@@ -136,7 +138,21 @@ pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunE
     if let Some(init) = &cfg.model.init {
         weights::load(&varmap, init_weights_path(init)?, true)?;
     }
-    let objective = cfg.objective(classes)?;
+    let objective = if cfg.loss.class_weights.needs_frequencies() {
+        let freq = ClassFrequencies::of(train_loader.dataset().as_ref(), cfg.data.train_limit)?;
+        let objective = cfg.objective_with(classes, Some(&freq))?;
+        let weights = cfg.loss.class_weights.weights(classes.len(), Some(&freq))?;
+        let record = serde_json::json!({
+            "weighting": cfg.loss.class_weights.name(),
+            "classes": classes.names,
+            "weights": weights,
+            "frequencies": freq,
+        });
+        write_json(dir.join("class_weights.json"), &record)?;
+        objective
+    } else {
+        cfg.objective(classes)?
+    };
     let mut opt = cfg.optimizer(&varmap)?;
     let batches = train_loader.batches_per_epoch();
     let mut progress = Progress {
@@ -163,7 +179,7 @@ pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunE
             })?;
         let seconds = t0.elapsed().as_secs_f64();
         let eval = if (epoch + 1) % cfg.eval_every == 0 || epoch + 1 == cfg.epochs {
-            Some(EvalReport::new(&evaluate(net.as_ref(), &eval_loader)?, classes)?)
+            Some(EvalReport::new(&evaluate_resized(net.as_ref(), &eval_loader, cfg.eval_input_size())?, classes)?)
         } else {
             None
         };
@@ -184,7 +200,7 @@ pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunE
     }
     let report = match history.last_eval() {
         Some(r) => r.clone(),
-        None => EvalReport::new(&evaluate(net.as_ref(), &eval_loader)?, classes)?,
+        None => EvalReport::new(&evaluate_resized(net.as_ref(), &eval_loader, cfg.eval_input_size())?, classes)?,
     };
     write_json(dir.join("metrics.json"), &report)?;
     crate::io::write_atomic(dir.join("curves.svg"), history.curves().to_svg().as_bytes())?;
@@ -208,5 +224,5 @@ pub fn eval(cfg: &RunConfig, weights_path: &Path) -> Result<EvalReport> {
     let seg_cfg = SegmenterConfig::new(classes.len()).with_width(cfg.model.width);
     let (varmap, net) = weights::build_seeded(cfg.model_kind()?, &seg_cfg, &device, cfg.seed)?;
     weights::load(&varmap, init_weights_path(weights_path)?, true)?;
-    EvalReport::new(&evaluate(net.as_ref(), &eval_loader)?, classes)
+    EvalReport::new(&evaluate_resized(net.as_ref(), &eval_loader, cfg.eval_input_size())?, classes)
 }
