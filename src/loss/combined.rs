@@ -1,8 +1,8 @@
 //! `CE + λ·W`: cross-entropy plus the exact Wasserstein loss, in one fused pass.
 
-use crate::kernels::pixel_loss::PixelLoss;
 use super::wasserstein::check_ground;
-use super::{check_logits_labels, count_valid_labels, reduce, LossConfig};
+use super::{check_logits_labels, cost_rows, count_valid_labels, reduce, LossConfig};
+use crate::kernels::pixel_loss::PixelLoss;
 use crate::{Error, GroundMatrix, Result};
 use candle_core::Tensor;
 
@@ -35,9 +35,9 @@ pub fn ce_plus_wasserstein(
     if !(lambda.is_finite() && lambda >= 0.0) {
         return Err(Error::invalid("lambda", lambda, "the Wasserstein weight must be finite and >= 0"));
     }
+    let cost = cost_rows(ground, Some(lambda), logits.dtype())?;
     let n_valid = count_valid_labels(labels, shape.n, cfg.ignore_index)?;
-    let cost = ground.values().iter().map(|v| lambda * v).collect();
     let op = PixelLoss { n: shape.n, ce_weights: Some(vec![1.0; shape.n]), cost: Some(cost), ignore: cfg.ignore_index };
-    let map = op.map(&logits.contiguous()?, &labels.contiguous()?)?;
-    reduce(map, labels, n_valid, cfg.reduction)
+    let (map, checked) = op.map("ce_plus_wasserstein", &logits.contiguous()?, &labels.contiguous()?)?;
+    reduce("ce_plus_wasserstein", map, labels.dims(), n_valid, cfg.reduction, checked)
 }

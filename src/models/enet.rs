@@ -14,12 +14,12 @@
 //! input), the agent's state in Section III.C; the **penultimate** map is the output of
 //! bottleneck 5.1 (16 channels at 1/2), the last layer before the classifier.
 
-use crate::kernels::bottleneck::{self, Bottleneck};
 use super::layers::{batch_norm, channel_mask, dropout2d, Act, BatchNorm, Conv, ConvSpec, ConvTranspose};
+use super::{Segmenter, SegmenterConfig, SegmenterOutput};
+use crate::kernels::bottleneck::{self, Bottleneck};
+use crate::kernels::numeric::cpu_f32;
 use crate::kernels::pooling::{max_pool2d_with_indices, max_unpool2d};
 use crate::kernels::prelu::residual_prelu;
-use super::{Segmenter, SegmenterConfig, SegmenterOutput};
-use crate::kernels::numeric::cpu_f32;
 use crate::Result;
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;

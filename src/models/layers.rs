@@ -4,8 +4,8 @@
 //! `running_mean`, `running_var`), so torchvision checkpoints map onto them by name.
 
 pub use crate::kernels::batch_norm::BatchNorm;
-pub use crate::kernels::prelu::PRelu;
 use crate::kernels::numeric::cpu_f32;
+pub use crate::kernels::prelu::PRelu;
 use crate::Result;
 use candle_core::{DType, Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;

@@ -9,9 +9,9 @@
 //! resolution), before the classifier.
 
 use super::layers::{batch_norm, BatchNorm, Conv, ConvSpec};
-use crate::kernels::pooling::{max_pool2d_with_indices, max_unpool2d};
 use super::vgg::Vgg16;
 use super::{Segmenter, SegmenterConfig, SegmenterOutput};
+use crate::kernels::pooling::{max_pool2d_with_indices, max_unpool2d};
 use crate::Result;
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;

@@ -263,7 +263,12 @@ impl RunConfig {
         self
     }
 
-    /// Checks every field without touching the disk; the error names the bad one.
+    /// Checks every field without touching the disk — the loss parameters too, also those
+    /// the chosen `loss.kind` does not read — and, for a preset ground matrix, builds the
+    /// objective (so that a transform that overflows it, or a Sinkhorn ε that cannot be
+    /// iterated with, is caught here); the error names the bad field. A CSV ground matrix is
+    /// read and checked by [`RunConfig::objective`], which [`super::run`] calls before it
+    /// writes anything.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
             return Err(Error::invalid("epochs", 0, "a run needs at least one epoch"));
@@ -288,7 +293,33 @@ impl RunConfig {
             return Err(Error::invalid("optim.kind", &self.optim.kind, "expected sgd or adam"));
         }
         ImportanceWeights::new(self.loss.importance)?;
+        let l = &self.loss;
+        super::objective::check_lambda(l.lambda)?;
+        super::objective::check_smoothing(l.smoothing)?;
+        if !(l.epsilon.is_finite() && l.epsilon > 0.0) {
+            return Err(Error::invalid("loss.epsilon", l.epsilon, "Sinkhorn's epsilon must be finite and > 0"));
+        }
+        if !(l.rho.is_finite() && l.rho > 0.0) {
+            return Err(Error::invalid("loss.rho", l.rho, "the power transform needs a finite rho > 0"));
+        }
+        if !(l.tau.is_finite() && l.tau > 0.0) {
+            return Err(Error::invalid("loss.tau", l.tau, "the Huber transform needs a finite tau > 0"));
+        }
+        if matches!(l.ground.as_str(), "severity" | "importance" | "uniform") {
+            self.objective(self.classes()?)?;
+        } else {
+            self.classes()?;
+        }
         Ok(())
+    }
+
+    /// The class set of `data.dataset` (GTA5 is labelled with the Cityscapes classes).
+    pub fn classes(&self) -> Result<&'static ClassSet> {
+        match self.data.dataset.as_str() {
+            "camvid" => Ok(&crate::classes::CAMVID),
+            "cityscapes" | "gta5" => Ok(&crate::classes::CITYSCAPES),
+            other => Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes or gta5")),
+        }
     }
 
     /// The segmenter kind.
@@ -362,28 +393,26 @@ impl RunConfig {
         }
     }
 
-    /// The objective for `classes`: the loss kind with the ground matrix under `f`.
+    /// The objective for `classes`: the loss kind with the ground matrix under `f`, its
+    /// parameters checked ([`Objective::check_parameters`]).
     pub fn objective(&self, classes: &ClassSet) -> Result<Objective> {
         let ground = || -> Result<GroundMatrix> { self.ground(classes)?.transform(self.transform()?) };
-        Ok(match self.loss.kind.as_str() {
+        let objective = match self.loss.kind.as_str() {
             "ce" => Objective::CrossEntropy,
             "ial" => Objective::ImportanceAware {
                 weights: ImportanceWeights::new(self.loss.importance)?.class_weights(classes),
             },
             "w" => Objective::Wasserstein { ground: ground()? },
-            "ce+w" => {
-                if !(self.loss.lambda.is_finite() && self.loss.lambda >= 0.0) {
-                    return Err(Error::invalid("loss.lambda", self.loss.lambda, "must be finite and >= 0"));
-                }
-                Objective::CePlusWasserstein { ground: ground()?, lambda: self.loss.lambda }
-            }
+            "ce+w" => Objective::CePlusWasserstein { ground: ground()?, lambda: self.loss.lambda },
             "soft-w" => Objective::SoftWasserstein {
                 ground: ground()?,
                 smoothing: self.loss.smoothing,
                 sinkhorn: SinkhornConfig { epsilon: self.loss.epsilon, ..Default::default() },
             },
             other => return Err(Error::invalid("loss.kind", other, "expected ce, ial, w, ce+w or soft-w")),
-        })
+        };
+        objective.check_parameters()?;
+        Ok(objective)
     }
 
     /// The dataset of `split`.

@@ -100,23 +100,9 @@ pub fn init_weights_path(path: &Path) -> Result<PathBuf> {
 /// batch and epoch. Resumes from `dir/checkpoint` when it was written by the same config.
 pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunEvent)) -> Result<Trained> {
     cfg.validate()?;
-    let dir = dir.as_ref().to_path_buf();
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
-    let config_text = cfg.to_toml()?;
-    let ckpt = dir.join("checkpoint");
-    let resuming = ckpt.join("state.txt").is_file();
-    if resuming {
-        let previous = RunConfig::from_file(dir.join("config.toml"))?;
-        if previous != *cfg {
-            return Err(Error::invalid(
-                "run folder",
-                dir.display(),
-                "holds a checkpoint of a different config; choose another folder or delete it",
-            ));
-        }
-    }
-    crate::io::write_atomic(dir.join("config.toml"), config_text.as_bytes())?;
-
+    // Everything the config holds (a CSV ground matrix included) is checked, and the data and
+    // model built, before the run folder is made.
+    let objective = cfg.objective(cfg.classes()?)?;
     let device = cfg.device()?;
     let (train_loader, eval_loader) = (cfg.train_loader(&device)?, cfg.eval_loader(&device)?);
     let classes = train_loader.dataset().classes();
@@ -136,8 +122,26 @@ pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunE
     if let Some(init) = &cfg.model.init {
         weights::load(&varmap, init_weights_path(init)?, true)?;
     }
-    let objective = cfg.objective(classes)?;
+    objective.validate(classes.len())?;
     let mut opt = cfg.optimizer(&varmap)?;
+    // Only now, with the data found and the model built, is anything written.
+    let dir = dir.as_ref().to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
+    let config_text = cfg.to_toml()?;
+    let ckpt = dir.join("checkpoint");
+    let resuming = ckpt.join("state.txt").is_file();
+    if resuming {
+        let previous = RunConfig::from_file(dir.join("config.toml"))?;
+        if previous != *cfg {
+            return Err(Error::invalid(
+                "run folder",
+                dir.display(),
+                "holds a checkpoint of a different config; choose another folder or delete it",
+            ));
+        }
+    }
+    crate::io::write_atomic(dir.join("config.toml"), config_text.as_bytes())?;
+
     let batches = train_loader.batches_per_epoch();
     let mut progress = Progress {
         base_rate: cfg.optim.lr,
