@@ -267,7 +267,7 @@ impl RunConfig {
     /// the chosen `loss.kind` does not read — and, for a preset ground matrix, builds the
     /// objective (so that a transform that overflows it, or a Sinkhorn ε that cannot be
     /// iterated with, is caught here); the error names the bad field. A CSV ground matrix is
-    /// read and checked by [`RunConfig::objective`], which [`super::run`] calls before it
+    /// read and checked by [`RunConfig::objective`], which [`super::run()`] calls before it
     /// writes anything.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
