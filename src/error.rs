@@ -137,9 +137,75 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// An error raised by candle.
+    /// The loss of a pixel that counts (not ignored) is not finite: its logits hold a NaN or
+    /// a `+∞` (or `−∞` where the loss needs that class's probability), or are so far apart
+    /// that the loss overflows their dtype.
+    #[error(
+        "{loss}: the logits of image {image} at pixel {pixel} are not finite (NaN or infinite) \
+         or too far apart for their dtype, so its loss is undefined"
+    )]
+    NonFiniteLoss {
+        /// Which loss.
+        loss: &'static str,
+        /// Image (batch index).
+        image: usize,
+        /// Flat (row-major) spatial position of the pixel within its image.
+        pixel: usize,
+    },
+
+    /// A transform `f` maps a finite ground-matrix entry to a value no ground matrix may hold
+    /// (an overflow to `∞`, or NaN).
+    #[error(
+        "transform {transform} maps D[{row}][{col}] = {} to {value}, which a ground matrix \
+         cannot hold; choose a smaller parameter or normalise D first (GroundMatrix::normalized)",
+        short_number(*input)
+    )]
+    TransformOverflow {
+        /// The transform, as [`crate::Transform`] prints it (e.g. `d^10000`).
+        transform: String,
+        /// Row (true class).
+        row: usize,
+        /// Column (predicted class).
+        col: usize,
+        /// The entry before the transform.
+        input: f64,
+        /// What the transform made of it.
+        value: f64,
+    },
+
+    /// An error raised by candle, without the backtrace candle attaches when `RUST_BACKTRACE`
+    /// is set (the message says what was wrong; where in candle it was noticed is noise).
     #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Candle(without_backtrace(e))
+    }
+}
+
+/// `x` as `Display` prints it, or in exponent form when that would be long (`1e200`, not 201
+/// digits).
+fn short_number(x: f64) -> String {
+    let a = x.abs();
+    if a != 0.0 && !(1e-4..1e6).contains(&a) {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
+}
+
+/// `e` with every [`candle_core::Error::WithBacktrace`] layer removed (also under a context or
+/// a path), so that its message is what went wrong and nothing else.
+pub(crate) fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
+    use candle_core::Error as E;
+    match e {
+        E::WithBacktrace { inner, .. } => without_backtrace(*inner),
+        E::Context { inner, context } => E::Context { inner: Box::new(without_backtrace(*inner)), context },
+        E::WithPath { inner, path } => E::WithPath { inner: Box::new(without_backtrace(*inner)), path },
+        e => e,
+    }
 }
 
 /// `Result` with the crate's [`Error`].

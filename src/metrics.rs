@@ -35,8 +35,11 @@ impl ConfusionMatrix {
     }
 
     /// A matrix from counts `C[truth][pred]` (e.g. read back from a run's `metrics.json`).
-    /// The matrix must be square.
+    /// The matrix must be square, with at least one class.
     pub fn from_counts(counts: Array2<u64>, ignore: Option<u32>) -> Result<Self> {
+        if counts.nrows() == 0 {
+            return Err(Error::invalid("confusion matrix", "0 classes", "needs at least one class"));
+        }
         if counts.nrows() != counts.ncols() {
             return Err(Error::NotSquare { what: "confusion matrix", rows: counts.nrows(), cols: counts.ncols() });
         }

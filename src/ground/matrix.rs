@@ -33,8 +33,9 @@ pub struct GroundMatrix {
 impl GroundMatrix {
     /// Builds a ground matrix from class names and explicit rows (`rows[truth][pred]`).
     ///
-    /// Returns an error naming the problem when the matrix is not square, does not match the
-    /// number of names, has a NaN/infinite or negative entry, or a non-zero diagonal.
+    /// Returns an error naming the problem when there are no classes, the matrix is not
+    /// square, does not match the number of names, has a NaN/infinite or negative entry, or a
+    /// non-zero diagonal.
     pub fn from_rows<S, R>(names: impl IntoIterator<Item = S>, rows: impl IntoIterator<Item = R>) -> Result<Self>
     where
         S: Into<String>,
@@ -66,6 +67,13 @@ impl GroundMatrix {
     /// Builds from a flat row-major buffer of `N²` values; validates everything.
     pub(crate) fn from_flat(names: Vec<String>, values: Vec<f64>) -> Result<Self> {
         let n = names.len();
+        if n == 0 && values.is_empty() {
+            return Err(Error::invalid(
+                "ground matrix",
+                "0 classes",
+                "needs at least one class (one name and one row each)",
+            ));
+        }
         if values.len() != n * n {
             let rows = (values.len() as f64).sqrt().round() as usize;
             return Err(Error::ClassCount { what: "ground matrix rows vs class names", expected: n, got: rows });
@@ -145,7 +153,9 @@ impl GroundMatrix {
     }
 
     /// `f(D)` entry-wise (Section III.B). The diagonal stays 0 because every transform maps 0
-    /// to 0.
+    /// to 0. The result is validated like [`GroundMatrix::from_rows`]: a parameter that
+    /// overflows an entry (`d^ρ` with `d > 1` and a large ρ, `d²` of a huge `d`) is an
+    /// [`Error::TransformOverflow`] naming the entry, its value and the transform.
     ///
     /// ```
     /// use rwt::{GroundMatrix, Transform, CAMVID};
@@ -155,12 +165,23 @@ impl GroundMatrix {
     /// ```
     pub fn transform(&self, f: Transform) -> Result<GroundMatrix> {
         f.validate()?;
-        Ok(self.map_values(|v| f.apply(v)))
+        let values: Vec<f64> = self.values.iter().map(|&v| f.apply(v)).collect();
+        let n = self.num_classes();
+        if let Some(k) = values.iter().position(|v| !v.is_finite() || *v < 0.0) {
+            return Err(Error::TransformOverflow {
+                transform: f.to_string(),
+                row: k / n,
+                col: k % n,
+                input: self.values[k],
+                value: values[k],
+            });
+        }
+        Self::from_flat(self.names.clone(), values)
     }
 
     /// Applies `g` to every entry; the result is validated by the caller's contract (`g` keeps
     /// finite non-negative values and maps 0 to 0).
-    pub(crate) fn map_values(&self, g: impl Fn(f64) -> f64) -> GroundMatrix {
+    fn map_values(&self, g: impl Fn(f64) -> f64) -> GroundMatrix {
         GroundMatrix { names: self.names.clone(), values: self.values.iter().map(|&v| g(v)).collect() }
     }
 

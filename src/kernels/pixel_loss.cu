@@ -48,7 +48,9 @@ __device__ void rwt_pixel_fwd(const T* z, const unsigned int* labels, const T* c
     T m, sum, acc;
     rwt_stats<T>(zp, s, n, cost, y, has_cost, &m, &sum, &acc);
     T loss = 0;
-    if (has_ce) loss += ce_w[y] * (m + rwt_log<T>(sum) - zp[y * s]);
+    // (m - z_y) + log(sum), not (m + log(sum)) - z_y: at |z| >> 1 the O(1) log term would be
+    // rounded away against m (an f32 ulp at 1e8 is 8).
+    if (has_ce) loss += ce_w[y] * ((m - zp[y * s]) + rwt_log<T>(sum));
     if (has_cost) loss += acc / sum;
     out[i] = loss;
 }

@@ -24,6 +24,7 @@ use crate::kernels::numeric::{contiguous_part, has_avx2_fma, Real, SyncPtr};
 use crate::loss::LabelInt;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Parameters of a fused pixel loss.
@@ -40,11 +41,23 @@ pub(crate) struct PixelLoss {
 }
 
 impl PixelLoss {
-    /// The per-pixel loss map `[B, S]` with the analytic backward pass. `logits` must be
-    /// contiguous `[B, N, ...]`, labels validated by the caller.
-    pub fn map(self, logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
-        let op = Forward(Arc::new(self));
-        logits.apply_op2(&device_labels(labels)?, op)
+    /// The per-pixel loss map `[B, S]` with the analytic backward pass, and whether every
+    /// entry is known to be finite (the CPU kernel checks each pixel as it goes; on other
+    /// devices the caller checks, see [`crate::loss`]'s `reduce`). `logits` must be contiguous
+    /// `[B, N, ...]`, labels validated by the caller; `loss` names the loss in errors.
+    ///
+    /// # Errors
+    /// [`crate::Error::NonFiniteLoss`] naming the first counted pixel whose loss is not finite.
+    pub fn map(self, loss: &'static str, logits: &Tensor, labels: &Tensor) -> crate::Result<(Tensor, bool)> {
+        let s: usize = logits.dims()[2..].iter().product();
+        let first_bad = Arc::new(AtomicUsize::new(usize::MAX));
+        let op = Forward(Arc::new(self), first_bad.clone());
+        let map = logits.apply_op2(&device_labels(labels)?, op)?;
+        let bad = first_bad.load(Ordering::Relaxed);
+        if bad != usize::MAX {
+            return Err(crate::Error::NonFiniteLoss { loss, image: bad / s.max(1), pixel: bad % s.max(1) });
+        }
+        Ok((map, logits.device().is_cpu()))
     }
 
     /// The gradient with respect to the logits for a given per-pixel output gradient; used by
@@ -63,7 +76,9 @@ fn device_labels(labels: &Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
-struct Forward(Arc<PixelLoss>);
+/// The forward op; the CPU kernel writes the flat index of the first pixel whose loss is not
+/// finite into the slot (`usize::MAX`: none), which [`PixelLoss::map`] turns into an error.
+struct Forward(Arc<PixelLoss>, Arc<AtomicUsize>);
 struct Backward(Arc<PixelLoss>);
 
 impl CustomOp2 for Forward {
@@ -86,13 +101,15 @@ impl CustomOp2 for Forward {
                 contiguous_part(z, l1, "pixel-loss logits")?,
                 label_slice(s2, l2)?,
                 shape,
-            )?),
+                &self.1,
+            )),
             CpuStorage::F64(z) => CpuStorage::F64(run_forward(
                 &self.0,
                 contiguous_part(z, l1, "pixel-loss logits")?,
                 label_slice(s2, l2)?,
                 shape,
-            )?),
+                &self.1,
+            )),
             _ => candle_core::bail!("rwt pixel loss: logits must be f32 or f64"),
         };
         Ok((out, out_shape))
@@ -352,8 +369,11 @@ fn forward_block<T: Real>(
         let mut loss = T::ZERO;
         let y = sc.y[jj];
         if let Some(w) = &p.ce {
-            let lse = sc.max[jj] + sc.sum[jj].ln();
-            loss = loss + w[y] * (lse - z[y * s + blk.j0 + jj]);
+            // logsumexp(z) − z_y = (max − z_y) + ln Σ exp(z − max): the difference first, so
+            // that at |z| ≫ 1 the O(1) log term is not rounded away against max (at 1e8 an f32
+            // ulp is 8); max − z_y is exact when z_y is near max.
+            let ce = (sc.max[jj] - z[y * s + blk.j0 + jj]) + sc.sum[jj].ln();
+            loss = loss + w[y] * ce;
         }
         if p.cost_t.is_some() {
             loss = loss + sc.acc[jj] / sc.sum[jj];
@@ -466,19 +486,20 @@ mod avx2 {
     }
 }
 
+/// The loss map; the flat index of the first pixel whose loss is not finite goes to `bad`.
 fn run_forward<T: Real>(
     p: &PixelLoss,
     z: &[T],
     labels: LabelSlice,
     (b, n, s): (usize, usize, usize),
-) -> candle_core::Result<Vec<T>> {
+    bad: &AtomicUsize,
+) -> Vec<T> {
     let params = Params::<T>::new(p);
     debug_assert_eq!(labels.len, b * s);
     let bl = block_len(n);
     let per_image = s.div_ceil(bl);
     let mut out = vec![T::ZERO; b * s];
     let outp = SyncPtr(out.as_mut_ptr());
-    let bad = std::sync::atomic::AtomicUsize::new(usize::MAX);
     let fast = has_avx2_fma();
     (0..b * per_image).into_par_iter().for_each_init(
         || Scratch::<T>::new(n, bl),
@@ -498,19 +519,11 @@ fn run_forward<T: Real>(
             #[cfg(not(target_arch = "x86_64"))]
             let first_bad = forward_block(&params, zb, s, blk, &labels, sc, out);
             if let Some(j) = first_bad {
-                bad.fetch_min(blk.base + j, std::sync::atomic::Ordering::Relaxed);
+                bad.fetch_min(blk.base + j, Ordering::Relaxed);
             }
         },
     );
-    let bad = bad.into_inner();
-    if bad != usize::MAX {
-        candle_core::bail!(
-            "rwt loss: the logits of image {} at pixel {} are not finite (NaN or infinite), so its loss is undefined",
-            bad / s,
-            bad % s
-        );
-    }
-    Ok(out)
+    out
 }
 
 fn run_backward<T: Real>(

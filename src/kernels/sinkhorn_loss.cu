@@ -59,9 +59,20 @@ __device__ void rwt_sinkhorn_pixel(const T* z, const T* t, const T* m, const T* 
     for (unsigned int k = 1; k < n; ++k) mx = zp[k * s] > mx ? zp[k * s] : mx;
     T sum = 0;
     for (unsigned int k = 0; k < n; ++k) sum += sk_exp<T>(zp[k * s] - mx);
-    T lse = mx + sk_log<T>(sum);
+    if (!(mx - mx == (T)0) || !(sum - sum == (T)0)) {
+        // A NaN or +inf logit (or all -inf): no histogram to transport. NaN marks the pixel
+        // for the caller's check instead of iterating to the cap on NaN.
+        op[0] = sk_log<T>((T)-1);
+        for (unsigned int k = 1; k <= n; ++k) op[k * s] = 0;
+        iterations_out[p] = 0;
+        error_out[p] = 0;
+        return;
+    }
+    T log_sum = sk_log<T>(sum);
     for (unsigned int k = 0; k < n; ++k) {
-        loga[k] = zp[k * s] - lse;
+        // (z - max) - log(sum): the difference first, so the O(1) log term is not rounded
+        // away against max at |z| >> 1.
+        loga[k] = (zp[k * s] - mx) - log_sum;
         T tk = tp[k * s];
         logb[k] = tk > 0 ? sk_log<T>(tk) : sk_neg_inf<T>();
         f[k] = 0;

@@ -9,6 +9,7 @@ use crate::ot::sinkhorn::{Problem, Solved};
 use crate::ot::{SinkhornConfig, SinkhornStats, SinkhornValue};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Forward op: logits `[B, N, S]` and targets `[B, N, S]` → `[B, N + 1, S]`, channel 0 the
@@ -20,6 +21,10 @@ pub(crate) struct SoftForward {
     pub n: usize,
     pub cfg: SinkhornConfig,
     pub stats: Arc<Mutex<SinkhornStats>>,
+    /// Flat index `b · S + j` of the first live pixel whose logits have no finite log-softmax
+    /// (a NaN or `+∞`, or all `−∞`), written by the CPU solver, which skips such pixels instead
+    /// of iterating on them; `usize::MAX`: none. (The CUDA kernel writes NaN as their loss.)
+    pub first_bad: Arc<AtomicUsize>,
 }
 
 impl CustomOp2 for SoftForward {
@@ -114,9 +119,17 @@ impl SoftForward {
                     for k in 0..n {
                         sum = sum + (zb[k * s + j] - mx).exp();
                     }
-                    let lse = mx + sum.ln();
+                    if !mx.is_finite() || !sum.is_finite() {
+                        // A NaN or +∞ logit (or all −∞): no histogram to transport; the caller
+                        // reports the pixel rather than iterate to the cap on NaN.
+                        self.first_bad.fetch_min(bi * s + j, Ordering::Relaxed);
+                        return false;
+                    }
+                    let log_sum = sum.ln();
                     for k in 0..n {
-                        loga[k] = zb[k * s + j] - lse;
+                        // (z − max) − ln Σ: the difference first, so that at |z| ≫ 1 the O(1)
+                        // log term is not rounded away against max.
+                        loga[k] = (zb[k * s + j] - mx) - log_sum;
                         let tk = tb[k * s + j];
                         logb[k] = if tk > T::ZERO { tk.ln() } else { T::NEG_INFINITY };
                     }

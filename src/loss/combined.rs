@@ -1,7 +1,7 @@
 //! `CE + λ·W`: cross-entropy plus the exact Wasserstein loss, in one fused pass.
 
 use super::wasserstein::check_ground;
-use super::{check_logits_labels, count_valid_labels, reduce, LossConfig};
+use super::{check_logits_labels, cost_rows, count_valid_labels, reduce, LossConfig};
 use crate::kernels::pixel_loss::PixelLoss;
 use crate::{Error, GroundMatrix, Result};
 use candle_core::Tensor;
@@ -35,7 +35,7 @@ pub fn ce_plus_wasserstein(
     if !(lambda.is_finite() && lambda >= 0.0) {
         return Err(Error::invalid("lambda", lambda, "the Wasserstein weight must be finite and >= 0"));
     }
-    fused(logits, labels, vec![1.0; shape.n], ground, lambda, cfg)
+    fused("ce_plus_wasserstein", logits, labels, vec![1.0; shape.n], ground, lambda, cfg)
 }
 
 /// `w[y]·(−log s_y) + λ Σ_p s_p D[y][p]`: [`ce_plus_wasserstein`] with a class-weighted CE
@@ -80,10 +80,11 @@ pub fn weighted_ce_plus_wasserstein(
     if let Some((k, w)) = class_weights.iter().enumerate().find(|(_, w)| !w.is_finite() || **w < 0.0) {
         return Err(Error::invalid("class weight", w, format!("weight of class {k} must be finite and >= 0")));
     }
-    fused(logits, labels, class_weights.to_vec(), ground, lambda, cfg)
+    fused("weighted_ce_plus_wasserstein", logits, labels, class_weights.to_vec(), ground, lambda, cfg)
 }
 
 fn fused(
+    name: &'static str,
     logits: &Tensor,
     labels: &Tensor,
     ce_weights: Vec<f64>,
@@ -92,9 +93,9 @@ fn fused(
     cfg: LossConfig,
 ) -> Result<Tensor> {
     let n = ce_weights.len();
+    let cost = cost_rows(ground, Some(lambda), logits.dtype())?;
     let n_valid = count_valid_labels(labels, n, cfg.ignore_index)?;
-    let cost = ground.values().iter().map(|v| lambda * v).collect();
     let op = PixelLoss { n, ce_weights: Some(ce_weights), cost: Some(cost), ignore: cfg.ignore_index };
-    let map = op.map(&logits.contiguous()?, &labels.contiguous()?)?;
-    reduce(map, labels, n_valid, cfg.reduction)
+    let (map, checked) = op.map(name, &logits.contiguous()?, &labels.contiguous()?)?;
+    reduce(name, map, labels.dims(), n_valid, cfg.reduction, checked)
 }

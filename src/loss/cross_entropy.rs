@@ -3,7 +3,7 @@
 use super::{check_logits_labels, count_valid_labels, reduce, LossConfig};
 use crate::kernels::pixel_loss::PixelLoss;
 use crate::{Error, Result};
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 /// Pixel-wise cross-entropy `−log s_y = logsumexp(z) − z_y`, the baseline the paper starts
 /// from (it only looks at the true class's probability, so car→bus and car→road cost the
@@ -27,7 +27,7 @@ use candle_core::Tensor;
 /// ```
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor, cfg: LossConfig) -> Result<Tensor> {
     let shape = check_logits_labels(logits, labels)?;
-    weighted(logits, labels, vec![1.0; shape.n], cfg)
+    weighted("cross_entropy", logits, labels, vec![1.0; shape.n], cfg)
 }
 
 /// Importance-aware cross-entropy: `w[y] · (−log s_y)` with one weight per true class, e.g.
@@ -53,13 +53,27 @@ pub fn importance_aware_cross_entropy(
     if let Some((k, w)) = class_weights.iter().enumerate().find(|(_, w)| !w.is_finite() || **w < 0.0) {
         return Err(Error::invalid("class weight", w, format!("weight of class {k} must be finite and >= 0")));
     }
-    weighted(logits, labels, class_weights.to_vec(), cfg)
+    let limit = if logits.dtype() == DType::F32 { f32::MAX as f64 } else { f64::MAX };
+    if let Some((k, w)) = class_weights.iter().enumerate().find(|(_, w)| **w > limit) {
+        return Err(Error::invalid(
+            "class weight",
+            w,
+            format!("weight of class {k} overflows {:?} logits", logits.dtype()),
+        ));
+    }
+    weighted("importance_aware_cross_entropy", logits, labels, class_weights.to_vec(), cfg)
 }
 
-fn weighted(logits: &Tensor, labels: &Tensor, weights: Vec<f64>, cfg: LossConfig) -> Result<Tensor> {
+fn weighted(
+    name: &'static str,
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Vec<f64>,
+    cfg: LossConfig,
+) -> Result<Tensor> {
     let n = weights.len();
     let n_valid = count_valid_labels(labels, n, cfg.ignore_index)?;
     let op = PixelLoss { n, ce_weights: Some(weights), cost: None, ignore: cfg.ignore_index };
-    let map = op.map(&logits.contiguous()?, &labels.contiguous()?)?;
-    reduce(map, labels, n_valid, cfg.reduction)
+    let (map, checked) = op.map(name, &logits.contiguous()?, &labels.contiguous()?)?;
+    reduce(name, map, labels.dims(), n_valid, cfg.reduction, checked)
 }

@@ -15,6 +15,13 @@
 //! Labels may be `u8`, `u32`, `i16`, `i32` or `i64`; logits `f32` or `f64`. A label that is
 //! neither a class nor the ignore label is an [`Error::LabelOutOfRange`] naming its value and
 //! position; a shape or dtype mismatch is an error naming both shapes or the dtype.
+//!
+//! No loss returns a NaN: a pixel that counts whose loss is not finite — a NaN or `+∞` logit,
+//! a `−∞` where the loss needs that class's probability (cross-entropy's true class), or
+//! logits too far apart for their dtype — is an [`Error::NonFiniteLoss`] naming the loss, the
+//! image and the pixel. An ignored pixel may hold anything: its loss and gradient are exactly
+//! 0. A ground matrix (times λ) too large for the logits' dtype is refused naming it, and a
+//! [`Reduction::Sum`] that overflows is an error; a mean never overflows.
 
 mod combined;
 mod cross_entropy;
@@ -185,11 +192,88 @@ pub(crate) fn labels_to_i64(labels: &Tensor) -> Result<Vec<i64>> {
     Ok(labels.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?)
 }
 
-/// Applies the reduction to a per-pixel loss map `[B, S]` reshaped to the labels' shape.
-pub(crate) fn reduce(map: Tensor, labels: &Tensor, n_valid: usize, reduction: Reduction) -> Result<Tensor> {
-    Ok(match reduction {
-        Reduction::None => map.reshape(labels.dims())?,
-        Reduction::Sum => map.sum_all()?,
-        Reduction::Mean => (map.sum_all()? * (1.0 / n_valid.max(1) as f64))?,
+/// Applies the reduction to a per-pixel loss map `[B, S]` (0 at ignored pixels), reshaped to
+/// `out_dims` with [`Reduction::None`], and makes sure that what it hands back is finite.
+///
+/// `checked`: every entry of `map` is already known to be finite (the CPU fused kernel checks
+/// each pixel as it goes). Otherwise a non-finite total sends the map to the host once to name
+/// the first bad pixel. With every pixel finite, a mean whose plain sum overflows is summed
+/// again pre-scaled (it cannot overflow: it is at most the largest pixel loss), and a sum that
+/// overflows is an error.
+///
+/// # Errors
+/// [`Error::NonFiniteLoss`] naming the image and pixel; [`Error::InvalidArgument`] for a
+/// [`Reduction::Sum`] beyond the dtype's range.
+pub(crate) fn reduce(
+    loss: &'static str,
+    map: Tensor,
+    out_dims: &[usize],
+    n_valid: usize,
+    reduction: Reduction,
+    checked: bool,
+) -> Result<Tensor> {
+    let scale = 1.0 / n_valid.max(1) as f64;
+    let total = match reduction {
+        Reduction::None if checked => return Ok(map.reshape(out_dims)?),
+        Reduction::None | Reduction::Sum => map.sum_all()?,
+        Reduction::Mean => (map.sum_all()? * scale)?,
+    };
+    if scalar(&total)?.is_finite() {
+        return Ok(if reduction == Reduction::None { map.reshape(out_dims)? } else { total });
+    }
+    if !checked {
+        first_non_finite(loss, &map)?;
+    }
+    match reduction {
+        Reduction::None => Ok(map.reshape(out_dims)?),
+        Reduction::Mean => Ok((map * scale)?.sum_all()?),
+        Reduction::Sum => Err(Error::invalid(
+            "reduction",
+            "Sum",
+            format!(
+                "the {loss} summed over {n_valid} pixels overflows {:?}; use Reduction::Mean or f64 logits",
+                total.dtype()
+            ),
+        )),
+    }
+}
+
+/// A scalar tensor's value as `f64`.
+fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Fails with [`Error::NonFiniteLoss`] at the first non-finite entry of a loss map `[B, S]`.
+pub(crate) fn first_non_finite(loss: &'static str, map: &Tensor) -> Result<()> {
+    let (_, s) = map.dims2()?;
+    let host = map.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    match host.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::NonFiniteLoss { loss, image: i / s.max(1), pixel: i % s.max(1) }),
+        None => Ok(()),
+    }
+}
+
+/// The cost rows `λ · D` (`D` without `lambda`) as the fused kernels take them, checked to be
+/// representable in the logits' dtype with room for a sum over `N` classes (largest entry
+/// `≤ MAX / N`), so that a large but valid matrix (or a large λ) is refused here, naming it,
+/// rather than overflowing in the kernel and being blamed on the logits.
+pub(crate) fn cost_rows(ground: &crate::GroundMatrix, lambda: Option<f64>, dtype: DType) -> Result<Vec<f64>> {
+    let n = ground.num_classes();
+    let limit = match dtype {
+        DType::F32 => f32::MAX as f64,
+        _ => f64::MAX,
+    } / n.max(1) as f64;
+    let scale = lambda.unwrap_or(1.0);
+    let rows: Vec<f64> = ground.values().iter().map(|v| scale * v).collect();
+    let max = rows.iter().copied().fold(0.0, f64::max);
+    if max <= limit {
+        return Ok(rows);
+    }
+    let reason = format!(
+        "{dtype:?} logits need cost entries <= {limit:e} (the largest finite value / N); normalise D or use f64 logits"
+    );
+    Err(match lambda {
+        Some(l) => Error::invalid("lambda", l, format!("lambda · max D = {max:e}: {reason}")),
+        None => Error::invalid("ground matrix", format!("max D = {:e}", ground.max()), reason),
     })
 }

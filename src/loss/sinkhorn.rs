@@ -6,9 +6,10 @@ use crate::ot::sinkhorn::MASS_TOLERANCE;
 use crate::ot::{cost_matrix, SinkhornConfig, SinkhornStats};
 use crate::{Error, GroundMatrix, Result};
 use candle_core::{DType, Tensor};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::Reduction;
+use super::{cost_rows, reduce, Reduction};
 
 /// The loss and the diagnostics of the Sinkhorn solves behind it.
 #[derive(Clone, Debug)]
@@ -37,7 +38,14 @@ pub struct SoftWasserstein {
 /// `OT_ε` in both cases, which differs from the sharp cost's by O(ε).
 ///
 /// Pixels whose target is all zeros are ignored (no loss, no gradient; the mean is over the
-/// others). Targets must otherwise be histograms: entries `≥ 0` summing to 1 within `1e-4`.
+/// others), and their logits may hold anything. Targets must otherwise be histograms: entries
+/// `≥ 0` summing to 1 within `1e-4`.
+///
+/// # Errors
+/// Besides shape, dtype and histogram errors: [`Error::NonFiniteLoss`] naming image and pixel
+/// when a live pixel's logits hold a NaN or `+∞` (or are all `−∞`) — found before any
+/// iteration is spent on it — and [`Error::InvalidArgument`] when `sinkhorn` is invalid or
+/// its ε cannot be iterated with in the logits' dtype.
 ///
 /// # Shapes
 /// - `logits`: `[B, N, ...]` (`f32` or `f64`)
@@ -78,6 +86,9 @@ pub fn wasserstein_soft(
         return Err(Error::shape("targets vs logits", format!("{dims:?}"), format!("{:?}", targets.dims())));
     }
     let (b, n) = (dims[0], dims[1]);
+    if n == 0 {
+        return Err(Error::shape("logits class dimension", "N >= 1", "0"));
+    }
     if ground.num_classes() != n {
         return Err(Error::ClassCount {
             what: "ground matrix vs logits' class dimension",
@@ -86,22 +97,32 @@ pub fn wasserstein_soft(
         });
     }
     let s: usize = dims[2..].iter().product();
+    cost_rows(ground, None, logits.dtype())?;
+    sinkhorn.check_schedule(ground.max(), logits.dtype() == DType::F32)?;
     let z = logits.reshape((b, n, s))?.contiguous()?;
     let t = targets.to_dtype(logits.dtype())?.reshape((b, n, s))?.contiguous()?;
     let live = check_targets(&t)?;
     let stats = Arc::new(Mutex::new(SinkhornStats::default()));
-    let op =
-        SoftForward { cost: cost_matrix(ground).iter().copied().collect(), n, cfg: *sinkhorn, stats: stats.clone() };
+    let first_bad = Arc::new(AtomicUsize::new(usize::MAX));
+    let op = SoftForward {
+        cost: cost_matrix(ground).iter().copied().collect(),
+        n,
+        cfg: *sinkhorn,
+        stats: stats.clone(),
+        first_bad: first_bad.clone(),
+    };
     let out = z.apply_op2(&t, op)?;
+    let bad = first_bad.load(Ordering::Relaxed);
+    if bad != usize::MAX {
+        return Err(Error::NonFiniteLoss { loss: "wasserstein_soft", image: bad / s.max(1), pixel: bad % s.max(1) });
+    }
     let map = out.narrow(1, 0, 1)?.squeeze(1)?;
     let stats = *stats.lock().expect("stats lock");
     let mut map_dims = vec![b];
     map_dims.extend_from_slice(&dims[2..]);
-    let loss = match reduction {
-        Reduction::None => map.reshape(map_dims)?,
-        Reduction::Sum => map.sum_all()?,
-        Reduction::Mean => (map.sum_all()? * (1.0 / live.max(1) as f64))?,
-    };
+    // On the CPU the solver has reported bad logits above; the CUDA kernel marks them NaN,
+    // which `reduce` finds.
+    let loss = reduce("wasserstein_soft", map, &map_dims, live, reduction, false)?;
     Ok(SoftWasserstein { loss, stats })
 }
 

@@ -1,6 +1,6 @@
 //! The exact one-hot Wasserstein loss (Eq. 2, Theorem 1).
 
-use super::{check_logits_labels, count_valid_labels, reduce, LossConfig};
+use super::{check_logits_labels, cost_rows, count_valid_labels, reduce, LossConfig};
 use crate::kernels::pixel_loss::PixelLoss;
 use crate::{Error, GroundMatrix, Result};
 use candle_core::{DType, Tensor};
@@ -34,10 +34,11 @@ use candle_core::{DType, Tensor};
 pub fn wasserstein(logits: &Tensor, labels: &Tensor, ground: &GroundMatrix, cfg: LossConfig) -> Result<Tensor> {
     let shape = check_logits_labels(logits, labels)?;
     check_ground(ground, shape.n)?;
+    let cost = cost_rows(ground, None, logits.dtype())?;
     let n_valid = count_valid_labels(labels, shape.n, cfg.ignore_index)?;
-    let op = PixelLoss { n: shape.n, ce_weights: None, cost: Some(ground.values().to_vec()), ignore: cfg.ignore_index };
-    let map = op.map(&logits.contiguous()?, &labels.contiguous()?)?;
-    reduce(map, labels, n_valid, cfg.reduction)
+    let op = PixelLoss { n: shape.n, ce_weights: None, cost: Some(cost), ignore: cfg.ignore_index };
+    let (map, checked) = op.map("wasserstein", &logits.contiguous()?, &labels.contiguous()?)?;
+    reduce("wasserstein", map, labels.dims(), n_valid, cfg.reduction, checked)
 }
 
 /// Eq. 2 built from candle operations (softmax, a gather of the cost rows, a sum), with
@@ -54,18 +55,33 @@ pub fn wasserstein_composed(
     let n_valid = count_valid_labels(labels, shape.n, cfg.ignore_index)?;
     let (b, n, s) = (shape.b, shape.n, shape.s);
     let dev = logits.device();
-    let probs = candle_nn::ops::softmax(&logits.reshape((b, n, s))?, 1)?;
+    cost_rows(ground, None, logits.dtype())?;
     let lab = labels.flatten_all()?.to_dtype(DType::I64)?;
-    let keep = match cfg.ignore_index {
-        Some(i) => lab.ne(i as i64)?,
-        None => lab.ones_like()?.to_dtype(DType::U8)?,
+    let z = logits.reshape((b, n, s))?;
+    let (z, keep) = match cfg.ignore_index {
+        Some(i) => {
+            let keep = lab.ne(i as i64)?;
+            // Ignored pixels may hold anything: zero their logits so that neither the loss
+            // nor the gradient sees a NaN there (0 · NaN is NaN, a select is not).
+            let z = mask_pixels(&z, &keep)?;
+            (z, keep)
+        }
+        None => (z, lab.ones_like()?.to_dtype(DType::U8)?),
     };
+    let probs = candle_nn::ops::softmax(&z, 1)?;
     let safe = keep.where_cond(&lab, &lab.zeros_like()?)?;
     let cost = ground.to_tensor_dtype(dev, logits.dtype())?;
     let rows = cost.index_select(&safe, 0)?.reshape((b, s, n))?.transpose(1, 2)?;
     let per_pixel = (probs * rows)?.sum(1)?;
     let per_pixel = (per_pixel * keep.to_dtype(logits.dtype())?.reshape((b, s))?)?;
-    reduce(per_pixel, labels, n_valid, cfg.reduction)
+    reduce("wasserstein_composed", per_pixel, labels.dims(), n_valid, cfg.reduction, false)
+}
+
+/// Logits `[B, N, S]` with the pixels where `keep` (`[B·S]`, `u8`) is 0 set to 0.
+pub(crate) fn mask_pixels(z: &Tensor, keep: &Tensor) -> Result<Tensor> {
+    let (b, n, s) = z.dims3()?;
+    let mask = keep.reshape((b, 1, s))?.broadcast_as((b, n, s))?.contiguous()?;
+    Ok(mask.where_cond(z, &z.zeros_like()?)?)
 }
 
 pub(crate) fn check_ground(ground: &GroundMatrix, n: usize) -> Result<()> {

@@ -161,6 +161,28 @@ impl SinkhornConfig {
         Ok(())
     }
 
+    /// Checks that every stage's ε for a cost whose largest entry is `max_cost` can be
+    /// iterated with in `f32` (`single`) or `f64`: finite, and large enough that `1/ε` and
+    /// `max M / ε` are finite (a tiny `epsilon` times a small cost underflows).
+    pub(crate) fn check_schedule(&self, max_cost: f64, single: bool) -> Result<()> {
+        let (tiny, huge) =
+            if single { (f32::MIN_POSITIVE as f64, f32::MAX as f64) } else { (f64::MIN_POSITIVE, f64::MAX) };
+        for e in self.schedule(max_cost) {
+            let fits = e.is_finite() && e >= tiny && e <= huge && (1.0 / e) <= huge && max_cost / e <= huge;
+            if !fits {
+                return Err(Error::invalid(
+                    "epsilon",
+                    self.epsilon,
+                    format!(
+                        "gives a stage with eps = {e:e} (absolute, for max M = {max_cost:e}), which {} iterations cannot use",
+                        if single { "f32" } else { "f64" }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The ε of each stage, absolute, for a cost whose largest entry is `max_cost`; the last
     /// one is the target.
     pub fn schedule(&self, max_cost: f64) -> Vec<f64> {
@@ -224,9 +246,12 @@ impl SinkhornStats {
 pub struct SinkhornOutput {
     /// The value of each problem ([`SinkhornConfig::value`]); 0 for ignored ones.
     pub values: Vec<f64>,
-    /// Potentials `f` (of the prediction `a`), `P × N`; `∇_a OT_ε = f`.
+    /// Potentials `f` (of the prediction `a`), `P × N`; `∇_a OT_ε = f`. Finite at every bin:
+    /// at a zero-mass bin `i` it is the c-transform `f_i = −ε ln Σ_j b_j exp((g_j − M_ij)/ε)`,
+    /// the value the Sinkhorn update gives it, in both domains.
     pub f: Array2<f64>,
-    /// Potentials `g` (of the target `b`), `P × N`.
+    /// Potentials `g` (of the target `b`), `P × N`; at a zero-mass bin likewise
+    /// `g_j = −ε ln Σ_i a_i exp((f_i − M_ij)/ε)`.
     pub g: Array2<f64>,
     /// Plans `P × N × N` (`[problem][pred][target]`) when asked.
     pub plans: Option<Array3<f64>>,
@@ -253,6 +278,10 @@ pub fn sinkhorn(s: &Array2<f64>, t: &Array2<f64>, cost: &Array2<f64>, cfg: &Sink
             return Err(Error::NonFinite { what: "cost matrix M", row: i, col: j, value: c });
         }
     }
+    if n == 0 {
+        return Err(Error::shape("histograms", "N >= 1 classes", "0"));
+    }
+    cfg.check_schedule(cost.iter().copied().fold(0.0, f64::max), false)?;
     let mut ignored = Vec::with_capacity(p);
     for r in 0..p {
         check_row("prediction", r, &s.row(r).to_vec(), false)?;
@@ -428,17 +457,20 @@ fn solve_kernel(
             let b: Vec<f64> = t.row(r).to_vec();
             let mut u = vec![1.0; n];
             let mut v = vec![1.0; n];
+            // The last Kᵀu and Kv, from which the potentials are read (see below).
+            let mut kt_u = vec![1.0; n];
+            let mut kv = vec![1.0; n];
             let (mut iters, mut err) = (0, f64::INFINITY);
             while iters < cfg.max_iterations {
                 for j in 0..n {
-                    let kt_u: f64 = (0..n).map(|i| k[[i, j]] * u[i]).sum();
-                    v[j] = b[j] / kt_u;
+                    kt_u[j] = (0..n).map(|i| k[[i, j]] * u[i]).sum();
+                    v[j] = b[j] / kt_u[j];
                 }
                 let mut e = 0.0;
                 for i in 0..n {
-                    let kv: f64 = (0..n).map(|j| k[[i, j]] * v[j]).sum();
-                    e += (u[i] * kv - a[i]).abs();
-                    u[i] = a[i] / kv;
+                    kv[i] = (0..n).map(|j| k[[i, j]] * v[j]).sum();
+                    e += (u[i] * kv[i] - a[i]).abs();
+                    u[i] = a[i] / kv[i];
                 }
                 iters += 1;
                 err = e;
@@ -448,12 +480,14 @@ fn solve_kernel(
             }
             let plan: Vec<f64> = (0..n * n).map(|q| u[q / n] * k[[q / n, q % n]] * v[q % n]).collect();
             let sharp: f64 = plan.iter().enumerate().map(|(q, w)| w * cost[[q / n, q % n]]).sum();
-            // Potentials in the a ⊗ b parametrisation: u_i = a_i exp(f_i/ε), v_j = b_j exp(g_j/ε).
-            let pot =
-                |x: &[f64], m: &[f64]| -> Vec<f64> { x.iter().zip(m).map(|(x, m)| eps * (x.ln() - m.ln())).collect() };
-            let f = pot(&u, &a);
-            let g = pot(&v, &b);
-            let entropic: f64 = (0..n).map(|i| a[i] * f[i] + b[i] * g[i]).filter(|v| v.is_finite()).sum();
+            // Potentials in the a ⊗ b parametrisation, u_i = a_i exp(f_i/ε) and
+            // v_j = b_j exp(g_j/ε): since u = a / Kv and v = b / Kᵀu, f = −ε ln Kv and
+            // g = −ε ln Kᵀu. That form is also defined at zero-mass bins (where ε ln(u_i / a_i)
+            // is 0/0), and there it is the value the log-domain update gives them (its softmin
+            // is −ε ln Kᵀu too), so the two domains agree bin for bin.
+            let f: Vec<f64> = kv.iter().map(|x| -eps * x.ln()).collect();
+            let g: Vec<f64> = kt_u.iter().map(|x| -eps * x.ln()).collect();
+            let entropic: f64 = (0..n).map(|i| a[i] * f[i] + b[i] * g[i]).sum();
             let out = BlockOut {
                 row: r,
                 value: if cfg.value == SinkhornValue::Sharp { sharp } else { entropic },

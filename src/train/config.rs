@@ -274,7 +274,12 @@ impl RunConfig {
         self
     }
 
-    /// Checks every field without touching the disk; the error names the bad one.
+    /// Checks every field without touching the disk — the loss parameters too, also those
+    /// the chosen `loss.kind` does not read — and, for a preset ground matrix, builds the
+    /// objective (so that a transform that overflows it, or a Sinkhorn ε that cannot be
+    /// iterated with, is caught here); the error names the bad field. A CSV ground matrix is
+    /// read and checked by [`RunConfig::objective`], which [`super::run()`] calls before it
+    /// writes anything.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
             return Err(Error::invalid("epochs", 0, "a run needs at least one epoch"));
@@ -310,7 +315,43 @@ impl RunConfig {
         if self.data.eval_native && self.data.size.is_none() {
             return Err(Error::invalid("data.eval_native", true, "needs data.size (the size the network sees)"));
         }
+        let l = &self.loss;
+        super::objective::check_lambda(l.lambda)?;
+        super::objective::check_smoothing(l.smoothing)?;
+        if !(l.epsilon.is_finite() && l.epsilon > 0.0) {
+            return Err(Error::invalid("loss.epsilon", l.epsilon, "Sinkhorn's epsilon must be finite and > 0"));
+        }
+        if !(l.rho.is_finite() && l.rho > 0.0) {
+            return Err(Error::invalid("loss.rho", l.rho, "the power transform needs a finite rho > 0"));
+        }
+        if !(l.tau.is_finite() && l.tau > 0.0) {
+            return Err(Error::invalid("loss.tau", l.tau, "the Huber transform needs a finite tau > 0"));
+        }
+        let classes = self.classes()?;
+        if let ClassWeighting::Explicit(w) = &l.class_weights {
+            if w.len() != classes.len() {
+                return Err(Error::ClassCount { what: "loss.class_weights", expected: classes.len(), got: w.len() });
+            }
+        }
+        if matches!(l.ground.as_str(), "severity" | "importance" | "uniform") {
+            // Weights counted from the labels need the data; everything else is checked here.
+            let without_counts = if l.class_weights.needs_frequencies() {
+                RunConfig { loss: LossSpec { class_weights: ClassWeighting::None, ..l.clone() }, ..self.clone() }
+            } else {
+                self.clone()
+            };
+            without_counts.objective(classes)?;
+        }
         Ok(())
+    }
+
+    /// The class set of `data.dataset` (GTA5 is labelled with the Cityscapes classes).
+    pub fn classes(&self) -> Result<&'static ClassSet> {
+        match self.data.dataset.as_str() {
+            "camvid" => Ok(&crate::classes::CAMVID),
+            "cityscapes" | "gta5" => Ok(&crate::classes::CITYSCAPES),
+            other => Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes or gta5")),
+        }
     }
 
     /// The segmenter kind.
@@ -384,8 +425,9 @@ impl RunConfig {
         }
     }
 
-    /// The objective for `classes`: the loss kind with the ground matrix under `f`. Class
-    /// weights counted from the data (`enet`, `median_frequency`) need [`Self::objective_with`].
+    /// The objective for `classes`: the loss kind with the ground matrix under `f`, its
+    /// parameters checked ([`Objective::check_parameters`]). Class weights counted from the
+    /// data (`enet`, `median_frequency`) need [`Self::objective_with`].
     pub fn objective(&self, classes: &ClassSet) -> Result<Objective> {
         self.objective_with(classes, None)
     }
@@ -395,7 +437,7 @@ impl RunConfig {
     pub fn objective_with(&self, classes: &ClassSet, frequencies: Option<&ClassFrequencies>) -> Result<Objective> {
         let ground = || -> Result<GroundMatrix> { self.ground(classes)?.transform(self.transform()?) };
         let class_weights = || self.loss.class_weights.weights(classes.len(), frequencies);
-        Ok(match self.loss.kind.as_str() {
+        let objective = match self.loss.kind.as_str() {
             "ce" => match class_weights()? {
                 None => Objective::CrossEntropy,
                 Some(weights) => Objective::WeightedCrossEntropy { weights },
@@ -404,23 +446,20 @@ impl RunConfig {
                 weights: ImportanceWeights::new(self.loss.importance)?.class_weights(classes),
             },
             "w" => Objective::Wasserstein { ground: ground()? },
-            "ce+w" => {
-                if !(self.loss.lambda.is_finite() && self.loss.lambda >= 0.0) {
-                    return Err(Error::invalid("loss.lambda", self.loss.lambda, "must be finite and >= 0"));
-                }
-                Objective::CePlusWasserstein {
-                    ground: ground()?,
-                    lambda: self.loss.lambda,
-                    class_weights: class_weights()?,
-                }
-            }
+            "ce+w" => Objective::CePlusWasserstein {
+                ground: ground()?,
+                lambda: self.loss.lambda,
+                class_weights: class_weights()?,
+            },
             "soft-w" => Objective::SoftWasserstein {
                 ground: ground()?,
                 smoothing: self.loss.smoothing,
                 sinkhorn: SinkhornConfig { epsilon: self.loss.epsilon, ..Default::default() },
             },
             other => return Err(Error::invalid("loss.kind", other, "expected ce, ial, w, ce+w or soft-w")),
-        })
+        };
+        objective.check_parameters()?;
+        Ok(objective)
     }
 
     /// The dataset of `split`.

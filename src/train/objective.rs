@@ -53,12 +53,26 @@ pub enum Objective {
     },
 }
 
+/// λ of `CE + λ·W`: finite and `≥ 0`.
+pub(crate) fn check_lambda(lambda: f64) -> Result<()> {
+    if lambda.is_finite() && lambda >= 0.0 {
+        return Ok(());
+    }
+    Err(Error::invalid("loss.lambda", lambda, "the Wasserstein weight must be finite and >= 0"))
+}
+
+/// Label smoothing σ: in `[0, 1)`.
+pub(crate) fn check_smoothing(smoothing: f64) -> Result<()> {
+    if (0.0..1.0).contains(&smoothing) {
+        return Ok(());
+    }
+    Err(Error::invalid("loss.smoothing", smoothing, "label smoothing must be in [0, 1)"))
+}
+
 /// `[B, N, H, W]` targets `(1 − σ)·onehot(y) + σ/N` from labels `[B, H, W]`; a pixel whose
 /// label is `ignore` (or any label ≥ N) gets all zeros.
 pub fn smoothed_targets(labels: &Tensor, n: usize, smoothing: f64, ignore: Option<u32>) -> Result<Tensor> {
-    if !(0.0..1.0).contains(&smoothing) {
-        return Err(Error::invalid("label smoothing", smoothing, "must be in [0, 1)"));
-    }
+    check_smoothing(smoothing)?;
     let (b, h, w) = labels.dims3()?;
     let ys = labels.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
     let (on, off) = ((1.0 - smoothing + smoothing / n as f64) as f32, (smoothing / n as f64) as f32);
@@ -113,8 +127,32 @@ impl Objective {
         }
     }
 
-    /// Checks the objective against `n` classes; the error names the mismatch.
+    /// Checks the parameters the objective holds — λ finite and `≥ 0`, σ in `[0, 1)`, the
+    /// Sinkhorn settings (including that ε can be iterated with in `f32` under this ground
+    /// matrix), class weights finite and `≥ 0` — so that a training loop built on it does not
+    /// fail at its first batch. The error names the bad value.
+    pub fn check_parameters(&self) -> Result<()> {
+        match self {
+            Objective::CrossEntropy | Objective::Wasserstein { .. } => Ok(()),
+            Objective::ImportanceAware { weights } | Objective::WeightedCrossEntropy { weights } => {
+                check_class_weights(weights)
+            }
+            Objective::CePlusWasserstein { lambda, class_weights, .. } => {
+                check_lambda(*lambda)?;
+                class_weights.as_deref().map_or(Ok(()), check_class_weights)
+            }
+            Objective::SoftWasserstein { ground, smoothing, sinkhorn } => {
+                check_smoothing(*smoothing)?;
+                sinkhorn.validate()?;
+                sinkhorn.check_schedule(ground.max(), true)
+            }
+        }
+    }
+
+    /// Checks the objective against `n` classes, and its parameters
+    /// ([`Objective::check_parameters`]); the error names the mismatch.
     pub fn validate(&self, n: usize) -> Result<()> {
+        self.check_parameters()?;
         let got = match self {
             Objective::CrossEntropy => return Ok(()),
             Objective::ImportanceAware { weights } | Objective::WeightedCrossEntropy { weights } => weights.len(),
@@ -133,5 +171,13 @@ impl Objective {
             return Err(Error::ClassCount { what: "objective vs segmenter classes", expected: n, got });
         }
         Ok(())
+    }
+}
+
+/// Every class weight finite and `≥ 0`; the error names the class.
+fn check_class_weights(weights: &[f64]) -> Result<()> {
+    match weights.iter().enumerate().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+        Some((k, w)) => Err(Error::invalid("class weight", w, format!("weight of class {k} must be finite and >= 0"))),
+        None => Ok(()),
     }
 }

@@ -102,26 +102,24 @@ pub fn init_weights_path(path: &Path) -> Result<PathBuf> {
 /// batch and epoch. Resumes from `dir/checkpoint` when it was written by the same config.
 pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunEvent)) -> Result<Trained> {
     cfg.validate()?;
-    let dir = dir.as_ref().to_path_buf();
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
-    let config_text = cfg.to_toml()?;
-    let ckpt = dir.join("checkpoint");
-    let resuming = ckpt.join("state.txt").is_file();
-    if resuming {
-        let previous = RunConfig::from_file(dir.join("config.toml"))?;
-        if previous != *cfg {
-            return Err(Error::invalid(
-                "run folder",
-                dir.display(),
-                "holds a checkpoint of a different config; choose another folder or delete it",
-            ));
-        }
-    }
-    crate::io::write_atomic(dir.join("config.toml"), config_text.as_bytes())?;
-
+    // Everything the config holds (a CSV ground matrix included) is checked, and the data and
+    // model built, before the run folder is made.
     let device = cfg.device()?;
     let (train_loader, eval_loader) = (cfg.train_loader(&device)?, cfg.eval_loader(&device)?);
     let classes = train_loader.dataset().classes();
+    // Class weights counted from the training labels are computed (and later recorded) here.
+    let (objective, weights_record) = if cfg.loss.class_weights.needs_frequencies() {
+        let freq = ClassFrequencies::of(train_loader.dataset().as_ref(), cfg.data.train_limit)?;
+        let record = serde_json::json!({
+            "weighting": cfg.loss.class_weights.name(),
+            "classes": classes.names,
+            "weights": cfg.loss.class_weights.weights(classes.len(), Some(&freq))?,
+            "frequencies": freq,
+        });
+        (cfg.objective_with(classes, Some(&freq))?, Some(record))
+    } else {
+        (cfg.objective(classes)?, None)
+    };
     let seg_cfg = SegmenterConfig::new(classes.len()).with_width(cfg.model.width);
     let (varmap, net) = weights::build_seeded(cfg.model_kind()?, &seg_cfg, &device, cfg.seed)?;
     if let Some(p) = &cfg.model.pretrained {
@@ -138,22 +136,29 @@ pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunE
     if let Some(init) = &cfg.model.init {
         weights::load(&varmap, init_weights_path(init)?, true)?;
     }
-    let objective = if cfg.loss.class_weights.needs_frequencies() {
-        let freq = ClassFrequencies::of(train_loader.dataset().as_ref(), cfg.data.train_limit)?;
-        let objective = cfg.objective_with(classes, Some(&freq))?;
-        let weights = cfg.loss.class_weights.weights(classes.len(), Some(&freq))?;
-        let record = serde_json::json!({
-            "weighting": cfg.loss.class_weights.name(),
-            "classes": classes.names,
-            "weights": weights,
-            "frequencies": freq,
-        });
-        write_json(dir.join("class_weights.json"), &record)?;
-        objective
-    } else {
-        cfg.objective(classes)?
-    };
+    objective.validate(classes.len())?;
     let mut opt = cfg.optimizer(&varmap)?;
+    // Only now, with the data found and the model built, is anything written.
+    let dir = dir.as_ref().to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
+    let config_text = cfg.to_toml()?;
+    let ckpt = dir.join("checkpoint");
+    let resuming = ckpt.join("state.txt").is_file();
+    if resuming {
+        let previous = RunConfig::from_file(dir.join("config.toml"))?;
+        if previous != *cfg {
+            return Err(Error::invalid(
+                "run folder",
+                dir.display(),
+                "holds a checkpoint of a different config; choose another folder or delete it",
+            ));
+        }
+    }
+    crate::io::write_atomic(dir.join("config.toml"), config_text.as_bytes())?;
+    if let Some(record) = &weights_record {
+        write_json(dir.join("class_weights.json"), record)?;
+    }
+
     let batches = train_loader.batches_per_epoch();
     let mut progress = Progress {
         base_rate: cfg.optim.lr,
