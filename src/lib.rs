@@ -27,6 +27,7 @@
 //! | III.B, f(d), Eq. 3–5 | [`transform`], [`loss::l1`] | 01 |
 //! | IV.B–C, soft targets, Sinkhorn (Fig. 3 right) | [`ot::sinkhorn`], [`loss::wasserstein_soft`] | `04-sinkhorn-for-soft-targets` |
 //! | III.C, Fig. 4: driving simulator — towns, traffic, semantic front camera, reward with ISO 26262 severity, `reset` / `step`, vectorised environments | [`sim`] | `07-driving-simulator` |
+//! | III.C, Fig. 4 left: the driving agent — state = latent maps of the two most recent frames + measurements, the actor-critic network, Beta policy (or CARLA's 9 discrete A3C actions), A2C with n-step returns or V-trace, RMSprop | [`rl`] ([`rl::StateEncoder`], [`rl::ActorCritic`], [`rl::A2c`], [`rl::vtrace`], [`optim::RmsProp`]) | `09-driving-agent` (to come) |
 //! | IV.D, Tables IV–VI: infractions, km between infractions, Drive %, success rate; new town, new weather | [`sim::DrivingMetrics`] | 07 |
 //! | the simulator as a dataset (synthetic source domain) | [`data::Synthetic`] | 07 |
 //! | III.C step 2, learned `D` | [`ground::learned`] | 07 |
@@ -70,6 +71,7 @@ pub mod optim;
 pub mod ot;
 pub mod plot;
 pub mod random;
+pub mod rl;
 pub mod sim;
 pub mod train;
 pub mod transform;

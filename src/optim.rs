@@ -1,6 +1,7 @@
 //! Optimisation as in the paper's training protocol: SGD with momentum and weight decay
 //! (PyTorch's `torch.optim.SGD` update, so that learning rates and decays carry over), Adam
-//! (`torch.optim.Adam`'s update), both behind the [`Optimizer`] trait the training loop takes,
+//! (`torch.optim.Adam`'s update), RMSprop (`torch.optim.RMSprop`'s update, the driving
+//! agent's optimiser), all behind the [`Optimizer`] trait the training loops take,
 //! and the learning-rate schedules — poly decay `lr·(1 − t/T)^power` (power 0.9 for DeepLab/FCN),
 //! linear decay, constant.
 //!
@@ -22,6 +23,9 @@ use std::collections::HashMap;
 pub trait Optimizer: Send {
     /// Backward pass of `loss` and one update of every variable with a gradient.
     fn backward_step(&mut self, loss: &Tensor) -> Result<()>;
+    /// One update from gradients already computed (and perhaps clipped, as the driving
+    /// agent's update does); variables without a gradient are left alone.
+    fn step(&mut self, grads: &GradStore) -> Result<()>;
     /// The current learning rate.
     fn learning_rate(&self) -> f64;
     /// Sets the learning rate (for a schedule); a negative or non-finite rate is an error.
@@ -177,6 +181,9 @@ impl Optimizer for Sgd {
     fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         Sgd::backward_step(self, loss)
     }
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        Sgd::step(self, grads)
+    }
     fn learning_rate(&self) -> f64 {
         self.lr
     }
@@ -260,7 +267,10 @@ impl Adam {
 impl Optimizer for Adam {
     fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         let grads = loss.backward()?;
-        self.step(&grads)
+        Adam::step(self, &grads)
+    }
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        Adam::step(self, grads)
     }
     fn learning_rate(&self) -> f64 {
         self.lr
@@ -316,6 +326,118 @@ impl Optimizer for Adam {
         }
         self.moments = moments;
         self.steps = steps;
+        Ok(())
+    }
+}
+
+/// RMSprop (Tieleman & Hinton 2012), `torch.optim.RMSprop`'s form with `centered = False`
+/// and no momentum: `g ← ∇ + λ·p`, `s ← α·s + (1 − α)·g²` (`s = 0` before the first step),
+/// `p ← p − η·g / (√s + ε)`. The A2C setting (the paper's agent, after OpenAI baselines) is
+/// `α = 0.99`, `ε = 1e-5` ([`RmsProp::a2c`]); PyTorch's defaults are `α = 0.99`, `ε = 1e-8`.
+#[derive(Debug)]
+pub struct RmsProp {
+    names: Vec<String>,
+    vars: Vec<Var>,
+    /// The running averages of the squared gradients, per variable.
+    square_avg: Vec<Option<Tensor>>,
+    lr: f64,
+    alpha: f64,
+    eps: f64,
+    weight_decay: f64,
+}
+
+impl RmsProp {
+    /// RMSprop over `vars` with learning rate `lr`, smoothing `α ∈ [0, 1)`, `eps > 0` and
+    /// weight decay `λ ≥ 0`.
+    pub fn new(vars: Vec<Var>, lr: f64, alpha: f64, eps: f64, weight_decay: f64) -> Result<Self> {
+        check_rate(lr)?;
+        if !(0.0..1.0).contains(&alpha) {
+            return Err(Error::invalid("RMSprop alpha", alpha, "must be in [0, 1)"));
+        }
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(Error::invalid("RMSprop eps", eps, "must be finite and > 0"));
+        }
+        check_weight_decay(weight_decay)?;
+        let n = vars.len();
+        let names = (0..n).map(|i| i.to_string()).collect();
+        Ok(RmsProp { names, vars, square_avg: vec![None; n], lr, alpha, eps, weight_decay })
+    }
+
+    /// RMSprop over every variable of `varmap`, named as there (in name order), with `α`, `ε`
+    /// as given and no weight decay.
+    pub fn from_varmap(varmap: &candle_nn::VarMap, lr: f64, alpha: f64, eps: f64) -> Result<Self> {
+        let (names, vars) = named_vars(varmap)?;
+        let mut opt = RmsProp::new(vars, lr, alpha, eps, 0.0)?;
+        opt.names = names;
+        Ok(opt)
+    }
+
+    /// The A2C setting over `varmap`: `α = 0.99`, `ε = 1e-5`, learning rate `lr`.
+    pub fn a2c(varmap: &candle_nn::VarMap, lr: f64) -> Result<Self> {
+        RmsProp::from_varmap(varmap, lr, 0.99, 1e-5)
+    }
+
+    /// One update from the gradients in `grads`; variables without a gradient are left alone.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        for (var, avg) in self.vars.iter().zip(self.square_avg.iter_mut()) {
+            let Some(g) = grads.get(var) else { continue };
+            let p = var.as_tensor().detach();
+            let g = g.detach();
+            let g = if self.weight_decay > 0.0 { (g + (&p * self.weight_decay)?)? } else { g };
+            let s = match avg.take() {
+                Some(s) => ((s * self.alpha)? + (g.sqr()? * (1.0 - self.alpha))?)?,
+                None => (g.sqr()? * (1.0 - self.alpha))?,
+            };
+            let denom = (s.sqrt()? + self.eps)?;
+            var.set(&p.sub(&((g / denom)? * self.lr)?)?)?;
+            *avg = Some(s);
+        }
+        Ok(())
+    }
+}
+
+impl Optimizer for RmsProp {
+    fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        let grads = loss.backward()?;
+        RmsProp::step(self, &grads)
+    }
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        RmsProp::step(self, grads)
+    }
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        check_rate(lr)?;
+        self.lr = lr;
+        Ok(())
+    }
+    /// `NAME.square_avg` per variable that has taken a step.
+    fn state(&self) -> HashMap<String, Tensor> {
+        self.names
+            .iter()
+            .zip(&self.square_avg)
+            .filter_map(|(n, s)| s.as_ref().map(|s| (format!("{n}.square_avg"), s.clone())))
+            .collect()
+    }
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let known = |k: &str| k.strip_suffix(".square_avg").is_some_and(|n| self.names.iter().any(|x| x == n));
+        if let Some(unknown) = state.keys().find(|k| !known(k)) {
+            return Err(Error::invalid("optimiser state", unknown, "names no RMSprop average of this optimiser"));
+        }
+        let mut avgs = vec![None; self.vars.len()];
+        for (i, (n, var)) in self.names.iter().zip(&self.vars).enumerate() {
+            let Some(s) = state.get(&format!("{n}.square_avg")) else { continue };
+            if s.dims() != var.dims() {
+                return Err(Error::shape(
+                    format!("RMSprop average {n}.square_avg"),
+                    format!("{:?}", var.dims()),
+                    format!("{:?}", s.dims()),
+                ));
+            }
+            avgs[i] = Some(s.to_device(var.device())?.to_dtype(var.dtype())?);
+        }
+        self.square_avg = avgs;
         Ok(())
     }
 }
@@ -424,6 +546,50 @@ mod tests {
         assert!(resumed.load_state(&bad).is_err());
         assert!(Adam::new(vec![q.clone()], 0.1, (1.0, 0.999), 1e-8, 0.0).is_err());
         assert!(Adam::new(vec![q], 0.1, (0.9, 0.999), 0.0, 0.0).is_err());
+    }
+
+    /// Three steps against `torch.optim.RMSprop` (torch 2.15, float64, the A2C `alpha`/`eps`):
+    /// ```text
+    /// p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))
+    /// opt = torch.optim.RMSprop([p], lr=0.01, alpha=0.99, eps=1e-5, weight_decay=0.01)
+    /// for k in range(3):
+    ///     opt.zero_grad(); (p**2 * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward(); opt.step()
+    ///     print([repr(v) for v in p.detach().tolist()])
+    /// ```
+    /// Then the state is saved, restored into a fresh RMSprop, and the fourth step of both agrees.
+    #[test]
+    fn matches_pytorch_rmsprop_and_resumes() {
+        let dev = Device::Cpu;
+        let p = Var::new(&[1.0f64, -2.0, 0.5], &dev).unwrap();
+        let c = Tensor::new(&[1.0f64, 2.0, 3.0], &dev).unwrap();
+        let mut opt = RmsProp::new(vec![p.clone()], 0.01, 0.99, 1e-5, 0.01).unwrap();
+        let expected = [
+            [0.9000049748768718, -1.900001246867246, 0.40000332767628366],
+            [0.8329252190809762, -1.8309451744694218, 0.3373438082986836],
+            [0.7799909593804384, -1.775351684350791, 0.29043855556010534],
+        ];
+        let loss = |p: &Var| (p.as_tensor().sqr().unwrap() * &c).unwrap().sum_all().unwrap();
+        for want in expected {
+            Optimizer::backward_step(&mut opt, &loss(&p)).unwrap();
+            let got = p.as_tensor().to_vec1::<f64>().unwrap();
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-12, "{got:?} vs {want:?}");
+            }
+        }
+        let q = Var::new(p.as_tensor().to_vec1::<f64>().unwrap().as_slice(), &dev).unwrap();
+        let mut resumed = RmsProp::new(vec![q.clone()], 0.01, 0.99, 1e-5, 0.01).unwrap();
+        resumed.load_state(&Optimizer::state(&opt)).unwrap();
+        Optimizer::backward_step(&mut opt, &loss(&p)).unwrap();
+        Optimizer::backward_step(&mut resumed, &loss(&q)).unwrap();
+        assert_eq!(p.as_tensor().to_vec1::<f64>().unwrap(), q.as_tensor().to_vec1::<f64>().unwrap());
+        let mut bad = Optimizer::state(&opt);
+        bad.insert("nope.square_avg".into(), c.clone());
+        assert!(resumed.load_state(&bad).is_err());
+        let mut wrong = HashMap::new();
+        wrong.insert("0.square_avg".to_string(), Tensor::zeros(2, candle_core::DType::F64, &dev).unwrap());
+        assert!(resumed.load_state(&wrong).is_err());
+        assert!(RmsProp::new(vec![q.clone()], 0.01, 1.0, 1e-5, 0.0).is_err());
+        assert!(RmsProp::new(vec![q], 0.01, 0.99, 0.0, 0.0).is_err());
     }
 
     /// The optimisers' state must not hold the autograd graph: a buffer computed from the

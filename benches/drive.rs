@@ -1,0 +1,75 @@
+//! Throughput of the driving agent's whole training loop (issue 14): environment steps per
+//! second with 10 actors and 20-step rollouts at the agent's 96×192 camera — simulation and
+//! rendering, the frozen ENet's latent for the 10 actors in one batch, the actor-critic's
+//! forward pass and sampling, and the A2C update — with the time of each part. The paper's
+//! GPU set-up did about 130 steps/s (5 M steps, 10 actors, 10.5 h).
+//!
+//! `cargo bench --bench drive` (`RWT_QUICK=1` for fewer updates). ENet is untrained (the
+//! speed does not depend on its weights); the agent's policy is the freshly initialised one.
+
+use rwt::candle_core::Device;
+use rwt::models::{weights, ModelKind, SegmenterConfig};
+use rwt::rl::{
+    collect, frozen_segmenter, reset_states, A2c, A2cConfig, ActorCritic, ActorCriticConfig, CollectTimes, Rollout,
+    StateEncoder,
+};
+use rwt::sim::{EnvConfig, VecEnv, TRAINING_TOWN};
+use std::time::Instant;
+
+fn main() -> rwt::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("drive bench: run with `cargo bench --bench drive`");
+        return Ok(());
+    }
+    let quick = std::env::var("RWT_QUICK").is_ok_and(|v| v == "1");
+    let updates = if quick { 3 } else { 20 };
+    let (actors, steps) = (10, 20);
+    let dev = Device::Cpu;
+    let env_cfg = EnvConfig::new(TRAINING_TOWN);
+    let mut env = VecEnv::driving(&env_cfg, actors)?;
+    let seg_cfg = SegmenterConfig { num_classes: 19, width: 1.0, dropout: false };
+    let (seg_vars, _) = weights::build(ModelKind::Enet, &seg_cfg, &dev)?;
+    let mut encoder = StateEncoder::new(frozen_segmenter(ModelKind::Enet, &seg_cfg, &seg_vars, &dev)?, &dev);
+    let (h, w) = (env_cfg.camera.height as usize, env_cfg.camera.width as usize);
+    let (c, lh, lw) = encoder.latent_shape(h, w)?;
+    let net_cfg = ActorCriticConfig::for_latent(c, lh, lw);
+    let (agent_vars, net) = ActorCritic::seeded(&net_cfg, &dev, 0)?;
+    let mut a2c = A2c::new(A2cConfig::default(), &agent_vars)?;
+    println!(
+        "{} threads, camera {h}x{w}, ENet latent [{c}, {lh}, {lw}], {actors} actors x {steps} steps, {updates} updates",
+        rayon::current_num_threads()
+    );
+
+    let mut rollout = Rollout::new(steps, actors)?;
+    rollout.begin(&reset_states(&mut env, &mut encoder, 0)?)?;
+    let (mut rng, mut run_steps) = (rwt::random::seeded(0), 0usize);
+    // One warm-up iteration (allocations, thread pools).
+    collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut run_steps)?;
+    a2c.update(&net, &rollout)?;
+    rollout.carry_over()?;
+
+    let (mut times, mut update_s, mut episodes) = (CollectTimes::default(), 0.0, 0);
+    let counted = run_steps;
+    let start = Instant::now();
+    for _ in 0..updates {
+        let (finished, t) = collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut run_steps)?;
+        times.add(&t);
+        episodes += finished.len();
+        let t0 = Instant::now();
+        a2c.update(&net, &rollout)?;
+        update_s += t0.elapsed().as_secs_f64();
+        rollout.carry_over()?;
+    }
+    let total = start.elapsed().as_secs_f64();
+    let n = (run_steps - counted) as f64;
+    println!("{:<34} {:>9.1} steps/s  ({n} steps, {episodes} episodes ended)", "whole loop", n / total);
+    for (part, s) in [
+        ("simulation + rendering", times.env_s),
+        ("ENet latent (10 actors, batched)", times.latent_s),
+        ("policy forward + sampling", times.policy_s),
+        ("A2C update (200 states)", update_s),
+    ] {
+        println!("{part:<34} {:>9.2} ms/step  {:>5.1} %", 1e3 * s / n, 100.0 * s / total);
+    }
+    Ok(())
+}

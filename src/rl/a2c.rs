@@ -1,0 +1,535 @@
+//! Synchronous advantage actor-critic (A2C; Mnih et al. 2016, made synchronous as in OpenAI
+//! baselines), the paper's learning rule, with optional V-trace targets for a lagging
+//! behaviour policy (IMPALA; the paper's "off-policy A3C").
+//!
+//! One update from a full [`Rollout`] of `T` steps of `N` actors:
+//!
+//! ```text
+//! V, π        = network(s_0 … s_T)                      one batched forward pass, [(T+1)·N]
+//! targets, A  = n-step returns R_t and R_t − V(s_t)      or V-trace v_t and ρ_t(r_t + γ m_t v_{t+1} − V(s_t))
+//! loss        = value_coef · ½ · mean((targets − V)²) − mean(A.detach() · log π(a_t|s_t)) − entropy_coef · mean(H(π))
+//! g           = ∇ loss, clipped to global norm max_grad_norm
+//! step        = RMSprop (α = 0.99, ε = 1e-5) or Adam, lr decayed linearly to 0 over total_updates
+//! ```
+//!
+//! Non-finite network outputs, loss or gradient norm skip the update: nothing is applied, the returned
+//! [`UpdateStats::skipped`] says why, and [`A2c::skipped`] counts them.
+
+use super::network::{ActorCritic, ActorCriticOutput};
+use super::returns::{n_step_returns, vtrace, VTraceConfig};
+use super::rollout::Rollout;
+use crate::optim::{Adam, Optimizer, RmsProp, Schedule};
+use crate::{Error, Result};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+use candle_nn::VarMap;
+
+/// Which optimiser the update uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum OptimizerKind {
+    /// `torch.optim.RMSprop` with A2C's `α = 0.99`, `ε = 1e-5`.
+    #[default]
+    RmsProp,
+    /// `torch.optim.Adam` with PyTorch's defaults.
+    Adam,
+}
+
+/// A2C's hyper-parameters; [`Default`] is the paper's setting.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct A2cConfig {
+    /// Discount `γ` (0.99).
+    pub gamma: f64,
+    /// Weight of the entropy bonus `β` (0.01).
+    pub entropy_coef: f64,
+    /// Weight of the value loss (0.5; the loss also halves the squared error, as CleanRL).
+    pub value_coef: f64,
+    /// Global gradient-norm clip (0.5, OpenAI baselines' A2C).
+    pub max_grad_norm: f64,
+    /// Initial learning rate (7e-4), decayed linearly to 0 over `total_updates`.
+    pub learning_rate: f64,
+    /// Updates of the whole run, for the decay (25 000 = 5 M steps / (10 actors · 20 steps)).
+    pub total_updates: usize,
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
+    /// V-trace targets (for actors acting with a lagging policy) instead of n-step returns.
+    pub vtrace: Option<VTraceConfig>,
+}
+
+impl Default for A2cConfig {
+    fn default() -> Self {
+        A2cConfig {
+            gamma: 0.99,
+            entropy_coef: 0.01,
+            value_coef: 0.5,
+            max_grad_norm: 0.5,
+            learning_rate: 7e-4,
+            total_updates: 25_000,
+            optimizer: OptimizerKind::RmsProp,
+            vtrace: None,
+        }
+    }
+}
+
+impl A2cConfig {
+    /// Checks every field; the error names the bad one.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.gamma) {
+            return Err(Error::invalid("gamma", self.gamma, "must be in [0, 1]"));
+        }
+        for (name, v) in [("entropy_coef", self.entropy_coef), ("value_coef", self.value_coef)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::invalid(name, v, "must be finite and >= 0"));
+            }
+        }
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm > 0.0) {
+            return Err(Error::invalid("max_grad_norm", self.max_grad_norm, "must be finite and > 0"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::invalid("learning_rate", self.learning_rate, "must be finite and > 0"));
+        }
+        if self.total_updates == 0 {
+            return Err(Error::invalid("total_updates", 0, "must be >= 1"));
+        }
+        if let Some(v) = self.vtrace {
+            v.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// The terms of the loss for one rollout (scalars with their graph).
+#[derive(Clone, Debug)]
+pub struct Losses {
+    /// `value_coef·½·mean((target − V)²) + policy − entropy_coef·entropy`.
+    pub total: Tensor,
+    /// `−mean(A · log π)`.
+    pub policy: Tensor,
+    /// `mean((target − V)²)`.
+    pub value: Tensor,
+    /// `mean(H(π))`.
+    pub entropy: Tensor,
+}
+
+/// What one update did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UpdateStats {
+    /// Total loss.
+    pub loss: f64,
+    /// Policy-gradient term `−mean(A · log π)`.
+    pub policy_loss: f64,
+    /// Mean squared error of the critic.
+    pub value_loss: f64,
+    /// Mean policy entropy (nats).
+    pub entropy: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate of the step.
+    pub learning_rate: f64,
+    /// `Some(reason)` when the update was skipped (non-finite loss or gradient): no variable
+    /// changed.
+    pub skipped: Option<String>,
+}
+
+/// The A2C learner: its configuration, the optimiser over the network's variables, and the
+/// update counter that drives the learning-rate decay.
+pub struct A2c {
+    config: A2cConfig,
+    vars: Vec<Var>,
+    optimizer: Box<dyn Optimizer>,
+    updates: usize,
+    skipped: usize,
+}
+
+impl A2c {
+    /// A learner for the network whose variables are in `varmap`.
+    pub fn new(config: A2cConfig, varmap: &VarMap) -> Result<Self> {
+        config.validate()?;
+        let optimizer: Box<dyn Optimizer> = match config.optimizer {
+            OptimizerKind::RmsProp => Box::new(RmsProp::a2c(varmap, config.learning_rate)?),
+            OptimizerKind::Adam => Box::new(Adam::from_varmap(varmap, config.learning_rate, 0.0)?),
+        };
+        Ok(A2c { config, vars: varmap.all_vars(), optimizer, updates: 0, skipped: 0 })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &A2cConfig {
+        &self.config
+    }
+
+    /// The optimiser (its state is what a checkpoint saves).
+    pub fn optimizer(&self) -> &dyn Optimizer {
+        self.optimizer.as_ref()
+    }
+
+    /// The optimiser, to restore its state.
+    pub fn optimizer_mut(&mut self) -> &mut dyn Optimizer {
+        self.optimizer.as_mut()
+    }
+
+    /// Updates attempted so far (applied or skipped).
+    pub fn updates(&self) -> usize {
+        self.updates
+    }
+
+    /// Sets the update counter (when resuming).
+    pub fn set_updates(&mut self, updates: usize) {
+        self.updates = updates;
+    }
+
+    /// Updates skipped for a non-finite loss or gradient.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// The loss of `rollout` under `net` (see the module docs), with its graph.
+    pub fn losses(&self, net: &ActorCritic, rollout: &Rollout) -> Result<Losses> {
+        let out = forward(net, rollout)?;
+        self.losses_of(net, rollout, &out)
+    }
+
+    fn losses_of(&self, net: &ActorCritic, rollout: &Rollout, out: &ActorCriticOutput) -> Result<Losses> {
+        let (t, n) = (rollout.steps(), rollout.actors());
+        let values = out.value.to_dtype(DType::F32)?;
+        let policy = net.config().action_space.policy(&out.head.narrow(0, 0, t * n)?)?;
+        let actions = rollout.actions()?;
+        let mut action_dims = vec![t * n];
+        action_dims.extend_from_slice(&actions.dims()[2..]);
+        let log_probs = policy.log_prob(&actions.reshape(action_dims)?)?.to_dtype(DType::F32)?;
+        let entropy = policy.entropy()?.to_dtype(DType::F32)?.mean_all()?;
+
+        let v_all = values.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let (targets, advantages) = match self.config.vtrace {
+            None => {
+                let returns = n_step_returns(rollout.rewards(), rollout.masks(), &v_all[t * n..], self.config.gamma)?;
+                let adv = returns.iter().zip(&v_all).map(|(r, v)| r - v).collect::<Vec<_>>();
+                (returns, adv)
+            }
+            Some(cfg) => {
+                let behaviour = rollout.behaviour_log_probs()?.flatten_all()?.to_dtype(DType::F64)?;
+                let current = log_probs.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+                let log_ratios: Vec<f64> =
+                    current.iter().zip(behaviour.to_vec1::<f64>()?).map(|(c, b)| c - b).collect();
+                let v = vtrace(rollout.rewards(), rollout.masks(), &v_all, &log_ratios, self.config.gamma, cfg)?;
+                (v.targets, v.advantages)
+            }
+        };
+        let dev = values.device();
+        let as_tensor = |v: Vec<f64>| -> Result<Tensor> {
+            Ok(Tensor::from_vec(v.into_iter().map(|x| x as f32).collect::<Vec<_>>(), t * n, dev)?)
+        };
+        let targets = as_tensor(targets)?;
+        let advantages = as_tensor(advantages)?;
+        let value = (targets - values.narrow(0, 0, t * n)?)?.sqr()?.mean_all()?;
+        let policy_loss = (advantages * log_probs)?.mean_all()?.neg()?;
+        let total = ((value.affine(0.5 * self.config.value_coef, 0.0)? + &policy_loss)?
+            - entropy.affine(self.config.entropy_coef, 0.0)?)?;
+        Ok(Losses { total, policy: policy_loss, value, entropy })
+    }
+
+    /// One update from a full rollout (see the module docs). Errors for a rollout that is not
+    /// full or does not fit the network; a non-finite loss or gradient is not an error but a
+    /// skipped update ([`UpdateStats::skipped`]).
+    pub fn update(&mut self, net: &ActorCritic, rollout: &Rollout) -> Result<UpdateStats> {
+        let out = forward(net, rollout)?;
+        let probe = (out.head.sum_all()?.to_dtype(DType::F64)? + out.value.sum_all()?.to_dtype(DType::F64)?)?;
+        let probe = probe.to_scalar::<f64>()?;
+        if !probe.is_finite() {
+            self.updates += 1;
+            self.skipped += 1;
+            return Ok(UpdateStats {
+                loss: f64::NAN,
+                skipped: Some(format!(
+                    "update {}: the network's outputs hold NaN or infinity (a non-finite state or weight); no step taken",
+                    self.updates - 1
+                )),
+                ..Default::default()
+            });
+        }
+        let losses = self.losses_of(net, rollout, &out)?;
+        let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
+        let mut stats = UpdateStats {
+            loss: scalar(&losses.total)?,
+            policy_loss: scalar(&losses.policy)?,
+            value_loss: scalar(&losses.value)?,
+            entropy: scalar(&losses.entropy)?,
+            ..Default::default()
+        };
+        let applied = self.apply(&losses.total)?;
+        stats.grad_norm = applied.grad_norm;
+        stats.learning_rate = applied.learning_rate;
+        stats.skipped = applied.skipped;
+        Ok(stats)
+    }
+
+    /// Backward pass of `loss`, global-norm clipping and one optimiser step at the scheduled
+    /// rate, unless the loss or the gradient norm is not finite (then nothing changes and the
+    /// reason is returned). Counts the update either way.
+    pub fn apply(&mut self, loss: &Tensor) -> Result<UpdateStats> {
+        let rate = Schedule::Linear.rate(self.config.learning_rate, self.updates, self.config.total_updates)?;
+        self.updates += 1;
+        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let mut stats = UpdateStats { loss: value, learning_rate: rate, ..Default::default() };
+        if !value.is_finite() {
+            self.skipped += 1;
+            stats.skipped = Some(format!("update {}: the loss is {value}; no step taken", self.updates - 1));
+            return Ok(stats);
+        }
+        let mut grads = loss.backward()?;
+        let norm = clip_grad_norm(&mut grads, &self.vars, self.config.max_grad_norm)?;
+        stats.grad_norm = norm;
+        if !norm.is_finite() {
+            self.skipped += 1;
+            stats.skipped = Some(format!("update {}: the gradient norm is {norm}; no step taken", self.updates - 1));
+            return Ok(stats);
+        }
+        self.optimizer.set_learning_rate(rate)?;
+        self.optimizer.step(&grads)?;
+        Ok(stats)
+    }
+}
+
+/// The network on all `(T + 1)·N` states of a full rollout, in one batch.
+fn forward(net: &ActorCritic, rollout: &Rollout) -> Result<ActorCriticOutput> {
+    let (t, n) = (rollout.steps(), rollout.actors());
+    let flat = |x: Tensor| -> Result<Tensor> {
+        let mut dims = vec![(t + 1) * n];
+        dims.extend_from_slice(&x.dims()[2..]);
+        Ok(x.reshape(dims)?)
+    };
+    net.forward(&flat(rollout.latents()?)?, &flat(rollout.measurements()?)?)
+}
+
+/// The global norm `‖g‖ = √(Σ_v ‖g_v‖²)` of the gradients of `vars`; when it exceeds
+/// `max_norm` every gradient is scaled by `max_norm / (‖g‖ + 1e-6)`
+/// (`torch.nn.utils.clip_grad_norm_`). Returns the norm before clipping; a non-finite norm
+/// leaves the gradients as they are.
+pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<f64> {
+    let mut squares = vec![];
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            squares.push(g.to_dtype(DType::F64)?.sqr()?.sum_all()?);
+        }
+    }
+    if squares.is_empty() {
+        return Ok(0.0);
+    }
+    let norm = Tensor::stack(&squares, 0)?.sum_all()?.to_scalar::<f64>()?.sqrt();
+    if norm.is_finite() && norm > max_norm {
+        let scale = max_norm / (norm + 1e-6);
+        for v in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), g.affine(scale, 0.0)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rl::{ActionSpace, ActorCriticConfig, State};
+    use candle_core::Device;
+
+    fn rollout(t: usize, n: usize, cfg: &ActorCriticConfig, seed: u64) -> Rollout {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(seed);
+        let state = |rng: &mut rand::rngs::StdRng| State {
+            latent: crate::random::normal(
+                rng,
+                (n, cfg.latent_channels, cfg.latent_height, cfg.latent_width),
+                1.0,
+                &dev,
+            )
+            .unwrap(),
+            measurements: crate::random::normal(rng, (n, cfg.measurements), 1.0, &dev).unwrap(),
+        };
+        let mut r = Rollout::new(t, n).unwrap();
+        r.begin(&state(&mut rng)).unwrap();
+        for k in 0..t {
+            let actions = match cfg.action_space {
+                ActionSpace::Beta => Tensor::full(0.3f32, (n, 3), &dev).unwrap(),
+                ActionSpace::Discrete => Tensor::full(2u32, n, &dev).unwrap(),
+            };
+            let lp = Tensor::zeros(n, DType::F32, &dev).unwrap();
+            let rewards: Vec<f32> = (0..n).map(|a| (k + a) as f32 * 0.1).collect();
+            let dones: Vec<bool> = (0..n).map(|a| (k + a) % 3 == 2).collect();
+            r.push(&actions, &lp, &rewards, &dones, &state(&mut rng)).unwrap();
+        }
+        r
+    }
+
+    fn weights(vm: &VarMap) -> Vec<f32> {
+        let mut names: Vec<_> = vm.data().lock().unwrap().keys().cloned().collect();
+        names.sort();
+        let data = vm.data().lock().unwrap();
+        names.iter().flat_map(|n| data[n].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    }
+
+    /// The loss terms against a direct computation: the value loss is the mean squared
+    /// difference between the n-step returns (of `n_step_returns`, tested by hand) and `V`,
+    /// the policy loss `−mean((R − V)·log π)`, and the total their weighted sum.
+    #[test]
+    fn loss_terms_match_a_direct_computation() {
+        let cfg = ActorCriticConfig::for_latent(2, 5, 6);
+        let (vm, net) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
+        let r = rollout(3, 2, &cfg, 2);
+        let a2c = A2c::new(A2cConfig::default(), &vm).unwrap();
+        let l = a2c.losses(&net, &r).unwrap();
+        let lat = r.latents().unwrap().reshape((8, 4, 5, 6)).unwrap();
+        let mea = r.measurements().unwrap().reshape((8, 7)).unwrap();
+        let out = net.forward(&lat, &mea).unwrap();
+        let v = out.value.to_vec1::<f32>().unwrap();
+        let ret = n_step_returns(r.rewards(), r.masks(), &[v[6] as f64, v[7] as f64], 0.99).unwrap();
+        let policy = cfg.action_space.policy(&out.head.narrow(0, 0, 6).unwrap()).unwrap();
+        let lp = policy.log_prob(&Tensor::full(0.3f32, (6, 3), &Device::Cpu).unwrap()).unwrap();
+        let lp = lp.to_vec1::<f32>().unwrap();
+        let h = policy.entropy().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        let value: f64 = (0..6).map(|i| (ret[i] - v[i] as f64).powi(2)).sum::<f64>() / 6.0;
+        let pol: f64 = -(0..6).map(|i| (ret[i] - v[i] as f64) * lp[i] as f64).sum::<f64>() / 6.0;
+        let get = |t: &Tensor| t.to_scalar::<f32>().unwrap() as f64;
+        assert!((get(&l.value) - value).abs() < 1e-4 * value.max(1.0), "{} vs {value}", get(&l.value));
+        assert!((get(&l.policy) - pol).abs() < 1e-4 * pol.abs().max(1.0), "{} vs {pol}", get(&l.policy));
+        assert!((get(&l.entropy) - h).abs() < 1e-5);
+        let total = 0.25 * value + pol - 0.01 * h;
+        assert!((get(&l.total) - total).abs() < 1e-4 * total.abs().max(1.0));
+    }
+
+    /// On-policy V-trace (behaviour log-probs = the current policy's) gives A2C's loss.
+    #[test]
+    fn on_policy_vtrace_loss_equals_a2c() {
+        let cfg = ActorCriticConfig::for_latent(2, 5, 6).with_action_space(ActionSpace::Discrete);
+        let (vm, net) = ActorCritic::seeded(&cfg, &Device::Cpu, 3).unwrap();
+        let plain = rollout(4, 3, &cfg, 5);
+        // Behaviour log-probs equal to the current policy's: rebuild the rollout with them.
+        let lat = plain.latents().unwrap();
+        let mea = plain.measurements().unwrap();
+        let mut r = Rollout::new(4, 3).unwrap();
+        let st = |k: usize| State { latent: lat.get(k).unwrap(), measurements: mea.get(k).unwrap() };
+        r.begin(&st(0)).unwrap();
+        for k in 0..4 {
+            let out = net.forward(&st(k).latent, &st(k).measurements).unwrap();
+            let a = plain.actions().unwrap().get(k).unwrap();
+            let lp = net.policy(&out).unwrap().log_prob(&a).unwrap();
+            let rew: Vec<f32> = plain.rewards()[k * 3..k * 3 + 3].iter().map(|&x| x as f32).collect();
+            let done: Vec<bool> = plain.masks()[k * 3..k * 3 + 3].iter().map(|&m| m == 0.0).collect();
+            r.push(&a, &lp, &rew, &done, &st(k + 1)).unwrap();
+        }
+        let a2c = A2c::new(A2cConfig::default(), &vm).unwrap();
+        let vt = A2c::new(A2cConfig { vtrace: Some(VTraceConfig::default()), ..Default::default() }, &vm).unwrap();
+        let (a, b) = (a2c.losses(&net, &r).unwrap(), vt.losses(&net, &r).unwrap());
+        let get = |t: &Tensor| t.to_scalar::<f32>().unwrap();
+        assert!((get(&a.total) - get(&b.total)).abs() < 1e-4, "{} vs {}", get(&a.total), get(&b.total));
+        assert!((get(&a.value) - get(&b.value)).abs() < 1e-4);
+    }
+
+    /// An update changes the weights and lowers the loss on the same rollout; the rate
+    /// decays linearly (7e-4 at update 0, 3.5e-4 half-way).
+    #[test]
+    fn update_steps_and_decays_the_rate() {
+        let cfg = ActorCriticConfig::for_latent(2, 5, 6);
+        let (vm, net) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
+        let r = rollout(3, 2, &cfg, 2);
+        let mut a2c =
+            A2c::new(A2cConfig { total_updates: 4, optimizer: OptimizerKind::Adam, ..Default::default() }, &vm)
+                .unwrap();
+        let before = weights(&vm);
+        let s0 = a2c.update(&net, &r).unwrap();
+        assert!(s0.skipped.is_none() && s0.grad_norm > 0.0);
+        assert_eq!(s0.learning_rate, 7e-4);
+        assert_ne!(before, weights(&vm));
+        let s1 = a2c.update(&net, &r).unwrap();
+        assert!(s1.loss < s0.loss, "{} then {}", s0.loss, s1.loss);
+        let s2 = a2c.update(&net, &r).unwrap();
+        assert!((s2.learning_rate - 3.5e-4).abs() < 1e-12);
+        assert_eq!(a2c.updates(), 3);
+    }
+
+    /// A NaN in a state (ReLU swallows it in the forward pass, not in the gradient), a NaN
+    /// bias of the value head (NaN outputs), a NaN loss, and a finite loss with an infinite
+    /// derivative (`√w` at `w = 0`): each update is skipped,
+    /// reported and counted, and no weight changes (compared bit for bit).
+    #[test]
+    fn non_finite_outputs_loss_or_gradient_skip_the_update() {
+        let dev = Device::Cpu;
+        let bits = |vm: &VarMap| weights(vm).iter().map(|w| w.to_bits()).collect::<Vec<_>>();
+        for space in ActionSpace::ALL {
+            let cfg = ActorCriticConfig::for_latent(2, 5, 6).with_action_space(space);
+            let (vm, net) = ActorCritic::seeded(&cfg, &dev, 1).unwrap();
+            let good = rollout(2, 2, &cfg, 2);
+            let (lat, mea, act) = (good.latents().unwrap(), good.measurements().unwrap(), good.actions().unwrap());
+            let mut r = Rollout::new(2, 2).unwrap();
+            let st = |l: Tensor, k: usize| State { latent: l, measurements: mea.get(k).unwrap() };
+            r.begin(&st(lat.get(0).unwrap(), 0)).unwrap();
+            let lp = Tensor::zeros(2, DType::F32, &dev).unwrap();
+            let poisoned = lat.get(1).unwrap().affine(1.0, f64::NAN).unwrap();
+            r.push(&act.get(0).unwrap(), &lp, &[1.0, 1.0], &[false, false], &st(poisoned, 1)).unwrap();
+            r.push(&act.get(1).unwrap(), &lp, &[1.0, 1.0], &[false, false], &st(lat.get(2).unwrap(), 2)).unwrap();
+            let mut a2c = A2c::new(A2cConfig::default(), &vm).unwrap();
+            let before = bits(&vm);
+            let s = a2c.update(&net, &r).unwrap();
+            assert!(s.skipped.is_some(), "{space:?}: {s:?}");
+            assert_eq!(before, bits(&vm));
+
+            let bias = vm.data().lock().unwrap()["value.out.bias"].clone();
+            bias.set(&Tensor::new(&[f32::NAN], &dev).unwrap()).unwrap();
+            let before = bits(&vm);
+            let s = a2c.update(&net, &good).unwrap();
+            assert!(s.skipped.as_deref().is_some_and(|m| m.contains("network's outputs")), "{space:?}: {s:?}");
+            assert_eq!(before, bits(&vm));
+            let s = a2c.apply(&Tensor::new(f32::NAN, &dev).unwrap()).unwrap();
+            assert!(s.skipped.as_deref().is_some_and(|m| m.contains("loss is NaN")), "{s:?}");
+            assert_eq!(before, bits(&vm));
+            assert_eq!((a2c.skipped(), a2c.updates()), (3, 3));
+        }
+
+        let w = Var::new(&[0.0f32, 1.0], &dev).unwrap();
+        let single = VarMap::new();
+        single.data().lock().unwrap().insert("w".into(), w.clone());
+        let mut a2c = A2c::new(A2cConfig::default(), &single).unwrap();
+        // √w at w = 0: a finite loss (1) whose derivative 1/(2√w) is infinite.
+        let loss = w.as_tensor().powf(0.5).unwrap().sum_all().unwrap();
+        let s = a2c.apply(&loss).unwrap();
+        assert!(s.loss.is_finite() && !s.grad_norm.is_finite(), "{s:?}");
+        assert!(s.skipped.as_deref().is_some_and(|m| m.contains("gradient norm is")), "{s:?}");
+        assert_eq!(w.as_tensor().to_vec1::<f32>().unwrap(), [0.0, 1.0]);
+        assert_eq!((a2c.skipped(), a2c.updates()), (1, 1));
+    }
+
+    /// Clipping against `torch.nn.utils.clip_grad_norm_`: gradients (3, 4) and (12) have norm
+    /// 13; clipped to 6.5 they become (3, 4, 12)·6.5/(13 + 1e-6).
+    #[test]
+    fn global_norm_clipping() {
+        let dev = Device::Cpu;
+        let a = Var::new(&[1.5f64, 2.0], &dev).unwrap();
+        let b = Var::new(&[6.0f64], &dev).unwrap();
+        let loss = (a.as_tensor().sqr().unwrap().sum_all().unwrap() + b.as_tensor().sqr().unwrap().sum_all().unwrap())
+            .unwrap();
+        let mut g = loss.backward().unwrap();
+        let norm = clip_grad_norm(&mut g, &[a.clone(), b.clone()], 6.5).unwrap();
+        assert!((norm - 13.0).abs() < 1e-12);
+        let k = 6.5 / (13.0 + 1e-6);
+        let ga = g.get(a.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+        let gb = g.get(b.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+        assert!((ga[0] - 3.0 * k).abs() < 1e-12 && (ga[1] - 4.0 * k).abs() < 1e-12 && (gb[0] - 12.0 * k).abs() < 1e-12);
+        // Below the threshold nothing changes.
+        let mut g = loss.backward().unwrap();
+        clip_grad_norm(&mut g, &[a.clone(), b], 20.0).unwrap();
+        assert_eq!(g.get(a.as_tensor()).unwrap().to_vec1::<f64>().unwrap(), [3.0, 4.0]);
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        let vm = VarMap::new();
+        for bad in [
+            A2cConfig { gamma: 1.5, ..Default::default() },
+            A2cConfig { entropy_coef: -0.1, ..Default::default() },
+            A2cConfig { max_grad_norm: 0.0, ..Default::default() },
+            A2cConfig { learning_rate: f64::NAN, ..Default::default() },
+            A2cConfig { total_updates: 0, ..Default::default() },
+            A2cConfig { vtrace: Some(VTraceConfig { rho_bar: 1.0, c_bar: 3.0 }), ..Default::default() },
+        ] {
+            assert!(A2c::new(bad, &vm).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Acting: `T` steps of every actor of a [`VecEnv`] under the current policy, into a
+//! [`Rollout`] — the first half of an A2C iteration (the second is [`super::A2c::update`]).
+//!
+//! Each step renders every camera and advances every simulation ([`VecEnv::step`], in
+//! parallel threads), encodes the new observations into states with one batched segmenter
+//! pass ([`StateEncoder::encode`]), and runs the actor-critic once on the batch to sample the
+//! next actions. The time of each part is measured ([`CollectTimes`]) for the throughput
+//! benchmark.
+
+use super::network::ActorCritic;
+use super::rollout::Rollout;
+use super::state::{State, StateEncoder};
+use crate::sim::{Environment, EpisodeLog, VecEnv};
+use crate::{Error, Result};
+use rand::rngs::StdRng;
+use std::time::Instant;
+
+/// Seconds spent in each part of acting.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CollectTimes {
+    /// Simulation and rendering ([`VecEnv::step`]).
+    pub env_s: f64,
+    /// The segmenter's latents and the states ([`StateEncoder::encode`]).
+    pub latent_s: f64,
+    /// The actor-critic's forward pass and sampling.
+    pub policy_s: f64,
+}
+
+impl CollectTimes {
+    /// Adds another measurement.
+    pub fn add(&mut self, other: &CollectTimes) {
+        self.env_s += other.env_s;
+        self.latent_s += other.latent_s;
+        self.policy_s += other.policy_s;
+    }
+}
+
+/// An episode that ended while acting.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FinishedEpisode {
+    /// Environment steps of the whole run (all actors) when it ended.
+    pub run_step: usize,
+    /// Which actor drove it.
+    pub actor: usize,
+    /// The environment's record (reward, length, termination, infractions).
+    pub log: EpisodeLog,
+}
+
+/// Resets every environment with `seed` (environment `i` plays seed `seed + i`), clears the
+/// encoder's memory and returns the first states (all episodes starting).
+pub fn reset_states<E: Environment>(env: &mut VecEnv<E>, encoder: &mut StateEncoder, seed: u64) -> Result<State> {
+    let observations = env.reset(seed)?;
+    encoder.reset();
+    let refs: Vec<_> = observations.iter().collect();
+    encoder.encode(&refs, &vec![true; refs.len()])
+}
+
+/// Fills `rollout` (which must have begun, with the environments' current states) with
+/// `rollout.steps()` steps of sampled actions. `run_steps` counts environment steps (`N` per
+/// step) and stamps the finished episodes. An environment error stops with an error naming
+/// the rollout step (the rollout is then incomplete and must begin again).
+pub fn collect<E: Environment>(
+    env: &mut VecEnv<E>,
+    encoder: &mut StateEncoder,
+    net: &ActorCritic,
+    rollout: &mut Rollout,
+    rng: &mut StdRng,
+    run_steps: &mut usize,
+) -> Result<(Vec<FinishedEpisode>, CollectTimes)> {
+    if env.len() != rollout.actors() {
+        return Err(Error::shape("environments", rollout.actors().to_string(), env.len().to_string()));
+    }
+    let mut finished = vec![];
+    let mut times = CollectTimes::default();
+    while !rollout.is_full() {
+        let state = rollout.last_state().ok_or_else(|| Error::invalid("rollout", "collect", "call begin first"))?;
+        let t0 = Instant::now();
+        let out = net.forward(&state.latent, &state.measurements)?;
+        let policy = net.policy(&out)?;
+        let raw = policy.sample(rng)?;
+        let log_probs = policy.log_prob(&raw)?.detach();
+        let actions = policy.actions(&raw)?;
+        let t1 = Instant::now();
+        let transitions = env.step(&actions).map_err(|e| {
+            Error::invalid("environment step", rollout.len(), format!("failed at this rollout step: {e}"))
+        })?;
+        let t2 = Instant::now();
+        *run_steps += env.len();
+        let dones: Vec<bool> = transitions.iter().map(|t| t.done()).collect();
+        let rewards: Vec<f32> = transitions.iter().map(|t| t.reward).collect();
+        for (actor, t) in transitions.iter().enumerate() {
+            if let Some(log) = &t.info.episode {
+                finished.push(FinishedEpisode { run_step: *run_steps, actor, log: log.clone() });
+            }
+        }
+        let observations: Vec<_> = transitions.iter().map(|t| &t.observation).collect();
+        let next = encoder.encode(&observations, &dones)?;
+        let t3 = Instant::now();
+        rollout.push(&raw, &log_probs, &rewards, &dones, &next)?;
+        times.policy_s += (t1 - t0).as_secs_f64();
+        times.env_s += (t2 - t1).as_secs_f64();
+        times.latent_s += (t3 - t2).as_secs_f64();
+    }
+    Ok((finished, times))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{ModelKind, SegmenterConfig};
+    use crate::rl::{frozen_segmenter, A2c, A2cConfig, ActorCriticConfig};
+    use crate::sim::{CameraConfig, EnvConfig, TRAINING_TOWN};
+    use candle_core::Device;
+
+    /// Two actors in the training town with a narrow ENet at a small camera: a rollout of 3
+    /// steps fills storage of the documented shapes, counts 6 environment steps, and an A2C
+    /// update on it is applied; with a 1-step episode limit every step ends an episode.
+    #[test]
+    fn a_rollout_in_the_simulator_and_an_update() {
+        let dev = Device::Cpu;
+        let mut env_cfg = EnvConfig::new(TRAINING_TOWN).with_camera(CameraConfig::agent().with_size(96, 48));
+        env_cfg.max_steps = 2;
+        let mut env = VecEnv::driving(&env_cfg, 2).unwrap();
+        let seg_cfg = SegmenterConfig { num_classes: 19, width: 0.25, dropout: false };
+        let (vm, _) = crate::models::weights::build(ModelKind::Enet, &seg_cfg, &dev).unwrap();
+        let mut encoder = StateEncoder::new(frozen_segmenter(ModelKind::Enet, &seg_cfg, &vm, &dev).unwrap(), &dev);
+        let (c, h, w) = encoder.latent_shape(48, 96).unwrap();
+        assert_eq!((h, w), (6, 12));
+        let net_cfg = ActorCriticConfig::for_latent(c, h, w);
+        let (agent_vm, net) = ActorCritic::seeded(&net_cfg, &dev, 0).unwrap();
+        let mut rollout = Rollout::new(3, 2).unwrap();
+        rollout.begin(&reset_states(&mut env, &mut encoder, 11).unwrap()).unwrap();
+        let (mut rng, mut steps) = (crate::random::seeded(0), 0);
+        let (finished, times) = collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut steps).unwrap();
+        assert_eq!(steps, 6);
+        assert_eq!(rollout.latents().unwrap().dims(), [4, 2, 2 * c, 6, 12]);
+        assert!(times.env_s > 0.0 && times.latent_s > 0.0 && times.policy_s > 0.0);
+        // Every episode lasts at most 2 steps: at least one per actor ended within 3 steps.
+        assert!(finished.len() >= 2 && finished.iter().all(|f| f.log.steps <= 2), "{finished:?}");
+        let ends = rollout.masks().iter().filter(|&&m| m == 0.0).count();
+        assert_eq!(ends, finished.len());
+        let mut a2c = A2c::new(A2cConfig::default(), &agent_vm).unwrap();
+        let stats = a2c.update(&net, &rollout).unwrap();
+        assert!(stats.skipped.is_none() && stats.loss.is_finite(), "{stats:?}");
+        rollout.carry_over().unwrap();
+        collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut steps).unwrap();
+        assert_eq!(steps, 12);
+    }
+}

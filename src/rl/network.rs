@@ -1,0 +1,286 @@
+//! The paper's actor-critic network (Section III.C): a convolutional branch for the stacked
+//! latent maps, a fully connected branch for the measurements, a joint trunk and two heads.
+//!
+//! ```text
+//! latent [B, C, h, w] → conv 3×3×32 → conv 3×3×16 → flatten → FC 1024 → FC 512 ─┐
+//! measurements [B, M] → FC 64 → FC 64 ──────────────────────────────────────────┴→ concat 576
+//!   → FC 256 → FC 128 ─┬→ FC 64 → FC 16 → FC P   policy head (P = ActionSpace::head_size)
+//!                      └→ FC 64 → FC 16 → FC 1   value V(s)
+//! ```
+//!
+//! The paper gives the layer widths only; the rest is this crate's choice: ReLU after every
+//! hidden layer, unpadded stride-1 convolutions (so `h, w ≥ 5`), PyTorch's default
+//! initialisation `U(±1/√fan_in)` drawn from a seeded generator ([`ActorCritic::seeded`]) and
+//! the policy head's last layer scaled by 0.01 (CleanRL's practice: a near-uniform first
+//! policy). With ENet at the agent's 96 × 192 camera the latent is `[128, 12, 24]` per frame,
+//! so `C = 256`, the flattened conv output `16·8·20 = 2560` and the network has 3.43 M
+//! parameters.
+
+use super::policy::{ActionSpace, Policy};
+use crate::sim::Measurements;
+use crate::{Error, Result};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
+use rand::Rng;
+
+/// The network's input sizes and action space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActorCriticConfig {
+    /// Channels of the state's latent maps (two frames stacked: twice the segmenter's).
+    pub latent_channels: usize,
+    /// Height of the latent maps (≥ 5).
+    pub latent_height: usize,
+    /// Width of the latent maps (≥ 5).
+    pub latent_width: usize,
+    /// Length of the measurement vector.
+    pub measurements: usize,
+    /// What the policy head parametrises.
+    pub action_space: ActionSpace,
+}
+
+impl ActorCriticConfig {
+    /// The state of a segmenter whose latent map is `[channels, height, width]` per frame:
+    /// two frames (`2·channels`), [`Measurements::LEN`] measurements, the Beta policy.
+    pub fn for_latent(channels: usize, height: usize, width: usize) -> Self {
+        ActorCriticConfig {
+            latent_channels: 2 * channels,
+            latent_height: height,
+            latent_width: width,
+            measurements: Measurements::LEN,
+            action_space: ActionSpace::Beta,
+        }
+    }
+
+    /// The same with another action space.
+    pub fn with_action_space(self, action_space: ActionSpace) -> Self {
+        ActorCriticConfig { action_space, ..self }
+    }
+
+    /// Checks the sizes; the error names the bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.latent_channels == 0 {
+            return Err(Error::invalid("latent_channels", 0, "must be >= 1"));
+        }
+        if self.latent_height < 5 || self.latent_width < 5 {
+            return Err(Error::invalid(
+                "latent size",
+                format!("{}x{}", self.latent_height, self.latent_width),
+                "must be at least 5x5 for two unpadded 3x3 convolutions",
+            ));
+        }
+        if self.measurements == 0 {
+            return Err(Error::invalid("measurements", 0, "must be >= 1"));
+        }
+        Ok(())
+    }
+
+    /// Length of the flattened convolutional features: `16·(h − 4)·(w − 4)`.
+    pub fn conv_features(&self) -> usize {
+        16 * (self.latent_height - 4) * (self.latent_width - 4)
+    }
+}
+
+/// What the network computes for a batch of states.
+#[derive(Clone, Debug)]
+pub struct ActorCriticOutput {
+    /// The policy head's outputs `[B, P]` (see [`ActionSpace::policy`]).
+    pub head: Tensor,
+    /// The state values `V(s)`, `[B]`.
+    pub value: Tensor,
+}
+
+/// The actor-critic network (see the module docs for the layers).
+#[derive(Clone, Debug)]
+pub struct ActorCritic {
+    config: ActorCriticConfig,
+    conv: [Conv2d; 2],
+    latent_fc: [Linear; 2],
+    measurement_fc: [Linear; 2],
+    joint_fc: [Linear; 2],
+    policy_head: [Linear; 3],
+    value_head: [Linear; 3],
+}
+
+fn relu_chain(x: Tensor, layers: &[Linear]) -> Result<Tensor> {
+    layers.iter().try_fold(x, |x, l| Ok(l.forward(&x)?.relu()?))
+}
+
+impl ActorCritic {
+    /// Builds the layers under `vb` (names: `latent.conv1`, `latent.conv2`, `latent.fc1`,
+    /// `latent.fc2`, `measurements.fc1`, `measurements.fc2`, `joint.fc1`, `joint.fc2`,
+    /// `policy.fc1`, `policy.fc2`, `policy.out`, `value.fc1`, `value.fc2`, `value.out`).
+    pub fn new(config: &ActorCriticConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let conv_cfg = Conv2dConfig::default();
+        let lin = |i, o, name: &str, vb: &VarBuilder| candle_nn::linear(i, o, vb.pp(name));
+        let (vl, vm, vj, vp, vv) =
+            (vb.pp("latent"), vb.pp("measurements"), vb.pp("joint"), vb.pp("policy"), vb.pp("value"));
+        Ok(ActorCritic {
+            config: *config,
+            conv: [
+                candle_nn::conv2d(config.latent_channels, 32, 3, conv_cfg, vl.pp("conv1"))?,
+                candle_nn::conv2d(32, 16, 3, conv_cfg, vl.pp("conv2"))?,
+            ],
+            latent_fc: [lin(config.conv_features(), 1024, "fc1", &vl)?, lin(1024, 512, "fc2", &vl)?],
+            measurement_fc: [lin(config.measurements, 64, "fc1", &vm)?, lin(64, 64, "fc2", &vm)?],
+            joint_fc: [lin(512 + 64, 256, "fc1", &vj)?, lin(256, 128, "fc2", &vj)?],
+            policy_head: [
+                lin(128, 64, "fc1", &vp)?,
+                lin(64, 16, "fc2", &vp)?,
+                lin(16, config.action_space.head_size(), "out", &vp)?,
+            ],
+            value_head: [lin(128, 64, "fc1", &vv)?, lin(64, 16, "fc2", &vv)?, lin(16, 1, "out", &vv)?],
+        })
+    }
+
+    /// A fresh `VarMap` (f32, on `device`) and the network in it, initialised from `seed`
+    /// (see the module docs): the same seed gives the same network.
+    pub fn seeded(config: &ActorCriticConfig, device: &Device, seed: u64) -> Result<(VarMap, Self)> {
+        let varmap = VarMap::new();
+        let net = ActorCritic::new(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+        init_weights(&varmap, seed)?;
+        Ok((varmap, net))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ActorCriticConfig {
+        &self.config
+    }
+
+    /// Policy head and value of a batch of states.
+    ///
+    /// # Shapes
+    /// `latent`: `[B, C, h, w]` as configured; `measurements`: `[B, M]`. Either wrong is an
+    /// error naming the input and both shapes.
+    pub fn forward(&self, latent: &Tensor, measurements: &Tensor) -> Result<ActorCriticOutput> {
+        let c = &self.config;
+        let want = [c.latent_channels, c.latent_height, c.latent_width];
+        let b = match latent.dims() {
+            [b, rest @ ..] if rest == want => *b,
+            got => {
+                return Err(Error::shape(
+                    "actor-critic latent input",
+                    format!("[B, {}, {}, {}]", want[0], want[1], want[2]),
+                    format!("{got:?}"),
+                ))
+            }
+        };
+        if measurements.dims() != [b, c.measurements] {
+            return Err(Error::shape(
+                "actor-critic measurement input",
+                format!("[{b}, {}] (the latent's batch, the measurement length)", c.measurements),
+                format!("{:?}", measurements.dims()),
+            ));
+        }
+        let x = self.conv.iter().try_fold(latent.clone(), |x, l| l.forward(&x)?.relu())?;
+        let x = relu_chain(x.flatten_from(1)?, &self.latent_fc)?;
+        let m = relu_chain(measurements.clone(), &self.measurement_fc)?;
+        let joint = relu_chain(Tensor::cat(&[x, m], 1)?, &self.joint_fc)?;
+        let head = self.policy_head[2].forward(&relu_chain(joint.clone(), &self.policy_head[..2])?)?;
+        let value = self.value_head[2].forward(&relu_chain(joint, &self.value_head[..2])?)?.squeeze(1)?;
+        Ok(ActorCriticOutput { head, value })
+    }
+
+    /// The policy of a forward pass's head.
+    pub fn policy(&self, out: &ActorCriticOutput) -> Result<Policy> {
+        self.config.action_space.policy(&out.head)
+    }
+}
+
+/// Redraws every variable of `varmap` in name order from a generator seeded with `seed`:
+/// weights and biases from `U(±1/√fan_in)` (PyTorch's default for linear and convolutional
+/// layers), `fan_in` from the weight's shape; the policy head's output layer then scaled by
+/// 0.01.
+pub fn init_weights(varmap: &VarMap, seed: u64) -> Result<()> {
+    let data = varmap.data().lock().map_err(|_| Error::invalid("varmap", "lock", "poisoned"))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = crate::random::seeded(seed);
+    for name in names {
+        let var = &data[name];
+        let weight_name = name.strip_suffix(".bias").map_or(name.clone(), |p| format!("{p}.weight"));
+        let fan_in = match data.get(&weight_name).map(|w| w.dims().to_vec()) {
+            Some(d) if d.len() >= 2 => d[1..].iter().product::<usize>(),
+            _ => return Err(Error::invalid("actor-critic variable", name, "has no weight to take its fan-in from")),
+        };
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let scale = if name.starts_with("policy.out") { 0.01 } else { 1.0 };
+        let values: Vec<f32> =
+            (0..var.elem_count()).map(|_| (rng.random_range(-bound..bound) * scale) as f32).collect();
+        var.set(&Tensor::from_vec(values, var.shape(), var.device())?.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> ActorCriticConfig {
+        ActorCriticConfig::for_latent(4, 6, 7)
+    }
+
+    /// The layer shapes of the paper and their parameter count: for ENet's `[128, 12, 24]`
+    /// latent, conv `256·32·9 + 32` + `32·16·9 + 16`, FC `2560·1024 + 1024`, `1024·512 + 512`,
+    /// `7·64 + 64`, `64·64 + 64`, `576·256 + 256`, `256·128 + 128`, heads `128·64 + 64`,
+    /// `64·16 + 16`, `16·6 + 6` and `16·1 + 1` (+ the value's `128·64 + 64`, `64·16 + 16`).
+    #[test]
+    fn paper_shapes_and_parameter_count() {
+        let cfg = ActorCriticConfig::for_latent(128, 12, 24);
+        let (vm, _) = ActorCritic::seeded(&cfg, &Device::Cpu, 0).unwrap();
+        let count: usize = vm.all_vars().iter().map(|v| v.elem_count()).sum();
+        let want = (256 * 32 * 9 + 32)
+            + (32 * 16 * 9 + 16)
+            + (2560 * 1024 + 1024)
+            + (1024 * 512 + 512)
+            + (7 * 64 + 64)
+            + (64 * 64 + 64)
+            + (576 * 256 + 256)
+            + (256 * 128 + 128)
+            + 2 * (128 * 64 + 64 + 64 * 16 + 16)
+            + (16 * 6 + 6)
+            + (16 + 1);
+        assert_eq!(count, want);
+        assert_eq!(cfg.conv_features(), 2560);
+    }
+
+    #[test]
+    fn forward_shapes_and_seeding() {
+        let dev = Device::Cpu;
+        for space in ActionSpace::ALL {
+            let cfg = small().with_action_space(space);
+            let (vm, net) = ActorCritic::seeded(&cfg, &dev, 7).unwrap();
+            let latent = Tensor::randn(0f32, 1.0, (3, 8, 6, 7), &dev).unwrap();
+            let meas = Tensor::randn(0f32, 1.0, (3, 7), &dev).unwrap();
+            let out = net.forward(&latent, &meas).unwrap();
+            assert_eq!(out.head.dims(), [3, space.head_size()]);
+            assert_eq!(out.value.dims(), [3]);
+            net.policy(&out).unwrap();
+            // Same seed, same weights; another seed, other weights.
+            let (vm2, net2) = ActorCritic::seeded(&cfg, &dev, 7).unwrap();
+            let v1 = out.value.to_vec1::<f32>().unwrap();
+            assert_eq!(v1, net2.forward(&latent, &meas).unwrap().value.to_vec1::<f32>().unwrap());
+            init_weights(&vm2, 8).unwrap();
+            assert_ne!(v1, net2.forward(&latent, &meas).unwrap().value.to_vec1::<f32>().unwrap());
+            // The policy head starts near zero (scaled by 0.01).
+            let head_max = out.head.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(head_max < 0.05, "{head_max}");
+            drop(vm);
+        }
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors_naming_the_input() {
+        let dev = Device::Cpu;
+        let (_, net) = ActorCritic::seeded(&small(), &dev, 0).unwrap();
+        let good_l = Tensor::zeros((2, 8, 6, 7), DType::F32, &dev).unwrap();
+        let good_m = Tensor::zeros((2, 7), DType::F32, &dev).unwrap();
+        let e = net.forward(&Tensor::zeros((2, 4, 6, 7), DType::F32, &dev).unwrap(), &good_m).unwrap_err();
+        assert!(e.to_string().contains("latent input") && e.to_string().contains("[B, 8, 6, 7]"), "{e}");
+        let e = net.forward(&good_l, &Tensor::zeros((3, 7), DType::F32, &dev).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("measurement input"), "{e}");
+        let e = net.forward(&good_l.flatten_from(1).unwrap(), &good_m).unwrap_err();
+        assert!(e.to_string().contains("latent input"), "{e}");
+        assert!(ActorCriticConfig::for_latent(4, 4, 7).validate().is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! The agent's action space as one configuration choice ([`ActionSpace`]) and the policy
+//! distribution a network head defines over it ([`Policy`]).
+//!
+//! | [`ActionSpace`] | head outputs | distribution | raw action stored | env action |
+//! |---|---|---|---|---|
+//! | `Beta` (the paper's continuous action, CARLA-Roach's policy) | 6: raw `α`, then raw `β`, for (steer, throttle, brake) | [`Beta`] per dimension | `[B, 3]` in `(0, 1)` | steer `2u − 1`, throttle `u`, brake `u` |
+//! | `Discrete` (CARLA's A3C baseline) | 9 logits | [`Categorical`] | `[B]` `u32` index | [`DISCRETE_ACTIONS`] |
+//!
+//! Log-probabilities and entropies are those of the action the environment receives: the
+//! steer's affine map `s = 2u − 1` adds `−ln 2` to its log-density and `+ln 2` to its
+//! entropy, so the two spaces' numbers mean the same thing.
+
+use super::beta::Beta;
+use super::categorical::{Categorical, DISCRETE_ACTIONS};
+use crate::sim::Action;
+use crate::{Error, Result};
+use candle_core::{DType, Tensor};
+use rand::Rng;
+use std::f64::consts::LN_2;
+
+/// Which actions the agent chooses from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ActionSpace {
+    /// Continuous (steer, throttle, brake), one Beta distribution per dimension.
+    #[default]
+    Beta,
+    /// The 9 discrete actions of CARLA's A3C baseline ([`DISCRETE_ACTIONS`]).
+    Discrete,
+}
+
+impl ActionSpace {
+    /// Both spaces.
+    pub const ALL: [ActionSpace; 2] = [ActionSpace::Beta, ActionSpace::Discrete];
+
+    /// Width of the policy head: 6 for `Beta`, 9 for `Discrete`.
+    pub fn head_size(self) -> usize {
+        match self {
+            ActionSpace::Beta => 6,
+            ActionSpace::Discrete => DISCRETE_ACTIONS.len(),
+        }
+    }
+
+    /// The policy of a head's outputs `[B, head_size]`.
+    pub fn policy(self, head: &Tensor) -> Result<Policy> {
+        let (_, p) = head.dims2().map_err(|_| {
+            Error::shape("policy head", format!("[B, {}]", self.head_size()), format!("{:?}", head.dims()))
+        })?;
+        if p != self.head_size() {
+            return Err(Error::shape(
+                format!("policy head for the {} action space", self.as_str()),
+                format!("[B, {}]", self.head_size()),
+                format!("{:?}", head.dims()),
+            ));
+        }
+        Ok(match self {
+            ActionSpace::Beta => Policy::Beta(Beta::from_logits(head)?),
+            ActionSpace::Discrete => Policy::Discrete(Categorical::from_logits(head)?),
+        })
+    }
+
+    /// The name in configs: `"beta"` or `"discrete"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionSpace::Beta => "beta",
+            ActionSpace::Discrete => "discrete",
+        }
+    }
+}
+
+impl std::str::FromStr for ActionSpace {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        ActionSpace::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| Error::invalid("action space", s, "expected beta or discrete"))
+    }
+}
+
+/// A batch of policy distributions over the environment's actions.
+#[derive(Clone, Debug)]
+pub enum Policy {
+    /// Beta marginals over the unit-interval forms of (steer, throttle, brake).
+    Beta(Beta),
+    /// A categorical over [`DISCRETE_ACTIONS`].
+    Discrete(Categorical),
+}
+
+impl Policy {
+    /// One draw per row: `[B, 3]` unit values (`Beta`) or `[B]` `u32` indices (`Discrete`).
+    pub fn sample(&self, rng: &mut impl Rng) -> Result<Tensor> {
+        match self {
+            Policy::Beta(d) => d.sample(rng),
+            Policy::Discrete(d) => d.sample(rng),
+        }
+    }
+
+    /// The deterministic choice for evaluation: the Beta means, or the most likely action.
+    pub fn greedy(&self) -> Result<Tensor> {
+        match self {
+            Policy::Beta(d) => d.mean(),
+            Policy::Discrete(d) => d.mode(),
+        }
+    }
+
+    /// `log π(a | s)` of raw actions (as [`Policy::sample`] returns them), summed over the
+    /// action's dimensions, `[B]`, differentiable.
+    pub fn log_prob(&self, raw: &Tensor) -> Result<Tensor> {
+        match self {
+            Policy::Beta(d) => Ok(d.log_prob(raw)?.sum(1)?.affine(1.0, -LN_2)?),
+            Policy::Discrete(d) => d.log_prob(raw),
+        }
+    }
+
+    /// The entropy of every row, `[B]` (nats), differentiable.
+    pub fn entropy(&self) -> Result<Tensor> {
+        match self {
+            Policy::Beta(d) => Ok(d.entropy()?.sum(1)?.affine(1.0, LN_2)?),
+            Policy::Discrete(d) => d.entropy(),
+        }
+    }
+
+    /// The environment's actions for raw actions `[B, 3]` / `[B]`.
+    pub fn actions(&self, raw: &Tensor) -> Result<Vec<Action>> {
+        match self {
+            Policy::Beta(_) => {
+                let rows = raw
+                    .to_dtype(DType::F32)?
+                    .to_vec2::<f32>()
+                    .map_err(|_| Error::shape("Beta raw actions", "[B, 3]", format!("{:?}", raw.dims())))?;
+                rows.iter()
+                    .map(|r| match r.as_slice() {
+                        &[s, t, b] => {
+                            Ok(Action::new((2.0 * s - 1.0).clamp(-1.0, 1.0), t.clamp(0.0, 1.0), b.clamp(0.0, 1.0)))
+                        }
+                        _ => Err(Error::shape(
+                            "Beta raw action",
+                            "3 values (steer, throttle, brake)",
+                            r.len().to_string(),
+                        )),
+                    })
+                    .collect()
+            }
+            Policy::Discrete(_) => raw
+                .to_dtype(DType::U32)?
+                .to_vec1::<u32>()
+                .map_err(|_| Error::shape("discrete raw actions", "[B]", format!("{:?}", raw.dims())))?
+                .into_iter()
+                .map(|k| {
+                    DISCRETE_ACTIONS.get(k as usize).copied().ok_or_else(|| {
+                        Error::invalid("discrete action", k, format!("must be < {}", DISCRETE_ACTIONS.len()))
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Zero head outputs: `α = β = 1 + ln 2` for every dimension, so the joint entropy is
+    /// `3·H(Beta(c, c)) + ln 2` with `H(Beta(c, c)) = ln B(c, c) − 2(c − 1)ψ(c) + (2c − 2)ψ(2c)`;
+    /// at the centre (steer 0, throttle ½, brake ½) the log-density is `3·ln p_c(½) − ln 2`.
+    /// The discrete space's uniform policy has entropy `ln 9`.
+    #[test]
+    fn joint_log_prob_and_entropy() {
+        let dev = Device::Cpu;
+        let c = 1.0 + LN_2;
+        let beta = ActionSpace::Beta.policy(&Tensor::zeros((1, 6), DType::F64, &dev).unwrap()).unwrap();
+        let Policy::Beta(d) = &beta else { panic!("not a Beta policy") };
+        let marginal_h = d.entropy().unwrap().to_vec2::<f64>().unwrap()[0][0];
+        let h = beta.entropy().unwrap().to_vec1::<f64>().unwrap()[0];
+        assert!((h - (3.0 * marginal_h + LN_2)).abs() < 1e-12);
+        // p_c(½) = (½)^{2c−2} / B(c, c), with B from lgamma (checked in special.rs).
+        let lg = |x: f64| super::super::lgamma(&Tensor::new(&[x], &dev).unwrap()).unwrap().to_vec1::<f64>().unwrap()[0];
+        let ln_p_half = (2.0 * c - 2.0) * 0.5f64.ln() - (2.0 * lg(c) - lg(2.0 * c));
+        let centre = Tensor::new(&[[0.5f64, 0.5, 0.5]], &dev).unwrap();
+        let lp = beta.log_prob(&centre).unwrap().to_vec1::<f64>().unwrap()[0];
+        assert!((lp - (3.0 * ln_p_half - LN_2)).abs() < 1e-10, "{lp}");
+        assert_eq!(beta.actions(&centre).unwrap(), vec![Action::new(0.0, 0.5, 0.5)]);
+
+        let disc = ActionSpace::Discrete.policy(&Tensor::zeros((2, 9), DType::F32, &dev).unwrap()).unwrap();
+        let h = disc.entropy().unwrap().to_vec1::<f32>().unwrap();
+        assert!(h.iter().all(|h| (h - 9f32.ln()).abs() < 1e-6));
+        let acts = disc.actions(&Tensor::new(&[2u32, 8], &dev).unwrap()).unwrap();
+        assert_eq!(acts, vec![Action::new(0.0, 1.0, 0.0), Action::new(1.0, 0.0, 0.0)]);
+    }
+
+    #[test]
+    fn sampled_actions_are_valid_and_bad_heads_are_errors() {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(5);
+        for space in ActionSpace::ALL {
+            let head = Tensor::randn(0f32, 2.0, (16, space.head_size()), &dev).unwrap();
+            let p = space.policy(&head).unwrap();
+            let raw = p.sample(&mut rng).unwrap();
+            assert!(p.actions(&raw).unwrap().iter().all(|a| a.validate().is_ok()));
+            let lp = p.log_prob(&raw).unwrap().to_vec1::<f32>().unwrap();
+            assert!(lp.iter().all(|l| l.is_finite()), "{space:?}: {lp:?}");
+            assert_eq!(p.greedy().unwrap().dim(0).unwrap(), 16);
+            let wrong = Tensor::zeros((2, space.head_size() + 1), DType::F32, &dev).unwrap();
+            assert!(space.policy(&wrong).unwrap_err().to_string().contains(space.as_str()));
+        }
+        assert_eq!("Discrete".parse::<ActionSpace>().unwrap(), ActionSpace::Discrete);
+        assert!("gaussian".parse::<ActionSpace>().is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! The agent's state (Section III.C): the frozen segmenter's latent maps of the two most
+//! recent front-camera frames, stacked on channels, and the measurement vector.
+//!
+//! ```text
+//! latent_t = [ latent(frame_t) ; latent(frame_{t−1}) ]   [N, 2C, h, w]   (zeros for frame_{t−1} at an episode's first frame)
+//! measurements_t = Measurements::vector()                [N, M]
+//! ```
+//!
+//! The latents of all `N` actors come from one batched forward pass of the segmenter in
+//! evaluation mode; the segmenter is frozen (its output carries no autograd graph; build it
+//! with [`frozen_segmenter`] so that none is even recorded).
+
+use crate::data::Normalize;
+use crate::models::{ModelKind, Segmenter, SegmenterConfig};
+use crate::sim::{Measurements, Observation};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A batch of agent states.
+///
+/// # Shapes
+/// `latent`: `[N, 2C, h, w]` (current frame's latent in channels `0..C`, the previous frame's
+/// in `C..2C`); `measurements`: `[N, M]`; `f32`, no autograd graph.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// The stacked latent maps.
+    pub latent: Tensor,
+    /// The measurement vectors.
+    pub measurements: Tensor,
+}
+
+impl State {
+    /// Number of states in the batch.
+    pub fn len(&self) -> usize {
+        self.latent.dims().first().copied().unwrap_or(0)
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Turns observations into [`State`]s, remembering every actor's previous latent.
+pub struct StateEncoder {
+    segmenter: Arc<dyn Segmenter>,
+    normalize: Normalize,
+    device: Device,
+    previous: Option<Tensor>,
+}
+
+impl StateEncoder {
+    /// An encoder running `segmenter` on `device`, normalising images as the segmenters'
+    /// loaders do ([`Normalize::default`]).
+    pub fn new(segmenter: Arc<dyn Segmenter>, device: &Device) -> Self {
+        StateEncoder { segmenter, normalize: Normalize::default(), device: device.clone(), previous: None }
+    }
+
+    /// The same with another image normalisation.
+    pub fn with_normalize(mut self, normalize: Normalize) -> Self {
+        self.normalize = normalize;
+        self
+    }
+
+    /// The segmenter.
+    pub fn segmenter(&self) -> &Arc<dyn Segmenter> {
+        &self.segmenter
+    }
+
+    /// The per-frame latent shape `(C, h, w)` for camera images of `height × width` (one
+    /// forward pass of a black frame).
+    pub fn latent_shape(&self, height: usize, width: usize) -> Result<(usize, usize, usize)> {
+        let x = Tensor::zeros((1, 3, height, width), DType::F32, &self.device)?;
+        let (_, c, h, w) = self.segmenter.forward_all(&x, false)?.latent.dims4()?;
+        Ok((c, h, w))
+    }
+
+    /// Forgets the previous frames (the next [`StateEncoder::encode`] must mark every actor
+    /// as starting an episode).
+    pub fn reset(&mut self) {
+        self.previous = None;
+    }
+
+    /// The states of `observations` (one per actor, same camera size); `episode_start[i]`
+    /// says that observation `i` is the first frame of an episode (after a reset, or the
+    /// restarted episode a finished one hands back), so its previous-frame channels are zero.
+    /// Errors: a flag count that differs from the observations', a first call (or a call
+    /// after [`StateEncoder::reset`]) in which some actor does not start an episode, or an
+    /// actor count that changed.
+    pub fn encode(&mut self, observations: &[&Observation], episode_start: &[bool]) -> Result<State> {
+        let n = observations.len();
+        if episode_start.len() != n {
+            return Err(Error::shape("episode_start flags", n.to_string(), episode_start.len().to_string()));
+        }
+        let images = frames_tensor(observations, &self.normalize, &self.device)?;
+        let latent = self.segmenter.forward_all(&images, false)?.latent.detach();
+        let previous = match &self.previous {
+            Some(p) if p.dims() == latent.dims() => {
+                let keep: Vec<f32> = episode_start.iter().map(|&s| if s { 0.0 } else { 1.0 }).collect();
+                p.broadcast_mul(&Tensor::from_vec(keep, (n, 1, 1, 1), &self.device)?)?
+            }
+            Some(p) => {
+                return Err(Error::shape(
+                    "latent batch",
+                    format!("{:?} (as at the previous step)", p.dims()),
+                    format!("{:?}", latent.dims()),
+                ))
+            }
+            None => {
+                if let Some(i) = episode_start.iter().position(|s| !s) {
+                    return Err(Error::invalid(
+                        "episode_start",
+                        i,
+                        "the encoder has no previous frame: every actor must start an episode",
+                    ));
+                }
+                latent.zeros_like()?
+            }
+        };
+        let stacked = Tensor::cat(&[&latent, &previous], 1)?;
+        self.previous = Some(latent);
+        Ok(State { latent: stacked, measurements: measurements_tensor(observations, &self.device)? })
+    }
+}
+
+/// The camera images of `observations` as one normalised batch `[N, 3, H, W]` (`f32`).
+pub fn frames_tensor(observations: &[&Observation], normalize: &Normalize, device: &Device) -> Result<Tensor> {
+    let Some(first) = observations.first() else {
+        return Err(Error::shape("observations", "at least one", "0"));
+    };
+    let (w, h) = first.frame.rgb.dimensions();
+    let plane = 3 * (w * h) as usize;
+    let mut data = vec![0f32; observations.len() * plane];
+    for (i, (o, out)) in observations.iter().zip(data.chunks_mut(plane)).enumerate() {
+        if o.frame.rgb.dimensions() != (w, h) {
+            return Err(Error::shape(
+                format!("camera image of actor {i}"),
+                format!("{w}x{h} (as actor 0's)"),
+                format!("{:?}", o.frame.rgb.dimensions()),
+            ));
+        }
+        normalize.write_chw(&o.frame.rgb, out);
+    }
+    Ok(Tensor::from_vec(data, (observations.len(), 3, h as usize, w as usize), device)?)
+}
+
+/// The measurement vectors of `observations`, `[N, Measurements::LEN]` (`f32`).
+pub fn measurements_tensor(observations: &[&Observation], device: &Device) -> Result<Tensor> {
+    let data: Vec<f32> = observations.iter().flat_map(|o| o.measurements.vector()).collect();
+    Ok(Tensor::from_vec(data, (observations.len(), Measurements::LEN), device)?)
+}
+
+/// A copy of a trained segmenter whose parameters are plain tensors, not variables, so its
+/// forward passes record no autograd graph: the frozen segmenter of the state. The tensors
+/// share storage with `varmap`'s variables.
+pub fn frozen_segmenter(
+    kind: ModelKind,
+    config: &SegmenterConfig,
+    varmap: &VarMap,
+    device: &Device,
+) -> Result<Arc<dyn Segmenter>> {
+    let data = varmap.data().lock().map_err(|_| Error::invalid("varmap", "lock", "poisoned"))?;
+    let tensors: HashMap<String, Tensor> = data.iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect();
+    drop(data);
+    let net = kind.build(config, VarBuilder::from_tensors(tensors, DType::F32, device))?;
+    Ok(Arc::from(net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::SegmenterOutput;
+    use crate::sim::{Command, Frame};
+
+    /// A stand-in segmenter whose latent is the input average-pooled by 4 (3 channels).
+    struct Pooling;
+
+    impl Segmenter for Pooling {
+        fn name(&self) -> &'static str {
+            "pooling"
+        }
+        fn num_classes(&self) -> usize {
+            1
+        }
+        fn stride(&self) -> usize {
+            4
+        }
+        fn forward_padded(&self, x: &Tensor, _train: bool) -> Result<SegmenterOutput> {
+            let latent = x.avg_pool2d(4)?;
+            Ok(SegmenterOutput { logits: x.narrow(1, 0, 1)?, latent: latent.clone(), penultimate: latent })
+        }
+    }
+
+    fn observation(grey: u8, speed: f32) -> Observation {
+        let mut frame = Frame::new(16, 8);
+        frame.rgb.pixels_mut().for_each(|p| p.0 = [grey, grey, grey]);
+        let measurements =
+            Measurements { speed, distance_to_goal: 100.0, collision_damage: 0.0, command: Command::Left };
+        Observation { frame, measurements }
+    }
+
+    /// Channels `0..3` hold the current frame's latent, `3..6` the previous frame's, zero at
+    /// an episode's first frame: a uniform grey `g` normalises to `(g/255 − mean_c)/std_c`.
+    #[test]
+    fn stacks_the_two_most_recent_frames() {
+        let dev = Device::Cpu;
+        let mut enc = StateEncoder::new(Arc::new(Pooling), &dev);
+        assert_eq!(enc.latent_shape(8, 16).unwrap(), (3, 2, 4));
+        let norm = Normalize::default();
+        let level = |g: u8, c: usize| (g as f32 / 255.0 - norm.mean[c]) / norm.std[c];
+        let (a, b) = (observation(10, 1.0), observation(200, 2.0));
+        let s0 = enc.encode(&[&a, &b], &[true, true]).unwrap();
+        assert_eq!(s0.latent.dims(), [2, 6, 2, 4]);
+        assert!(!s0.latent.track_op());
+        let v = s0.latent.mean((2, 3)).unwrap().to_vec2::<f32>().unwrap();
+        for c in 0..3 {
+            assert!((v[0][c] - level(10, c)).abs() < 1e-5 && (v[1][c] - level(200, c)).abs() < 1e-5, "{v:?}");
+            assert!(v[0][3 + c] == 0.0 && v[1][3 + c] == 0.0);
+        }
+        // Actor 0 continues (previous = grey 10), actor 1 starts a new episode (zeros).
+        let (c, d) = (observation(60, 3.0), observation(90, 0.0));
+        let s1 = enc.encode(&[&c, &d], &[false, true]).unwrap();
+        let v = s1.latent.mean((2, 3)).unwrap().to_vec2::<f32>().unwrap();
+        for ch in 0..3 {
+            assert!((v[0][ch] - level(60, ch)).abs() < 1e-5 && (v[0][3 + ch] - level(10, ch)).abs() < 1e-5);
+            assert!((v[1][ch] - level(90, ch)).abs() < 1e-5 && v[1][3 + ch] == 0.0);
+        }
+        let m = s1.measurements.to_vec2::<f32>().unwrap();
+        assert_eq!(m[0], c.measurements.vector().to_vec());
+        assert_eq!(s1.len(), 2);
+    }
+
+    #[test]
+    fn bad_batches_are_errors() {
+        let dev = Device::Cpu;
+        let mut enc = StateEncoder::new(Arc::new(Pooling), &dev);
+        let a = observation(10, 1.0);
+        assert!(enc.encode(&[&a], &[true, true]).is_err());
+        assert!(enc.encode(&[&a], &[false]).unwrap_err().to_string().contains("no previous frame"));
+        enc.encode(&[&a], &[true]).unwrap();
+        assert!(enc.encode(&[&a, &a], &[false, false]).unwrap_err().to_string().contains("latent batch"));
+        let mut small = observation(1, 0.0);
+        small.frame = Frame::new(8, 8);
+        assert!(frames_tensor(&[&a, &small], &Normalize::default(), &dev).unwrap_err().to_string().contains("actor 1"));
+        assert!(frames_tensor(&[], &Normalize::default(), &dev).is_err());
+    }
+
+    /// A frozen ENet (narrow, for speed) at the agent's 96 × 192 camera: its latent is
+    /// `[C, 12, 24]` (stride 8), equal to the trainable network's, and records no graph.
+    #[test]
+    fn frozen_enet_latent_has_no_graph() {
+        let dev = Device::Cpu;
+        let cfg = SegmenterConfig { num_classes: 19, width: 0.25, dropout: false };
+        let (vm, net) = crate::models::weights::build(ModelKind::Enet, &cfg, &dev).unwrap();
+        let frozen = frozen_segmenter(ModelKind::Enet, &cfg, &vm, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 96, 192), &dev).unwrap();
+        let trainable = net.forward_all(&x, false).unwrap().latent;
+        let still = frozen.forward_all(&x, false).unwrap().latent;
+        assert!(trainable.track_op() && !still.track_op());
+        assert_eq!(still.dims()[2..], [12, 24]);
+        let diff = (trainable - &still).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-5, "{diff}");
+    }
+}
