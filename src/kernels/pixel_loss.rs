@@ -320,7 +320,11 @@ fn softmax_block<T: Real>(p: &Params<T>, z: &[T], s: usize, blk: Block, labels: 
     max.copy_from_slice(&z[j0..j0 + len]);
     for k in 1..n {
         for (m, &v) in max.iter_mut().zip(&z[k * s + j0..k * s + j0 + len]) {
-            *m = if v > *m { v } else { *m };
+            // A NaN logit makes the maximum NaN (`v != v`), so that the forward pass sees it
+            // even where the fast `exp` maps NaN to a finite value.
+            #[allow(clippy::eq_op)]
+            let nan = v != v;
+            *m = if v > *m || nan { v } else { *m };
         }
     }
     let sum = &mut sc.sum[..len];
@@ -379,7 +383,9 @@ fn forward_block<T: Real>(
             loss = loss + sc.acc[jj] / sc.sum[jj];
         }
         let loss = if sc.keep[jj] { loss } else { T::ZERO };
-        if !loss.is_finite() && bad.is_none() {
+        // A NaN or +∞ logit at a counted pixel (its maximum is then not finite) is an error
+        // even when the loss value happens to come out finite.
+        if (!loss.is_finite() || (sc.keep[jj] && !sc.max[jj].is_finite())) && bad.is_none() {
             bad = Some(blk.j0 + jj);
         }
         out[jj] = loss;
