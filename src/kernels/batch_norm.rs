@@ -416,7 +416,7 @@ mod tests {
         let bn = BatchNorm::new(3, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         bn.running_var.set(&Tensor::new(&[0.5f32, 2.0, 1.0], &dev).unwrap()).unwrap();
         let alpha = Var::from_tensor(&Tensor::new(&[0.25f32, -0.5, 1.5], &dev).unwrap()).unwrap();
-        let prelu = crate::models::prelu::PRelu::from_weight(alpha.as_tensor().clone());
+        let prelu = crate::models::layers::PRelu::from_weight(alpha.as_tensor().clone());
         for train in [true, false] {
             let run = |y: Tensor| {
                 let gs = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
