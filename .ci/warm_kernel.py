@@ -63,9 +63,11 @@ def try_lock(slot):
 
 
 def seed(slot):
-    """Copies slot 0's cargo target into a slot that has none (both locked meanwhile)."""
+    """Copies slot 0's cargo target into a slot never warmed before (slot 0 locked meanwhile)."""
     src, dst = os.path.join(SLOTS, "0", "target"), os.path.join(SLOTS, str(slot), "target")
-    if slot == 0 or os.path.exists(dst) or not os.path.isdir(src):
+    if slot == 0 or os.path.exists(os.path.join(SLOTS, str(slot), ".warm")):
+        return
+    if not os.path.exists(os.path.join(SLOTS, "0", ".warm")):
         return
     fd0 = try_lock(0)
     if fd0 is None:
@@ -73,7 +75,9 @@ def seed(slot):
     try:
         say(f"build folder {slot}: copying build folder 0")
         start = time.time()
+        shutil.rmtree(dst + ".tmp", ignore_errors=True)
         subprocess.run(["cp", "-a", "--reflink=auto", src, dst + ".tmp"], check=True)
+        shutil.rmtree(dst, ignore_errors=True)
         os.rename(dst + ".tmp", dst)
         say(f"  copied in {time.time() - start:.0f} s")
     finally:
@@ -130,10 +134,12 @@ def main():
         if fd is None:
             say(f"build folder {slot}: in use by a running kernel, left as it is")
             continue
-        os.close(fd)
-        if os.path.exists(stamp) and open(stamp).read() == stamp_value:
+        fresh = os.path.exists(stamp) and open(stamp).read() == stamp_value
+        if not fresh:
+            seed(slot)
+        os.close(fd)  # the kernel below takes it
+        if fresh:
             continue
-        seed(slot)
         say(f"build folder {slot}: compiling the notebooks' dependencies (candle, rwt); "
             "the first time about 7 minutes on two cores, then seconds")
         try:
