@@ -141,7 +141,7 @@ def main():
         if fresh:
             continue
         say(f"build folder {slot}: compiling the notebooks' dependencies (candle, rwt); "
-            "the first time about 7 minutes on two cores, then seconds")
+            "the first time about 7 minutes on two cores, then under a minute")
         try:
             secs = warm(slot, stamp_value)
         except Exception as e:
