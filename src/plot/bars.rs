@@ -89,7 +89,18 @@ impl BarChart {
         let mut out = String::new();
         {
             let root = SVGBackend::with_string(&mut out, self.size).into_drawing_area();
-            let _ = self.draw(&root);
+            let _ = root.fill(&WHITE);
+            // With several series the legend gets a band of its own under the chart, so it
+            // never hides a bar.
+            let entries: Vec<(&str, RGBColor)> = match self.series.len() {
+                0 | 1 => Vec::new(),
+                _ => self.series.iter().enumerate().map(|(k, s)| (s.0.as_str(), COLORS[k % COLORS.len()])).collect(),
+            };
+            let names: Vec<&str> = entries.iter().map(|e| e.0).collect();
+            let band = super::key::height(&names, self.size.0).min(self.size.1 / 2);
+            let (plot, legend) = root.split_vertically(self.size.1 - band);
+            let _ = self.draw(&plot);
+            let _ = super::key::draw(&legend, &entries, super::key::Swatch::Box);
             let _ = root.present();
         }
         out
@@ -99,7 +110,6 @@ impl BarChart {
         &self,
         root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     ) -> Result<(), Box<dyn std::error::Error + '_>> {
-        root.fill(&WHITE)?;
         let values = || self.series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite());
         let hi = values().fold(0.0f64, f64::max);
         if self.log_y {
@@ -141,7 +151,7 @@ impl BarChart {
             root.draw(&Text::new(name.as_str(), (x - left, bottom - top + 6), style.clone()))?;
         }
         let width = 0.8 / ns as f64;
-        for (si, (name, vals)) in self.series.iter().enumerate() {
+        for (si, (_, vals)) in self.series.iter().enumerate() {
             let color = COLORS[si % COLORS.len()];
             let bars = vals.iter().enumerate().filter(|(_, v)| v.is_finite() && **v > floor).map(move |(ci, &v)| {
                 let x0 = ci as f64 + 0.1 + si as f64 * width;
@@ -151,20 +161,7 @@ impl BarChart {
                 };
                 Rectangle::new([(x0, floor), (x0 + width, v)], fill.filled())
             });
-            let drawn = chart.draw_series(bars)?;
-            if ns > 1 {
-                drawn
-                    .label(name.as_str())
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
-            }
-        }
-        if ns > 1 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperMiddle)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(200, 200, 200))
-                .draw()?;
+            chart.draw_series(bars)?;
         }
         Ok(())
     }

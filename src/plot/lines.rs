@@ -123,13 +123,19 @@ impl LineChart {
         {
             let root = SVGBackend::with_string(&mut out, self.size).into_drawing_area();
             let _ = root.fill(&WHITE);
+            // The legend gets a band of its own under the axes, so it never hides a line.
+            let entries = self.legend_entries();
+            let names: Vec<&str> = entries.iter().map(|e| e.0).collect();
+            let band = super::key::height(&names, self.size.0).min(self.size.1 / 2);
+            let (plot, legend) = root.split_vertically(self.size.1 - band);
             let ((x0, x1), (y0, y1)) = self.bounds();
             let _ = match (self.log_x, self.log_y) {
-                (false, false) => self.draw(&root, x0..x1, y0..y1),
-                (false, true) => self.draw(&root, x0..x1, (y0..y1).log_scale()),
-                (true, false) => self.draw(&root, (x0..x1).log_scale(), y0..y1),
-                (true, true) => self.draw(&root, (x0..x1).log_scale(), (y0..y1).log_scale()),
+                (false, false) => self.draw(&plot, x0..x1, y0..y1),
+                (false, true) => self.draw(&plot, x0..x1, (y0..y1).log_scale()),
+                (true, false) => self.draw(&plot, (x0..x1).log_scale(), y0..y1),
+                (true, true) => self.draw(&plot, (x0..x1).log_scale(), (y0..y1).log_scale()),
             };
+            let _ = super::key::draw(&legend, &entries, super::key::Swatch::Line);
             let _ = root.present();
         }
         out
@@ -164,20 +170,18 @@ impl LineChart {
         for (k, s) in self.series.iter().enumerate() {
             let color = COLORS[k % COLORS.len()];
             let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|&(x, y)| self.keep(x, y)).collect();
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        }
-        if self.series.len() > 1 || self.series.first().is_some_and(|s| !s.name.is_empty()) {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(200, 200, 200))
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()?;
+            chart.draw_series(LineSeries::new(pts, color.stroke_width(2)))?;
         }
         Ok(())
+    }
+
+    /// `(name, colour)` of each line for the legend; none for a single unnamed line.
+    fn legend_entries(&self) -> Vec<(&str, RGBColor)> {
+        if self.series.len() > 1 || self.series.first().is_some_and(|s| !s.name.is_empty()) {
+            self.series.iter().enumerate().map(|(k, s)| (s.name.as_str(), COLORS[k % COLORS.len()])).collect()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Shows the chart inline in an evcxr notebook.
@@ -212,6 +216,24 @@ mod tests {
         assert_eq!(tick(3.1e-6), "3e-6");
         assert_eq!(tick(0.0012), "0.0012");
         assert_eq!(tick(0.0), "0");
+    }
+
+    #[test]
+    fn legend_sits_below_the_plotting_area() {
+        let names = ["CE", "W uniform", "W importance", "W severity, d", "W severity, d²", "W severity, Huber"];
+        let mut c = LineChart::new("mIoU", "epoch", "mIoU (%)").size(330, 260);
+        for (k, n) in names.iter().enumerate() {
+            c = c.line(n, [(1.0, k as f64), (2.0, k as f64 + 1.0)]);
+        }
+        let s = c.to_svg();
+        let band = 260 - crate::plot::key::height(&names, 330) as i32;
+        // Every legend name is written below the top of the band, i.e. under the x axis.
+        for n in names {
+            let at = s.find(&format!(">\n{n}\n</text>")).unwrap_or_else(|| panic!("{n} missing in {s}"));
+            let tag = &s[s[..at].rfind("<text").unwrap()..at];
+            let y: f64 = tag.split("y=\"").nth(1).and_then(|v| v.split('"').next()).unwrap().parse().unwrap();
+            assert!(y > band as f64, "{n} at y = {y}, band starts at {band}");
+        }
     }
 
     #[test]

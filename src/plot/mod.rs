@@ -12,6 +12,7 @@
 mod bars;
 mod heatmap;
 mod images;
+mod key;
 mod lines;
 mod table;
 
@@ -23,9 +24,29 @@ pub use images::{
 pub use lines::{LineChart, Series};
 pub use table::Table;
 
-/// Prints `svg` between evcxr's content markers so the notebook shows it as an image.
+/// Prints `svg` between evcxr's content markers so the notebook shows it as an image (see
+/// [`svg_html`] for the form it takes).
 pub fn display_svg(svg: &str) {
-    println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{svg}\nEVCXR_END_CONTENT");
+    display_html(&svg_html(svg));
+}
+
+/// The HTML a notebook shows for an SVG figure: an `<img>` whose source is the SVG as a
+/// base64 data URL, at most as wide as the output area (a wider figure is scaled down, never
+/// cut; the plots' SVG roots carry a `viewBox`).
+///
+/// Not raw `image/svg+xml`: JupyterLab renders SVG outputs only in a *trusted* notebook, so a
+/// committed notebook opened on another machine would show blank space where every figure is;
+/// sanitised `text/html` with an `<img>` is rendered whether the notebook is trusted or not.
+///
+/// ```
+/// let html = rwt::plot::svg_html(r#"<svg width="10" height="10" viewBox="0 0 10 10"/>"#);
+/// assert!(html.starts_with(r#"<img src="data:image/svg+xml;base64,"#) && html.contains("max-width:100%"));
+/// ```
+pub fn svg_html(svg: &str) -> String {
+    format!(
+        r#"<img src="data:image/svg+xml;base64,{}" alt="figure" style="max-width:100%;height:auto">"#,
+        base64(svg.trim().as_bytes())
+    )
 }
 
 /// Prints `html` between evcxr's content markers so the notebook renders it.
