@@ -21,8 +21,12 @@ use std::collections::HashMap;
 /// What the training loop needs of an optimiser: a step from a loss, a settable learning rate,
 /// and a state by variable name that a checkpoint saves and restores.
 pub trait Optimizer: Send {
-    /// Backward pass of `loss` and one update of every variable with a gradient.
-    fn backward_step(&mut self, loss: &Tensor) -> Result<()>;
+    /// Backward pass of `loss` and one update of every variable with a gradient
+    /// ([`Optimizer::step`]).
+    fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        let grads = loss.backward()?;
+        self.step(&grads)
+    }
     /// One update from gradients already computed (and perhaps clipped, as the driving
     /// agent's update does); variables without a gradient are left alone.
     fn step(&mut self, grads: &GradStore) -> Result<()>;
@@ -178,9 +182,6 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        Sgd::backward_step(self, loss)
-    }
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         Sgd::step(self, grads)
     }
@@ -265,10 +266,6 @@ impl Adam {
 }
 
 impl Optimizer for Adam {
-    fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
-        Adam::step(self, &grads)
-    }
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         Adam::step(self, grads)
     }
@@ -397,10 +394,6 @@ impl RmsProp {
 }
 
 impl Optimizer for RmsProp {
-    fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
-        RmsProp::step(self, &grads)
-    }
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         RmsProp::step(self, grads)
     }
