@@ -25,7 +25,7 @@ from nbclient import NotebookClient
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A plot or table that evcxr showed as Debug text: its `evcxr_display()` call did not compile
 # (typically the final expression moves a variable of the cell; clone it instead).
-DEBUG_DISPLAY = re.compile(r"^(Svg|LineChart|Heatmap|BarChart|Table|GroundMatrix|Overlay|ConfusionMatrix|ImageGrid|Summary)\s*[({]")
+DEBUG_DISPLAY = re.compile(r"^(Svg|LineChart|Heatmap|BarChart|Table|GroundMatrix|Overlay|ConfusionMatrix|ImageGrid|Summary|Animation|DriveHistory)\s*[({]")
 
 
 def problems(nb):

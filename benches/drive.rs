@@ -6,6 +6,11 @@
 //!
 //! `cargo bench --bench drive` (`RWT_QUICK=1` for fewer updates). ENet is untrained (the
 //! speed does not depend on its weights); the agent's policy is the freshly initialised one.
+//!
+//! Then the update alone against PyTorch: the same network, a Beta policy, n-step returns, the
+//! A2C loss, clipping and an RMSprop step on the same `(T + 1)·N` states, on the same number of
+//! threads, in `benches/peers/torch_a2c_update.py` (PyTorch installed by
+//! `benches/peers/torch-env.sh`; a failed peer fails the benchmark; `RWT_NO_PEERS=1` skips it).
 
 use rwt::candle_core::Device;
 use rwt::models::{weights, ModelKind, SegmenterConfig};
@@ -14,7 +19,38 @@ use rwt::rl::{
     StateEncoder,
 };
 use rwt::sim::{EnvConfig, VecEnv, TRAINING_TOWN};
+use std::process::Command;
 use std::time::Instant;
+
+/// Median seconds per A2C update of PyTorch's same network: `(update_s, version)`.
+fn torch_update(
+    threads: usize,
+    steps: usize,
+    actors: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+) -> Result<(f64, String), String> {
+    let env = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch-env.sh"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !env.status.success() {
+        return Err(String::from_utf8_lossy(&env.stderr).trim().to_string());
+    }
+    let py = String::from_utf8_lossy(&env.stdout).trim().to_string();
+    let out = Command::new(py)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_a2c_update.py"))
+        .args([threads, steps, actors, c, h, w, 5].map(|v| v.to_string()))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let s = v["update_s"].as_f64().ok_or("no update_s in the peer's output")?;
+    Ok((s, v["torch"].as_str().unwrap_or("?").to_string()))
+}
 
 fn main() -> rwt::Result<()> {
     if !std::env::args().any(|a| a == "--bench") {
@@ -70,6 +106,32 @@ fn main() -> rwt::Result<()> {
         ("A2C update (200 states)", update_s),
     ] {
         println!("{part:<34} {:>9.2} ms/step  {:>5.1} %", 1e3 * s / n, 100.0 * s / total);
+    }
+
+    // The update alone, rwt against PyTorch on the same shapes and threads.
+    let mut times = vec![];
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        a2c.update(&net, &rollout)?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let ours = times[times.len() / 2];
+    println!("\nA2C update of {} states, rwt: {:.3} s (median of 5)", (steps + 1) * actors, ours);
+    if std::env::var("RWT_NO_PEERS").is_ok_and(|v| v == "1") {
+        println!("RWT_NO_PEERS=1: no PyTorch ratio");
+        return Ok(());
+    }
+    let threads = rayon::current_num_threads();
+    match torch_update(threads, steps, actors, 2 * c, lh, lw) {
+        Ok((theirs, version)) => {
+            println!("A2C update, PyTorch {version} on {threads} threads: {theirs:.3} s");
+            println!("rwt / PyTorch time: {:.2}x (below 1: rwt faster)", ours / theirs);
+        }
+        Err(e) => {
+            eprintln!("PyTorch's A2C update failed (RWT_NO_PEERS=1 times rwt alone): {e}");
+            std::process::exit(1);
+        }
     }
     Ok(())
 }

@@ -27,8 +27,8 @@
 //! | III.B, f(d), Eq. 3–5 | [`transform`], [`loss::l1`] | 01 |
 //! | IV.B–C, soft targets, Sinkhorn (Fig. 3 right) | [`ot::sinkhorn`], [`loss::wasserstein_soft`] | `04-sinkhorn-for-soft-targets` |
 //! | III.C, Fig. 4: driving simulator — towns, traffic, semantic front camera, reward with ISO 26262 severity, `reset` / `step`, vectorised environments | [`sim`] | `07-driving-simulator` |
-//! | III.C, Fig. 4 left: the driving agent — state = latent maps of the two most recent frames + measurements, the actor-critic network, Beta policy (or CARLA's 9 discrete A3C actions), A2C with n-step returns or V-trace, RMSprop | [`rl`] ([`rl::StateEncoder`], [`rl::ActorCritic`], [`rl::A2c`], [`rl::vtrace`], [`optim::RmsProp`]) | `09-driving-agent` (to come) |
-//! | IV.D, Tables IV–VI: infractions, km between infractions, Drive %, success rate; new town, new weather | [`sim::DrivingMetrics`] | 07 |
+//! | III.C, Fig. 4 left: the driving agent — state = latent maps of the two most recent frames + measurements, the actor-critic network, Beta policy (or CARLA's 9 discrete A3C actions), A2C with n-step returns or V-trace, RMSprop; training runs with exact resume; `rwt drive train` | [`rl`] ([`rl::StateEncoder`], [`rl::ActorCritic`], [`rl::A2c`], [`rl::vtrace`], [`rl::train()`], [`optim::RmsProp`]) | `09-driving-agent` |
+//! | IV.D, Tables IV–VI: infractions, km between infractions, Drive %, success rate; the seeded benchmark in the training town, a new town and new weather with random, Autopilot and agent drivers; `rwt drive eval` | [`sim::DrivingMetrics`], [`rl::Benchmark`], [`rl::evaluate`] | 07, 09 |
 //! | the simulator as a dataset (synthetic source domain) | [`data::Synthetic`] | 07 |
 //! | III.C step 2, learned `D` | [`ground::learned`] | 07 |
 //! | class sets, importance groups | [`classes`] | 01 |

@@ -9,6 +9,7 @@
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use rwt::rl;
 use rwt::train::{self, AblationConfig, RunConfig, RunEvent};
 use std::path::PathBuf;
 
@@ -43,6 +44,40 @@ enum Command {
     },
     /// Fine-tune every variant of an ablation config and print the comparison table.
     Ablate(RunArgs),
+    /// The driving agent (Section III.C): train it, or drive the benchmark of Tables IV–VI.
+    #[command(subcommand)]
+    Drive(DriveCommand),
+}
+
+#[derive(Subcommand)]
+enum DriveCommand {
+    /// Train the actor-critic agent; resumes when the run folder holds a checkpoint.
+    Train(RunArgs),
+    /// Drive the benchmark (training town, new town, new weather) with trained agents and,
+    /// with --baselines, the random policy and the Autopilot; print Tables IV–VI.
+    Eval {
+        /// Run folders of trained agents (repeat for several).
+        #[arg(long = "run", required = true)]
+        runs: Vec<PathBuf>,
+        /// Also drive the random policy, the first run's network untrained (its initial
+        /// weights: the floor learning starts from) and the scripted Autopilot over the same
+        /// episodes.
+        #[arg(long)]
+        baselines: bool,
+        /// Also drive the Autopilot braking only for what the first run's segmenter predicts
+        /// on its camera, and for the simulator's labels (perception in the loop).
+        #[arg(long)]
+        perception: bool,
+        /// Write the rows (with every episode's log) here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write an animated GIF of the first agent's first training-town episode here.
+        #[arg(long)]
+        gif: Option<PathBuf>,
+        /// Two episodes per condition, one seed (also RWT_QUICK=1).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// The arguments of `train` and `ablate`.
@@ -102,6 +137,120 @@ fn progress_bar() -> impl FnMut(&RunEvent) {
     }
 }
 
+/// A progress bar over the run's updates with steps/s and the mean episode reward.
+fn drive_progress() -> impl FnMut(&rl::DriveEvent) {
+    let mut bar: Option<ProgressBar> = None;
+    move |event| match event {
+        rl::DriveEvent::Started { name, first_update, total_updates } => {
+            println!("{name}: updates {}..={total_updates}", first_update + 1);
+            let style = ProgressStyle::with_template("[{bar:30}] {pos}/{len} updates {msg} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            let pb = ProgressBar::new(*total_updates as u64).with_style(style);
+            pb.set_position(*first_update as u64);
+            bar = Some(pb);
+        }
+        rl::DriveEvent::Update { update, steps_per_second, mean_reward, stats, .. } => {
+            if let Some(pb) = &bar {
+                pb.set_position(*update as u64);
+                let reward = mean_reward.map_or("–".to_string(), |r| format!("{r:.1}"));
+                pb.set_message(format!("{steps_per_second:.0} steps/s, reward {reward}, entropy {:.2}", stats.entropy));
+            }
+        }
+        rl::DriveEvent::Segment(s) => {
+            let line = format!(
+                "segment {} ({} steps): {} episodes, loss {:.3}, entropy {:.3}, {:.0} steps/s{}",
+                s.segment + 1,
+                s.run_steps,
+                s.episodes,
+                s.loss,
+                s.entropy,
+                s.steps_per_second,
+                if s.skipped.is_empty() { String::new() } else { format!(", {} updates skipped", s.skipped.len()) }
+            );
+            // A hidden bar (output not a terminal, e.g. a log file) would drop the line.
+            match &bar {
+                Some(pb) if !pb.is_hidden() => pb.println(line),
+                _ => println!("{line}"),
+            }
+        }
+    }
+}
+
+fn drive_main(command: DriveCommand) -> rwt::Result<()> {
+    let quick = |q: bool| q || train::quick_mode();
+    match command {
+        DriveCommand::Train(RunArgs { config, out, quick: q }) => {
+            let mut cfg = rl::DriveConfig::from_file(&config)?;
+            if quick(q) {
+                cfg = cfg.quick();
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
+            let trained = rl::train(&cfg, &out, drive_progress())?;
+            let n = trained.history.episodes.len();
+            println!("{n} training episodes; run folder: {}", out.display());
+        }
+        DriveCommand::Eval { runs, baselines, perception, json, gif, quick: q } => {
+            let mut rows = vec![];
+            for (k, dir) in runs.iter().enumerate() {
+                let agent = rl::load(dir)?;
+                let mut cfg = rl::DriveConfig::from_file(dir.join("config.toml"))?;
+                if quick(q) {
+                    cfg.eval.episodes = cfg.eval.episodes.min(2);
+                    cfg.eval.seeds.truncate(1);
+                }
+                let bench = rl::Benchmark::of(&cfg)?;
+                if k == 0 && baselines {
+                    let mut random = rl::Driver::Random(rwt::random::seeded(cfg.seed));
+                    rows.extend(rl::evaluate(&bench, "random policy", &mut random)?);
+                    let (_, untrained) = rl::agent(&cfg, &agent.encoder, &rwt::candle_core::Device::Cpu)?;
+                    let mut fresh = rl::Driver::Agent {
+                        net: &untrained,
+                        encoder: agent.encoder.clone(),
+                        greedy: cfg.eval.greedy,
+                        rng: rwt::random::seeded(cfg.seed),
+                    };
+                    rows.extend(rl::evaluate(&bench, "untrained agent (initial weights)", &mut fresh)?);
+                    let mut auto = rl::Driver::Autopilot(rwt::sim::Autopilot::default());
+                    rows.extend(rl::evaluate(&bench, "Autopilot (privileged)", &mut auto)?);
+                }
+                if k == 0 && perception {
+                    let auto = rwt::sim::Autopilot::default();
+                    let mut truth = rl::Driver::Perceiving(auto, None);
+                    rows.extend(rl::evaluate(&bench, "Autopilot seeing the true labels", &mut truth)?);
+                    if let Some(seg) = agent.encoder.segmenter() {
+                        let mut seeing = rl::Driver::Perceiving(auto, Some(seg.clone()));
+                        rows.extend(rl::evaluate(
+                            &bench,
+                            &format!("Autopilot seeing {}'s segmenter", cfg.name),
+                            &mut seeing,
+                        )?);
+                    }
+                }
+                let name = format!("agent: {} ({} state)", cfg.name, cfg.state.kind);
+                let mut driver = rl::Driver::Agent {
+                    net: &agent.net,
+                    encoder: agent.encoder.clone(),
+                    greedy: cfg.eval.greedy,
+                    rng: rwt::random::seeded(cfg.seed),
+                };
+                rows.extend(rl::evaluate(&bench, &name, &mut driver)?);
+                if let (0, Some(path)) = (k, &gif) {
+                    let seeds = bench.episode_seeds(bench.seeds[0]);
+                    let (_, frames) = rl::drive(&bench.conditions[0].env, &seeds[..1], &mut driver, Some(0))?;
+                    rl::animate(&frames, &name, 2, 250)?.save(path)?;
+                    println!("animation: {}", path.display());
+                }
+            }
+            println!("{}", rl::BenchmarkRow::table(&rows).to_markdown());
+            if let Some(path) = json {
+                rl::BenchmarkRow::write(path, &rows)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn real_main() -> rwt::Result<()> {
     match Cli::parse().command {
         Command::Train(RunArgs { config, out, quick }) => {
@@ -130,6 +279,7 @@ fn real_main() -> rwt::Result<()> {
             println!("{}", result.table());
             println!("ablation folder: {}", out.display());
         }
+        Command::Drive(d) => drive_main(d)?,
     }
     Ok(())
 }

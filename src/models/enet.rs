@@ -449,6 +449,16 @@ impl Segmenter for Enet {
         let logits = self.fullconv.forward(&penultimate)?;
         Ok(SegmenterOutput { logits, latent, penultimate })
     }
+
+    /// The encoder alone (initial block, stages 1–3): the decoder is not run.
+    fn latent_padded(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.initial.forward_t(x, false)?;
+        let (x, _) = self.b1_0.forward_t(&x, false)?;
+        let x = run(&self.stage1, x, false)?;
+        let (x, _) = self.b2_0.forward_t(&x, false)?;
+        let x = run(&self.stage2, x, false)?;
+        Ok(run(&self.stage3, x, false)?)
+    }
 }
 
 impl ModuleT for Enet {

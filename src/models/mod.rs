@@ -136,6 +136,35 @@ pub trait Segmenter: Send + Sync {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.forward_all(x, train)?.logits)
     }
+
+    /// The latent map alone of an input whose sides are multiples of the stride, in
+    /// evaluation mode. The default runs the whole network; a network whose latent comes
+    /// before its decoder (ENet) stops there.
+    fn latent_padded(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_padded(x, false)?.latent)
+    }
+
+    /// The latent map of [`Segmenter::forward_all`] (evaluation mode, any input size, the
+    /// same values), computing no more of the network than it needs: the driving agent's
+    /// state. Errors as [`Segmenter::forward_all`].
+    fn latent(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, c, h, w) =
+            x.dims4().map_err(|_| Error::shape("segmenter input", "[B, 3, H, W]", format!("{:?}", x.dims())))?;
+        if c != 3 {
+            return Err(Error::shape("segmenter input channels", "3 (RGB)", c.to_string()));
+        }
+        if x.device().is_cpu() {
+            crate::device::retain_freed_memory();
+        }
+        let xp = layers::pad_to_multiple(x, self.stride())?;
+        let (_, _, hp, wp) = xp.dims4()?;
+        let latent = self.latent_padded(&xp)?;
+        if (hp, wp) == (h, w) {
+            return Ok(latent);
+        }
+        let (_, _, th, tw) = latent.dims4()?;
+        Ok(latent.narrow(2, 0, (h * th).div_ceil(hp))?.narrow(3, 0, (w * tw).div_ceil(wp))?)
+    }
 }
 
 /// The four networks, by name.

@@ -8,7 +8,9 @@
 //! | [`BarChart`] | class frequencies, confusion statistics (Fig. 5) |
 //! | [`Table`] | results tables (HTML in notebooks, text elsewhere) |
 //! | [`ImageGrid`], [`colorize`], [`overlay`], [`legend`] | images, label maps, overlays (Fig. 7) |
+//! | [`Animation`] | anything that moves: the driving agent's episodes (an animated GIF) |
 
+mod animation;
 mod bars;
 mod heatmap;
 mod images;
@@ -16,6 +18,7 @@ mod key;
 mod lines;
 mod table;
 
+pub use animation::Animation;
 pub use bars::BarChart;
 pub use heatmap::Heatmap;
 pub use images::{

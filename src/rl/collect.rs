@@ -146,4 +146,37 @@ mod tests {
         collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut steps).unwrap();
         assert_eq!(steps, 12);
     }
+
+    /// An environment that fails at its third step.
+    struct Failing(crate::sim::DrivingEnv, usize);
+
+    impl Environment for Failing {
+        fn reset(&mut self, seed: u64) -> Result<crate::sim::Observation> {
+            self.0.reset(seed)
+        }
+        fn step(&mut self, action: crate::sim::Action) -> Result<crate::sim::Transition> {
+            self.1 += 1;
+            if self.1 == 3 {
+                return Err(Error::invalid("simulator", "Failing", "lost its connection"));
+            }
+            self.0.step(action)
+        }
+    }
+
+    /// An environment error mid-rollout is an error naming the rollout step and the cause.
+    #[test]
+    fn an_environment_error_mid_rollout_names_the_step() {
+        let dev = Device::Cpu;
+        let env_cfg = EnvConfig::new(TRAINING_TOWN).with_camera(CameraConfig::agent().with_size(96, 48));
+        let mut env = VecEnv::new(vec![Failing(crate::sim::DrivingEnv::new(env_cfg).unwrap(), 0)]);
+        let mut encoder = StateEncoder::label_maps(19, 8, &dev).unwrap();
+        let (c, h, w) = encoder.latent_shape(48, 96).unwrap();
+        let (_, net) = ActorCritic::seeded(&ActorCriticConfig::for_latent(c, h, w), &dev, 0).unwrap();
+        let mut rollout = Rollout::new(5, 1).unwrap();
+        rollout.begin(&reset_states(&mut env, &mut encoder, 0).unwrap()).unwrap();
+        let (mut rng, mut steps) = (crate::random::seeded(0), 0);
+        let err = collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut steps).unwrap_err().to_string();
+        assert!(err.contains("environment step") && err.contains('2') && err.contains("lost its connection"), "{err}");
+        assert_eq!(steps, 2);
+    }
 }

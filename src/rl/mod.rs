@@ -15,6 +15,9 @@
 //! | acting: `T` steps of every actor of a `VecEnv` into a rollout, timed ([`collect`], [`reset_states`]) | `collect.rs` | |
 //! | n-step returns and V-trace targets ([`n_step_returns`], [`vtrace`]) | `returns.rs` | Espeholt et al. 2018 |
 //! | the A2C loss and update: clipping, linear decay, skipped non-finite updates ([`A2c`], [`A2cConfig`]) | `a2c.rs` | Mnih et al. 2016; OpenAI baselines |
+//! | a run in one TOML file ([`DriveConfig`]) | `config.rs` | |
+//! | training: segments, run folder, atomic checkpoints, exact resume ([`train()`], [`DriveHistory`]) | `train.rs` | |
+//! | the seeded benchmark of Tables IV–VI: random, Autopilot and agent drivers, animations ([`Benchmark`], [`Driver`], [`evaluate`], [`animate`]) | `benchmark.rs` | Tables IV–VI |
 //!
 //! The environment ([`crate::sim::VecEnv`]), the network ([`ActorCritic`]) and the algorithm
 //! ([`A2c`]) are separate values. One step of acting, then an update:
@@ -43,26 +46,50 @@
 //! # Ok::<(), rwt::Error>(())
 //! ```
 //!
-//! Walkthrough: notebook `09-driving-agent` (to come).
+//! A whole run, as `rwt drive train --config …` does it, then the benchmark:
+//!
+//! ```no_run
+//! use rwt::rl::{self, Benchmark, BenchmarkRow, DriveConfig, Driver};
+//! let cfg = DriveConfig::from_file("examples/configs/drive-enet.toml")?;
+//! let agent = rl::train(&cfg, "runs/drive-enet", |_| {})?;
+//! let bench = Benchmark::of(&cfg)?;
+//! let mut driver = Driver::Agent { net: &agent.net, encoder: agent.encoder.clone(), greedy: true, rng: rwt::random::seeded(0) };
+//! let rows = rl::evaluate(&bench, "agent", &mut driver)?;
+//! println!("{}", BenchmarkRow::table(&rows).to_markdown());
+//! # Ok::<(), rwt::Error>(())
+//! ```
+//!
+//! Walkthrough: notebook `09-driving-agent`.
 
 mod a2c;
+mod benchmark;
 mod beta;
 mod categorical;
 mod collect;
+mod config;
 mod network;
 mod policy;
 mod returns;
 mod rollout;
 mod special;
 mod state;
+mod train;
 
 pub use a2c::{clip_grad_norm, A2c, A2cConfig, Losses, OptimizerKind, UpdateStats};
+pub use benchmark::{animate, drive, evaluate, mean_sd, Benchmark, BenchmarkRow, Condition, Driver, RecordedFrame};
 pub use beta::{softplus, Beta, UNIT_MARGIN};
 pub use categorical::{Categorical, DISCRETE_ACTIONS};
 pub use collect::{collect, reset_states, CollectTimes, FinishedEpisode};
-pub use network::{init_weights, ActorCritic, ActorCriticConfig, ActorCriticOutput};
+pub use config::{AgentSection, DriveConfig, EnvSection, EvalSection, StateSection};
+pub use network::{
+    drive_forward_prior, init_weights, ActorCritic, ActorCriticConfig, ActorCriticOutput, FORWARD_PRIOR,
+};
 pub use policy::{ActionSpace, Policy};
 pub use returns::{n_step_returns, vtrace, VTrace, VTraceConfig};
 pub use rollout::Rollout;
 pub use special::{digamma, lgamma};
-pub use state::{frames_tensor, frozen_segmenter, measurements_tensor, State, StateEncoder};
+pub use state::{frames_tensor, frozen_segmenter, label_maps_tensor, measurements_tensor, State, StateEncoder};
+pub use train::{
+    agent, copy_weights, load, segmenter_weights, state_encoder, state_encoder_with, train, train_for, DriveEvent,
+    DriveHistory, EpisodeRecord, SegmentRecord, TrainedAgent,
+};

@@ -17,10 +17,11 @@
 //! parameters.
 
 use super::policy::{ActionSpace, Policy};
+use crate::models::layers::{Conv, ConvSpec};
 use crate::sim::Measurements;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
+use candle_nn::{Linear, VarBuilder, VarMap};
 use rand::Rng;
 
 /// The network's input sizes and action space.
@@ -93,7 +94,7 @@ pub struct ActorCriticOutput {
 #[derive(Clone, Debug)]
 pub struct ActorCritic {
     config: ActorCriticConfig,
-    conv: [Conv2d; 2],
+    conv: [Conv; 2],
     latent_fc: [Linear; 2],
     measurement_fc: [Linear; 2],
     joint_fc: [Linear; 2],
@@ -111,15 +112,17 @@ impl ActorCritic {
     /// `policy.fc1`, `policy.fc2`, `policy.out`, `value.fc1`, `value.fc2`, `value.out`).
     pub fn new(config: &ActorCriticConfig, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
-        let conv_cfg = Conv2dConfig::default();
+        // The crate's im2col + GEMM convolution (kernels::conv): candle's direct CPU
+        // convolution backward would take most of an update.
+        let spec = ConvSpec { kernel: (3, 3), pad: (0, 0), stride: 1, dilation: 1, bias: true };
         let lin = |i, o, name: &str, vb: &VarBuilder| candle_nn::linear(i, o, vb.pp(name));
         let (vl, vm, vj, vp, vv) =
             (vb.pp("latent"), vb.pp("measurements"), vb.pp("joint"), vb.pp("policy"), vb.pp("value"));
         Ok(ActorCritic {
             config: *config,
             conv: [
-                candle_nn::conv2d(config.latent_channels, 32, 3, conv_cfg, vl.pp("conv1"))?,
-                candle_nn::conv2d(32, 16, 3, conv_cfg, vl.pp("conv2"))?,
+                Conv::new(config.latent_channels, 32, spec, vl.pp("conv1"))?,
+                Conv::new(32, 16, spec, vl.pp("conv2"))?,
             ],
             latent_fc: [lin(config.conv_features(), 1024, "fc1", &vl)?, lin(1024, 512, "fc2", &vl)?],
             measurement_fc: [lin(config.measurements, 64, "fc1", &vm)?, lin(64, 64, "fc2", &vm)?],
@@ -212,9 +215,70 @@ pub fn init_weights(varmap: &VarMap, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// The Beta parameters `(α, β)` of steer, throttle and brake that [`drive_forward_prior`]
+/// starts the policy at: steer symmetric (mean 0), throttle mean 3/4.25 ≈ 0.71, brake mean
+/// 1.25/7.25 ≈ 0.17.
+pub const FORWARD_PRIOR: [(f64, f64); 3] = [(1.5, 1.5), (3.0, 1.25), (1.25, 6.0)];
+
+/// Sets the Beta policy head's output bias so that the first policy drives forward
+/// ([`FORWARD_PRIOR`]; the output weights stay small, so every state starts near it).
+///
+/// Why: with throttle and brake both near-uniform (means ½), the expected deceleration
+/// (½ · 8 m/s²) exceeds the acceleration (½ · 3.5 m/s²) and the car never leaves the spot, so
+/// a reward for progress is never seen. At the prior the expected acceleration is
+/// 0.71 · 3.5 − 0.17 · 8 ≈ +1.1 m/s². CARLA-Roach starts its Beta policy the same way (its
+/// throttle/brake dimension initialised to accelerate). A no-op for the discrete action
+/// space. Errors: a network without a `policy.out.bias` of 6 entries.
+pub fn drive_forward_prior(varmap: &VarMap, action_space: ActionSpace) -> Result<()> {
+    if action_space != ActionSpace::Beta {
+        return Ok(());
+    }
+    let data = varmap.data().lock().map_err(|_| Error::invalid("varmap", "lock", "poisoned"))?;
+    let bias = data
+        .get("policy.out.bias")
+        .filter(|b| b.elem_count() == 6)
+        .ok_or_else(|| Error::invalid("actor-critic", "policy.out.bias", "missing or not of 6 entries (Beta head)"))?;
+    // softplus(l) + 1 = p  ⇔  l = ln(e^(p − 1) − 1).
+    let logit = |p: f64| ((p - 1.0).exp() - 1.0).ln() as f32;
+    let mut values = [0f32; 6];
+    for (k, &(a, b)) in FORWARD_PRIOR.iter().enumerate() {
+        values[k] = logit(a);
+        values[3 + k] = logit(b);
+    }
+    bias.set(&Tensor::from_vec(values.to_vec(), 6, bias.device())?.to_dtype(bias.dtype())?)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At the prior, for any state (small output weights), the Beta parameters are within 2 %
+    /// of [`FORWARD_PRIOR`] and the means are α / (α + β).
+    #[test]
+    fn the_forward_prior_starts_the_car_moving() {
+        let dev = Device::Cpu;
+        let (vm, net) = ActorCritic::seeded(&small(), &dev, 3).unwrap();
+        drive_forward_prior(&vm, ActionSpace::Beta).unwrap();
+        let out = net
+            .forward(
+                &Tensor::randn(0f32, 1.0, (4, 8, 6, 7), &dev).unwrap(),
+                &Tensor::ones((4, 7), DType::F32, &dev).unwrap(),
+            )
+            .unwrap();
+        let Policy::Beta(beta) = net.policy(&out).unwrap() else { panic!("Beta head") };
+        let (a, b) = (beta.alpha().to_vec2::<f32>().unwrap(), beta.beta().to_vec2::<f32>().unwrap());
+        for row in 0..4 {
+            for (k, &(pa, pb)) in FORWARD_PRIOR.iter().enumerate() {
+                assert!((a[row][k] as f64 / pa - 1.0).abs() < 0.02 && (b[row][k] as f64 / pb - 1.0).abs() < 0.02);
+            }
+        }
+        let mean = beta.mean().unwrap().to_vec2::<f32>().unwrap();
+        assert!((mean[0][1] - 3.0 / 4.25).abs() < 0.01 && (mean[0][2] - 1.25 / 7.25).abs() < 0.01, "{mean:?}");
+        // The discrete head is left alone.
+        let (vm2, _) = ActorCritic::seeded(&small().with_action_space(ActionSpace::Discrete), &dev, 3).unwrap();
+        drive_forward_prior(&vm2, ActionSpace::Discrete).unwrap();
+    }
 
     fn small() -> ActorCriticConfig {
         ActorCriticConfig::for_latent(4, 6, 7)

@@ -9,6 +9,12 @@
 //! The latents of all `N` actors come from one batched forward pass of the segmenter in
 //! evaluation mode; the segmenter is frozen (its output carries no autograd graph; build it
 //! with [`frozen_segmenter`] so that none is even recorded).
+//!
+//! The *privileged* state of Tables IV–VI's "ground-truth labels" row replaces the latent by
+//! the simulator's own label map, one-hot and average-pooled to the latent's resolution
+//! ([`StateEncoder::label_maps`]): `[N, 2K, H/s, W/s]` for `K` classes and stride `s`, each
+//! entry the fraction of the cell's pixels of that class. An agent on it drives with perfect
+//! perception — the upper bound of what a segmenter's latent can give it.
 
 use crate::data::Normalize;
 use crate::models::{ModelKind, Segmenter, SegmenterConfig};
@@ -44,10 +50,19 @@ impl State {
     }
 }
 
+/// What a state's maps are computed from.
+#[derive(Clone)]
+enum Perception {
+    /// The frozen segmenter's latent of the normalised camera image.
+    Latent { segmenter: Arc<dyn Segmenter>, normalize: Normalize },
+    /// The simulator's label map, one-hot, average-pooled by `stride` (privileged).
+    LabelMaps { classes: usize, stride: usize },
+}
+
 /// Turns observations into [`State`]s, remembering every actor's previous latent.
+#[derive(Clone)]
 pub struct StateEncoder {
-    segmenter: Arc<dyn Segmenter>,
-    normalize: Normalize,
+    perception: Perception,
     device: Device,
     previous: Option<Tensor>,
 }
@@ -56,26 +71,71 @@ impl StateEncoder {
     /// An encoder running `segmenter` on `device`, normalising images as the segmenters'
     /// loaders do ([`Normalize::default`]).
     pub fn new(segmenter: Arc<dyn Segmenter>, device: &Device) -> Self {
-        StateEncoder { segmenter, normalize: Normalize::default(), device: device.clone(), previous: None }
+        StateEncoder {
+            perception: Perception::Latent { segmenter, normalize: Normalize::default() },
+            device: device.clone(),
+            previous: None,
+        }
     }
 
-    /// The same with another image normalisation.
+    /// The privileged encoder: the simulator's label maps of `classes` classes (Cityscapes'
+    /// 19 for [`crate::sim`]), one-hot and average-pooled by `stride` (8, ENet's latent
+    /// stride, for the same `[h, w]` as the latent). Errors: zero classes or stride.
+    pub fn label_maps(classes: usize, stride: usize, device: &Device) -> Result<Self> {
+        if classes == 0 || stride == 0 {
+            return Err(Error::invalid(
+                "label-map state",
+                format!("{classes} classes, stride {stride}"),
+                "both must be >= 1",
+            ));
+        }
+        Ok(StateEncoder {
+            perception: Perception::LabelMaps { classes, stride },
+            device: device.clone(),
+            previous: None,
+        })
+    }
+
+    /// The same with another image normalisation (no effect on label maps).
     pub fn with_normalize(mut self, normalize: Normalize) -> Self {
-        self.normalize = normalize;
+        if let Perception::Latent { normalize: n, .. } = &mut self.perception {
+            *n = normalize;
+        }
         self
     }
 
-    /// The segmenter.
-    pub fn segmenter(&self) -> &Arc<dyn Segmenter> {
-        &self.segmenter
+    /// The segmenter; `None` for the privileged label-map state.
+    pub fn segmenter(&self) -> Option<&Arc<dyn Segmenter>> {
+        match &self.perception {
+            Perception::Latent { segmenter, .. } => Some(segmenter),
+            Perception::LabelMaps { .. } => None,
+        }
     }
 
     /// The per-frame latent shape `(C, h, w)` for camera images of `height × width` (one
-    /// forward pass of a black frame).
+    /// forward pass of a black frame; for label maps `(K, ⌊height/s⌋, ⌊width/s⌋)`).
     pub fn latent_shape(&self, height: usize, width: usize) -> Result<(usize, usize, usize)> {
-        let x = Tensor::zeros((1, 3, height, width), DType::F32, &self.device)?;
-        let (_, c, h, w) = self.segmenter.forward_all(&x, false)?.latent.dims4()?;
-        Ok((c, h, w))
+        match &self.perception {
+            Perception::Latent { segmenter, .. } => {
+                let x = Tensor::zeros((1, 3, height, width), DType::F32, &self.device)?;
+                let (_, c, h, w) = segmenter.latent(&x)?.dims4()?;
+                Ok((c, h, w))
+            }
+            Perception::LabelMaps { classes, stride } => Ok((*classes, height / stride, width / stride)),
+        }
+    }
+
+    /// The per-frame maps of `observations`, `[N, C, h, w]`, no graph.
+    fn maps(&self, observations: &[&Observation]) -> Result<Tensor> {
+        match &self.perception {
+            Perception::Latent { segmenter, normalize } => {
+                let images = frames_tensor(observations, normalize, &self.device)?;
+                Ok(segmenter.latent(&images)?.detach())
+            }
+            Perception::LabelMaps { classes, stride } => {
+                label_maps_tensor(observations, *classes, *stride, &self.device)
+            }
+        }
     }
 
     /// Forgets the previous frames (the next [`StateEncoder::encode`] must mark every actor
@@ -95,8 +155,7 @@ impl StateEncoder {
         if episode_start.len() != n {
             return Err(Error::shape("episode_start flags", n.to_string(), episode_start.len().to_string()));
         }
-        let images = frames_tensor(observations, &self.normalize, &self.device)?;
-        let latent = self.segmenter.forward_all(&images, false)?.latent.detach();
+        let latent = self.maps(observations)?;
         let previous = match &self.previous {
             Some(p) if p.dims() == latent.dims() => {
                 let keep: Vec<f32> = episode_start.iter().map(|&s| if s { 0.0 } else { 1.0 }).collect();
@@ -145,6 +204,47 @@ pub fn frames_tensor(observations: &[&Observation], normalize: &Normalize, devic
         normalize.write_chw(&o.frame.rgb, out);
     }
     Ok(Tensor::from_vec(data, (observations.len(), 3, h as usize, w as usize), device)?)
+}
+
+/// The label maps of `observations` one-hot over `classes` and average-pooled by `stride`:
+/// `[N, classes, ⌊H/s⌋, ⌊W/s⌋]`, entry `(k, i, j)` the fraction of cell `(i, j)`'s `s × s`
+/// pixels labelled `k` (labels `≥ classes`, e.g. 255 = ignore, count for no class). Errors:
+/// no observations, frames of different sizes, or frames smaller than one cell.
+pub fn label_maps_tensor(
+    observations: &[&Observation],
+    classes: usize,
+    stride: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let Some(first) = observations.first() else {
+        return Err(Error::shape("observations", "at least one", "0"));
+    };
+    let (w, h) = first.frame.labels.dimensions();
+    let (gh, gw) = (h as usize / stride, w as usize / stride);
+    if gh == 0 || gw == 0 {
+        return Err(Error::shape("label map", format!("at least {stride}x{stride} (one cell)"), format!("{w}x{h}")));
+    }
+    let plane = classes * gh * gw;
+    let mut data = vec![0f32; observations.len() * plane];
+    let share = 1.0 / (stride * stride) as f32;
+    for (n, (o, out)) in observations.iter().zip(data.chunks_mut(plane)).enumerate() {
+        if o.frame.labels.dimensions() != (w, h) {
+            return Err(Error::shape(
+                format!("label map of actor {n}"),
+                format!("{w}x{h} (as actor 0's)"),
+                format!("{:?}", o.frame.labels.dimensions()),
+            ));
+        }
+        for i in 0..gh * stride {
+            for j in 0..gw * stride {
+                let k = o.frame.labels.get_pixel(j as u32, i as u32).0[0] as usize;
+                if k < classes {
+                    out[(k * gh + i / stride) * gw + j / stride] += share;
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(data, (observations.len(), classes, gh, gw), device)?)
 }
 
 /// The measurement vectors of `observations`, `[N, Measurements::LEN]` (`f32`).
@@ -233,6 +333,31 @@ mod tests {
         assert_eq!(s1.len(), 2);
     }
 
+    /// A 16 × 8 label map with its left half road (0) and right half car (13), one pixel of
+    /// ignore (255): pooled by 4, the cells are pure road / pure car, except the one holding
+    /// the ignored pixel, whose car share is 15/16; the previous-frame half is zero.
+    #[test]
+    fn privileged_label_maps() {
+        let dev = Device::Cpu;
+        let mut o = observation(0, 1.0);
+        for (x, _, p) in o.frame.labels.enumerate_pixels_mut() {
+            p.0[0] = if x < 8 { 0 } else { 13 };
+        }
+        o.frame.labels.put_pixel(15, 7, image::Luma([255]));
+        let mut enc = StateEncoder::label_maps(19, 4, &dev).unwrap();
+        assert!(enc.segmenter().is_none());
+        assert_eq!(enc.latent_shape(8, 16).unwrap(), (19, 2, 4));
+        let s = enc.encode(&[&o], &[true]).unwrap();
+        assert_eq!(s.latent.dims(), [1, 38, 2, 4]);
+        let m = s.latent.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
+        assert_eq!(m[0], vec![vec![1.0, 1.0, 0.0, 0.0]; 2]);
+        assert_eq!(m[13][0], vec![0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(m[13][1], vec![0.0, 0.0, 1.0, 15.0 / 16.0]);
+        assert!(m[19..].iter().flatten().flatten().all(|&x| x == 0.0));
+        assert!(StateEncoder::label_maps(0, 4, &dev).is_err());
+        assert!(label_maps_tensor(&[&o], 19, 32, &dev).unwrap_err().to_string().contains("one cell"));
+    }
+
     #[test]
     fn bad_batches_are_errors() {
         let dev = Device::Cpu;
@@ -263,5 +388,14 @@ mod tests {
         assert_eq!(still.dims()[2..], [12, 24]);
         let diff = (trainable - &still).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5, "{diff}");
+        // The encoder-only path gives the same latent, also at a size that needs padding.
+        let encoder_only = frozen.latent(&x).unwrap();
+        let d2 = (encoder_only - &still).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d2 < 1e-6, "{d2}");
+        let odd = Tensor::randn(0f32, 1.0, (1, 3, 90, 190), &dev).unwrap();
+        let (a, b) = (frozen.latent(&odd).unwrap(), frozen.forward_all(&odd, false).unwrap().latent);
+        assert_eq!(a.dims(), b.dims());
+        let d3 = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d3 < 1e-6, "{d3}");
     }
 }

@@ -1,12 +1,28 @@
 //! A scripted driver with privileged information: pure pursuit along the planned route, a
 //! speed controller, and braking for anything in a corridor ahead. The notebook's demo
 //! policy, a baseline for the driving metrics, and a source of expert actions.
+//!
+//! [`Autopilot::act_perceiving`] is the same driver made to *see* (the analogue of the
+//! independent driving stack of the paper's Table V, which consumes a segmentation and a depth
+//! camera): it brakes only for what a label map of its camera shows in the corridor ahead —
+//! the segmenter's prediction, or the simulator's labels as the perfect-perception reference —
+//! located with the depth image. Route following stays as it is (a map and GPS), so the
+//! driving metrics measure the segmentation by its consequences, with nothing learned in
+//! between.
 
 use super::env::DrivingEnv;
 use super::geometry::Footprint;
 use super::reward::Obstacle;
 use super::route::Command;
 use super::vehicle::Action;
+
+/// Pixels of an obstacle class in the corridor that make [`Autopilot::act_perceiving`] brake
+/// (fewer are taken for segmentation noise).
+pub const PERCEIVED_PIXELS: usize = 3;
+
+/// The classes [`Autopilot::act_perceiving`] brakes for (Cityscapes train ids): wall, fence,
+/// person, rider, car, truck, bus, train, motorcycle, bicycle.
+pub const OBSTACLE_LABELS: [u8; 10] = [3, 4, 11, 12, 13, 14, 15, 16, 17, 18];
 
 /// The scripted driver's parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,15 +53,7 @@ impl Autopilot {
         let Some(route) = env.route() else { return Action::new(0.0, 0.0, 1.0) };
         let p = &ego.params;
         // Pure pursuit from the rear axle.
-        let rear = ego.position - ego.heading() * p.lr;
-        let ld = self.lookahead + self.lookahead_per_speed * ego.speed;
-        // The route point `ld` from the rear axle (the centre is `lr` ahead of it).
-        let target = route.point_at(route.progress() + (ld - p.lr).max(0.5));
-        let to = target - rear;
-        let alpha = ego.heading().cross(to.normalized()).asin();
-        let ld = to.norm().max(1.0);
-        let delta = (2.0 * (p.lf + p.lr) * alpha.sin() / ld).atan();
-        let steer = (delta / p.max_steer).clamp(-1.0, 1.0);
+        let steer = self.steering(env, route);
         let turning = matches!(route.command(), Command::Left | Command::Right);
         let want = if turning { self.turn_kmh } else { self.cruise_kmh } / 3.6;
         let stopping = ego.speed * ego.speed / (2.0 * p.max_brake * 0.6) + self.margin + p.length * 0.5;
@@ -54,6 +62,80 @@ impl Autopilot {
             return Action::new(steer, 0.0, if blocked { 1.0 } else { 0.3 });
         }
         Action::new(steer, ((want - ego.speed) * 0.6 + 0.1).clamp(0.0, 1.0), 0.0)
+    }
+
+    /// The action when the obstacles come from `labels` (Cityscapes train ids of the front
+    /// camera, e.g. a segmenter's prediction) and the camera's planar `depth` (metres,
+    /// row-major) instead of the simulator's ground truth: steering and speed control as
+    /// [`Autopilot::act`], braking when at least [`PERCEIVED_PIXELS`] pixels of a road user
+    /// class (person, rider, car, truck, bus, train, motorcycle, bicycle) or a barrier (wall,
+    /// fence) lie in the corridor ahead — as wide as the car plus 0.3 m on each side, bent
+    /// with the steering's curvature, within the stopping distance plus the margin.
+    ///
+    /// A pixel at column `u` and depth `z` lies `x = (u + ½ − W/2) · z / f` to the side
+    /// (`f = (W/2) / tan(fov/2)`); the curvature `κ = tan δ / L` of the steering angle `δ`
+    /// moves the corridor's centre to `κ z² / 2`.
+    ///
+    /// Errors: a label map or depth image of another size than the camera's.
+    pub fn act_perceiving(&self, env: &DrivingEnv, labels: &image::GrayImage, depth: &[f32]) -> crate::Result<Action> {
+        let cam = &env.config().camera;
+        let (w, h) = (cam.width as usize, cam.height as usize);
+        if labels.dimensions() != (cam.width, cam.height) || depth.len() != w * h {
+            return Err(crate::Error::shape(
+                "perceived label map and depth",
+                format!("{}x{} and {} depths (the camera's)", cam.width, cam.height, w * h),
+                format!("{:?} and {}", labels.dimensions(), depth.len()),
+            ));
+        }
+        let ego = env.ego();
+        let Some(route) = env.route() else { return Ok(Action::new(0.0, 0.0, 1.0)) };
+        let p = &ego.params;
+        let steer = self.steering(env, route);
+        let turning = matches!(route.command(), Command::Left | Command::Right);
+        let want = if turning { self.turn_kmh } else { self.cruise_kmh } / 3.6;
+        let reach = ego.speed * ego.speed / (2.0 * p.max_brake * 0.6) + self.margin;
+        let f = (w as f32 / 2.0) / (cam.fov_degrees.to_radians() / 2.0).tan();
+        let kappa = (steer * p.max_steer).tan() / (p.lf + p.lr);
+        let behind_front = p.length * 0.5 - cam.mount_forward;
+        let half = p.width * 0.5 + 0.3;
+        let mut seen = 0;
+        for v in 0..h {
+            for u in 0..w {
+                if !OBSTACLE_LABELS.contains(&labels.get_pixel(u as u32, v as u32).0[0]) {
+                    continue;
+                }
+                let z = depth[v * w + u];
+                let ahead = z - behind_front;
+                if !(ahead > 0.0 && ahead < reach) {
+                    continue;
+                }
+                let x = (u as f32 + 0.5 - w as f32 / 2.0) * z / f;
+                // Image x grows to the right; a left turn (κ > 0) bends the path to the left.
+                let centre = -kappa * z * z / 2.0;
+                if (x - centre).abs() < half {
+                    seen += 1;
+                }
+            }
+        }
+        let blocked = seen >= PERCEIVED_PIXELS;
+        if blocked || ego.speed > want + 1.0 {
+            return Ok(Action::new(steer, 0.0, if blocked { 1.0 } else { 0.3 }));
+        }
+        Ok(Action::new(steer, ((want - ego.speed) * 0.6 + 0.1).clamp(0.0, 1.0), 0.0))
+    }
+
+    /// Pure-pursuit steering towards the route point one look-ahead from the rear axle.
+    fn steering(&self, env: &DrivingEnv, route: &super::route::Route) -> f32 {
+        let ego = env.ego();
+        let p = &ego.params;
+        let rear = ego.position - ego.heading() * p.lr;
+        let ld = self.lookahead + self.lookahead_per_speed * ego.speed;
+        let target = route.point_at(route.progress() + (ld - p.lr).max(0.5));
+        let to = target - rear;
+        let alpha = ego.heading().cross(to.normalized()).asin();
+        let ld = to.norm().max(1.0);
+        let delta = (2.0 * (p.lf + p.lr) * alpha.sin() / ld).atan();
+        (delta / p.max_steer).clamp(-1.0, 1.0)
     }
 
     /// Whether anything stands on the route within `reach` metres: the route ahead is swept
@@ -77,5 +159,44 @@ impl Autopilot {
                     Obstacle::of_prop(prop).is_some() && probe.overlaps(&prop.footprint)
                 })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{EnvConfig, Environment, TRAINING_TOWN};
+    use image::{GrayImage, Luma};
+
+    /// A 3 × 3 blob of "person" in the middle of an all-road image: braked for at 3 m (inside
+    /// the 4 m margin of a car at rest), not at 10 m, and not 3 m away at the image's edge
+    /// (about 3 m to the side, outside the corridor); without it the car accelerates.
+    #[test]
+    fn brakes_for_what_the_label_map_shows_in_the_corridor() {
+        let mut env = DrivingEnv::new(EnvConfig::new(TRAINING_TOWN)).unwrap();
+        env.reset(3).unwrap();
+        let (w, h) = (192u32, 96u32);
+        let a = Autopilot::default();
+        let act = |blob: Option<(u32, f32)>| {
+            let mut labels = GrayImage::from_pixel(w, h, Luma([0]));
+            let mut depth = vec![20.0f32; (w * h) as usize];
+            if let Some((u0, z)) = blob {
+                for v in 46..49 {
+                    for u in u0..u0 + 3 {
+                        labels.put_pixel(u, v, Luma([11]));
+                        depth[(v * w + u) as usize] = z;
+                    }
+                }
+            }
+            a.act_perceiving(&env, &labels, &depth).unwrap()
+        };
+        let free = act(None);
+        assert!(free.throttle > 0.0 && free.brake == 0.0, "{free:?}");
+        assert_eq!(act(Some((95, 3.0))).brake, 1.0);
+        assert!(act(Some((95, 10.0))).brake == 0.0);
+        assert!(act(Some((0, 3.0))).brake == 0.0);
+        // Sizes other than the camera's are errors naming both.
+        let err = a.act_perceiving(&env, &GrayImage::new(10, 10), &[0.0; 100]).unwrap_err().to_string();
+        assert!(err.contains("192x96") && err.contains("(10, 10)"), "{err}");
     }
 }

@@ -489,8 +489,7 @@ impl Environment for DrivingEnv {
 
         let collision = self.collision();
         let (ol, or) = lane_and_road_degrees(&town, &self.ego.footprint());
-        let reward = self.config.reward.reward(ol, or, collision.map(|c| c.2));
-        self.total_reward += reward as f64;
+        let remaining_before = self.route.as_ref().map_or(0.0, |r| r.remaining());
 
         let mut new = vec![];
         let at = |kind, collision| Infraction { kind, step: self.steps, distance_m: self.odometer as f32, collision };
@@ -511,6 +510,9 @@ impl Environment for DrivingEnv {
             Some(r) => r.track(self.ego.position),
             None => f32::INFINITY,
         };
+        let advanced = if remaining.is_finite() { remaining_before - remaining } else { 0.0 };
+        let reward = self.config.reward.reward_with_progress(ol, or, collision.map(|c| c.2), advanced);
+        self.total_reward += reward as f64;
         let termination = if collision.is_some() {
             Some(Termination::Crash)
         } else if ol >= 1.0 {

@@ -50,7 +50,7 @@ mod vec_env;
 mod vehicle;
 mod weather;
 
-pub use autopilot::Autopilot;
+pub use autopilot::{Autopilot, OBSTACLE_LABELS, PERCEIVED_PIXELS};
 pub use camera::{CameraConfig, CameraPose, Frame, Renderer, Solid};
 pub use env::{DrivingEnv, EnvConfig, Environment, Measurements, Observation, StepInfo, Transition};
 pub use geometry::{Footprint, V2};

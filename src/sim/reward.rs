@@ -2,6 +2,13 @@
 //! off-road degrees `ol, or ∈ [0, 1]` and the crash cost `c ∈ {0, ¼, ½, ¾, 1}` for no crash
 //! and ISO 26262 severity classes S0–S3; α = β = 1, ψ = 10.
 //!
+//! As written, that reward pays for *time*: a car that stands still earns the maximum, 1 per
+//! step, and never has an infraction. [`RewardConfig`] therefore generalises the constant to
+//! `r = a + κ·Δs − α·ol − β·or − ψ·c`, with `Δs` the metres advanced along the route in the
+//! step (CARLA's A3C baseline rewards the decrease of the distance to the goal the same way,
+//! Dosovitskiy et al. 2017). The default `a = 1, κ = 0` is the paper's reward; the driving
+//! agent's configs use `a = 0, κ = 1` (see `rl::DriveConfig`).
+//!
 //! # Severity of a collision
 //!
 //! ISO 26262-3 grades the harm of a hazardous event: **S0** no injuries, **S1** light and
@@ -132,24 +139,41 @@ pub struct RewardConfig {
     pub beta: f32,
     /// ψ, weight of the crash cost.
     pub psi: f32,
+    /// `a`, the reward of every step (the paper: 1).
+    pub alive: f32,
+    /// `κ`, the reward per metre advanced along the route (the paper: 0).
+    pub progress: f32,
 }
 
 impl Default for RewardConfig {
-    /// The paper's α = β = 1, ψ = 10.
+    /// The paper's α = β = 1, ψ = 10, `a = 1`, `κ = 0`.
     fn default() -> Self {
-        RewardConfig { alpha: 1.0, beta: 1.0, psi: 10.0 }
+        RewardConfig { alpha: 1.0, beta: 1.0, psi: 10.0, alive: 1.0, progress: 0.0 }
     }
 }
 
 impl RewardConfig {
-    /// `r = 1 − α·ol − β·or − ψ·c` (Section III.C); `ol`, `or` in [0, 1], `c` the crash cost.
+    /// `r = a − α·ol − β·or − ψ·c` (Section III.C with `a = 1`); `ol`, `or` in [0, 1], `c`
+    /// the crash cost. The progress term is [`RewardConfig::reward_with_progress`]'s.
     pub fn reward(&self, off_lane: f32, off_road: f32, crash: Option<Severity>) -> f32 {
-        1.0 - self.alpha * off_lane - self.beta * off_road - self.psi * crash.map_or(0.0, Severity::cost)
+        self.alive - self.alpha * off_lane - self.beta * off_road - self.psi * crash.map_or(0.0, Severity::cost)
+    }
+
+    /// `r = a + κ·Δs − α·ol − β·or − ψ·c` with `advanced` = `Δs`, metres advanced along the
+    /// route in the step (negative when moving away from the goal).
+    pub fn reward_with_progress(&self, off_lane: f32, off_road: f32, crash: Option<Severity>, advanced: f32) -> f32 {
+        self.reward(off_lane, off_road, crash) + self.progress * advanced
     }
 
     /// Checks the weights are finite and non-negative.
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [("reward.alpha", self.alpha), ("reward.beta", self.beta), ("reward.psi", self.psi)] {
+        for (name, v) in [
+            ("reward.alpha", self.alpha),
+            ("reward.beta", self.beta),
+            ("reward.psi", self.psi),
+            ("reward.alive", self.alive),
+            ("reward.progress", self.progress),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(Error::invalid(name, v, "must be finite and >= 0"));
             }
@@ -189,6 +213,12 @@ mod tests {
         assert_eq!(r.reward(0.5, 0.25, None), 0.25);
         assert_eq!(r.reward(0.0, 0.0, Some(Severity::S0)), 1.0 - 2.5);
         assert_eq!(r.reward(1.0, 0.0, Some(Severity::S3)), -10.0);
+        assert_eq!(r.reward_with_progress(0.0, 0.0, None, 0.5), 1.0, "the paper's reward has no progress term");
+        let shaped = RewardConfig { alive: 0.0, progress: 1.0, ..r };
+        assert_eq!(shaped.reward_with_progress(0.0, 0.0, None, 0.0), 0.0, "standing still earns nothing");
+        assert_eq!(shaped.reward_with_progress(0.5, 0.0, None, 0.75), 0.25);
+        assert_eq!(shaped.reward_with_progress(0.0, 0.0, Some(Severity::S1), 0.5), 0.5 - 5.0);
+        assert!(RewardConfig { progress: -1.0, ..r }.validate().unwrap_err().to_string().contains("progress"));
         assert_eq!(collision_severity(Obstacle::Pedestrian, 25.0), Severity::S3);
         assert_eq!(collision_severity(Obstacle::Pedestrian, 5.0), Severity::S1);
         assert_eq!(collision_severity(Obstacle::Vehicle, 25.0), Severity::S2);

@@ -9,7 +9,7 @@
 //! eval_every = 2
 //!
 //! [data]
-//! dataset = "camvid"          # camvid | cityscapes | gta5 (found by rwt::data::locate)
+//! dataset = "camvid"          # camvid | cityscapes | gta5 (found by rwt::data::locate) | synthetic (the simulator)
 //! size = [180, 240]           # resize (height, width) before anything else
 //! hflip = true
 //! batch_size = 4
@@ -98,7 +98,8 @@ impl Default for RunConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// `camvid`, `cityscapes` or `gta5`.
+    /// `camvid`, `cityscapes`, `gta5` or `synthetic` (the simulator, [`data::Synthetic`]:
+    /// Cityscapes' 19 classes, frames rendered at `size`, no folder needed).
     pub dataset: String,
     /// Its folder; `None`: found by [`crate::data::locate`] (`RWT_DATA`, `../shared/datasets`, …).
     pub root: Option<PathBuf>,
@@ -122,6 +123,10 @@ pub struct DataConfig {
     /// `size`, its logits are upsampled bilinearly to the labels (so that figures compare with
     /// published ones). `false`: evaluate at `size`.
     pub eval_native: bool,
+    /// `synthetic` only: the weather presets the frames cycle through (names of
+    /// [`crate::sim::Weather`]); empty: all four. Leaving some out keeps them "new weather"
+    /// for the driving benchmark.
+    pub weathers: Vec<String>,
 }
 
 impl Default for DataConfig {
@@ -138,6 +143,7 @@ impl Default for DataConfig {
             eval_limit: None,
             eval_split: "val".into(),
             eval_native: false,
+            weathers: vec![],
         }
     }
 }
@@ -349,8 +355,8 @@ impl RunConfig {
     pub fn classes(&self) -> Result<&'static ClassSet> {
         match self.data.dataset.as_str() {
             "camvid" => Ok(&crate::classes::CAMVID),
-            "cityscapes" | "gta5" => Ok(&crate::classes::CITYSCAPES),
-            other => Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes or gta5")),
+            "cityscapes" | "gta5" | "synthetic" => Ok(&crate::classes::CITYSCAPES),
+            other => Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes, gta5 or synthetic")),
         }
     }
 
@@ -464,13 +470,41 @@ impl RunConfig {
 
     /// The dataset of `split`.
     pub fn dataset(&self, split: Split) -> Result<Arc<dyn Dataset>> {
+        if self.data.dataset == "synthetic" {
+            return Ok(Arc::new(data::Synthetic::new(self.synthetic_config()?, split)?));
+        }
+        if !self.data.weathers.is_empty() {
+            return Err(Error::invalid(
+                "data.weathers",
+                format!("{:?}", self.data.weathers),
+                "is for dataset = \"synthetic\" only",
+            ));
+        }
         let root = data::locate(&self.data.dataset, self.data.root.as_deref())?;
         Ok(match self.data.dataset.as_str() {
             "camvid" => Arc::new(data::CamVid::new(root, split)?),
             "cityscapes" => Arc::new(data::Cityscapes::new(root, split)?),
             "gta5" => Arc::new(data::Gta5::new(root, split)?),
-            other => return Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes or gta5")),
+            other => {
+                return Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes, gta5 or synthetic"))
+            }
         })
+    }
+
+    /// The simulator dataset's configuration for `dataset = "synthetic"`: frames rendered at
+    /// `data.size` (default 360 × 480) in `data.weathers` (default all four), the default towns
+    /// ([`data::SyntheticConfig::default`]). Errors name an unknown weather.
+    pub fn synthetic_config(&self) -> Result<data::SyntheticConfig> {
+        let mut cfg = data::SyntheticConfig::default();
+        if let Some([h, w]) = self.data.size {
+            (cfg.height, cfg.width) = (h, w);
+        }
+        if !self.data.weathers.is_empty() {
+            cfg.weathers =
+                self.data.weathers.iter().map(|w| w.parse()).collect::<Result<Vec<crate::sim::Weather>>>()?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// The training loader: the train split, shuffled and augmented.

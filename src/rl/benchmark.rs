@@ -1,0 +1,418 @@
+//! The fixed, seeded driving benchmark of Tables IV–VI: the same routes, traffic and weather
+//! for every driver, in three conditions — the training town, a new town, and new weather in
+//! the training town — with each benchmark seed drawing its own set of episodes.
+//!
+//! Drivers ([`Driver`]): a uniformly random policy (the floor), the scripted [`Autopilot`] with
+//! privileged access to the simulator (the ceiling), the same Autopilot braking only for what a
+//! segmenter shows it (perception in the loop, the analogue of Table V), and the actor-critic
+//! agent on its state (the segmenter's latent, or the privileged label maps). [`evaluate`] drives them all over
+//! the same episodes and [`BenchmarkRow::table`] prints Table IV's km between infractions by
+//! kind (pooled over seeds) and Tables V–VI's Drive %, km/h and success rate (mean ± sd over
+//! seeds).
+//!
+//! Episode seeds are `2⁴⁰ + 1000·seed + i`, disjoint from every training episode's.
+
+use super::config::DriveConfig;
+use super::network::ActorCritic;
+use super::state::{frames_tensor, StateEncoder};
+use crate::data::Normalize;
+use crate::models::Segmenter;
+use crate::plot::Table;
+use crate::sim::{
+    Action, Autopilot, DrivingEnv, DrivingMetrics, EnvConfig, Environment, EpisodeLog, InfractionKind, Observation,
+    Town, Weather,
+};
+use crate::{Error, Result};
+use candle_core::Device;
+use image::{GrayImage, RgbImage};
+use rand::rngs::StdRng;
+use rand::Rng;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// A driving condition: a town and a weather.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    /// Its name in tables (`training town`, `new town`, `new weather`).
+    pub name: String,
+    /// The environment (town, weather, camera, step limit).
+    pub env: EnvConfig,
+}
+
+/// The benchmark: conditions × seeds × episodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Benchmark {
+    /// The conditions, in table order.
+    pub conditions: Vec<Condition>,
+    /// Episodes per condition and seed.
+    pub episodes: usize,
+    /// Benchmark seeds.
+    pub seeds: Vec<u64>,
+}
+
+impl Benchmark {
+    /// The benchmark of a run: its training environment, the same in `eval.new_town`, and in
+    /// `eval.new_weather`, each `eval.episodes` episodes for every seed of `eval.seeds`.
+    pub fn of(cfg: &DriveConfig) -> Result<Benchmark> {
+        cfg.validate()?;
+        let train = cfg.env_config()?;
+        let mut town = train.clone();
+        town.town = crate::sim::TownConfig::new(cfg.eval.new_town);
+        let weather: Weather = cfg.eval.new_weather.parse()?;
+        Ok(Benchmark {
+            conditions: vec![
+                Condition { name: "training town".into(), env: train.clone() },
+                Condition { name: "new town".into(), env: town },
+                Condition { name: "new weather".into(), env: train.with_weather(weather) },
+            ],
+            episodes: cfg.eval.episodes,
+            seeds: cfg.eval.seeds.clone(),
+        })
+    }
+
+    /// The episode seeds of benchmark seed `seed`.
+    pub fn episode_seeds(&self, seed: u64) -> Vec<u64> {
+        (0..self.episodes as u64).map(|i| (1u64 << 40) + 1000 * seed + i).collect()
+    }
+}
+
+/// Who drives.
+pub enum Driver<'a> {
+    /// Steer ~ U[−1, 1], throttle ~ U[0, 1], brake ~ U[0, 1], independently every step.
+    Random(StdRng),
+    /// The scripted driver (sees the simulator's ground truth).
+    Autopilot(Autopilot),
+    /// The scripted driver made to see ([`Autopilot::act_perceiving`]): it brakes for what the
+    /// segmenter predicts on its camera (`None`: the simulator's labels, perfect perception),
+    /// located with the depth image.
+    Perceiving(Autopilot, Option<Arc<dyn Segmenter>>),
+    /// The actor-critic on its state encoder; `greedy`: the policy's mean / mode, else a sample.
+    Agent {
+        /// The network.
+        net: &'a ActorCritic,
+        /// Its state encoder (its memory is reset at every batch of episodes).
+        encoder: StateEncoder,
+        /// Act with the mean (Beta) / mode (discrete) instead of sampling.
+        greedy: bool,
+        /// For sampling.
+        rng: StdRng,
+    },
+}
+
+impl Driver<'_> {
+    /// The actions for every environment; `start` marks the episodes' first frames.
+    fn act(&mut self, envs: &[DrivingEnv], observations: &[&Observation], start: bool) -> Result<Vec<Action>> {
+        match self {
+            Driver::Random(rng) => Ok(envs
+                .iter()
+                .map(|_| Action::new(rng.random_range(-1.0f32..=1.0), rng.random::<f32>(), rng.random::<f32>()))
+                .collect()),
+            Driver::Autopilot(a) => Ok(envs.iter().map(|e| a.act(e)).collect()),
+            Driver::Perceiving(a, segmenter) => {
+                let predicted: Vec<GrayImage> = match segmenter {
+                    Some(seg) => predict_batch(seg.as_ref(), observations)?,
+                    None => observations.iter().map(|o| o.frame.labels.clone()).collect(),
+                };
+                envs.iter()
+                    .zip(observations)
+                    .zip(&predicted)
+                    .map(|((e, o), labels)| a.act_perceiving(e, labels, &o.frame.depth))
+                    .collect()
+            }
+            Driver::Agent { net, encoder, greedy, rng } => {
+                if start {
+                    encoder.reset();
+                }
+                let state = encoder.encode(observations, &vec![start; observations.len()])?;
+                let out = net.forward(&state.latent, &state.measurements)?;
+                let policy = net.policy(&out)?;
+                let raw = if *greedy { policy.greedy()? } else { policy.sample(rng)? };
+                policy.actions(&raw)
+            }
+        }
+    }
+}
+
+/// One frame of a recorded episode.
+#[derive(Clone, Debug)]
+pub struct RecordedFrame {
+    /// The camera image.
+    pub rgb: RgbImage,
+    /// The simulator's labels (Cityscapes train ids).
+    pub labels: GrayImage,
+    /// The segmenter's prediction, when the driver has a segmenter.
+    pub predicted: Option<GrayImage>,
+    /// The action taken on this frame.
+    pub action: Action,
+    /// Speed, km/h.
+    pub speed_kmh: f32,
+}
+
+/// An environment's new observation after a step, and its episode's log when it ended.
+type Stepped = (Observation, Option<EpisodeLog>);
+
+/// Drives one episode of every seed in `seeds` in `env` (in parallel environments sharing the
+/// town), until each has ended; returns their logs in seed order. With `record = Some(i)`,
+/// also returns the frames of episode `i`.
+pub fn drive(
+    env: &EnvConfig,
+    seeds: &[u64],
+    driver: &mut Driver,
+    record: Option<usize>,
+) -> Result<(Vec<EpisodeLog>, Vec<RecordedFrame>)> {
+    if seeds.is_empty() {
+        return Err(Error::invalid("episode seeds", "[]", "give at least one"));
+    }
+    let town = Arc::new(Town::generate(&env.town)?);
+    let mut envs =
+        seeds.iter().map(|_| DrivingEnv::with_town(env.clone(), town.clone())).collect::<Result<Vec<_>>>()?;
+    let mut obs: Vec<Observation> =
+        envs.par_iter_mut().zip(seeds.par_iter()).map(|(e, &s)| e.reset(s)).collect::<Result<_>>()?;
+    let mut logs: Vec<Option<EpisodeLog>> = vec![None; seeds.len()];
+    let mut frames = vec![];
+    let mut start = true;
+    while logs.iter().any(Option::is_none) {
+        let refs: Vec<&Observation> = obs.iter().collect();
+        let actions = driver.act(&envs, &refs, start)?;
+        start = false;
+        if let Some(i) = record.filter(|&i| i < seeds.len() && logs[i].is_none()) {
+            let predicted = match driver {
+                Driver::Agent { encoder, .. } => predict(encoder, &obs[i])?,
+                Driver::Perceiving(_, Some(seg)) => predict_batch(seg.as_ref(), &[&obs[i]])?.pop(),
+                _ => None,
+            };
+            frames.push(RecordedFrame {
+                rgb: obs[i].frame.rgb.clone(),
+                labels: obs[i].frame.labels.clone(),
+                predicted,
+                action: actions[i],
+                speed_kmh: obs[i].measurements.speed * 3.6,
+            });
+        }
+        let steps: Vec<Result<Option<Stepped>>> = envs
+            .par_iter_mut()
+            .zip(actions.par_iter())
+            .zip(logs.par_iter())
+            .map(|((e, &a), log)| {
+                if log.is_some() {
+                    return Ok(None);
+                }
+                let t = e.step(a)?;
+                let done = t.done();
+                Ok(Some((t.observation, if done { t.info.episode } else { None })))
+            })
+            .collect();
+        for (i, s) in steps.into_iter().enumerate() {
+            if let Some((o, log)) = s? {
+                obs[i] = o;
+                if log.is_some() {
+                    logs[i] = log;
+                }
+            }
+        }
+    }
+    Ok((logs.into_iter().flatten().collect(), frames))
+}
+
+/// The segmenter's labels for every observation, in one batch.
+fn predict_batch(seg: &dyn Segmenter, observations: &[&Observation]) -> Result<Vec<GrayImage>> {
+    let x = frames_tensor(observations, &Normalize::default(), &Device::Cpu)?;
+    let labels = seg.forward_all(&x, false)?.logits.argmax(1)?;
+    (0..observations.len()).map(|i| crate::plot::label_image(&labels.get(i)?)).collect()
+}
+
+/// The segmenter's labels for one observation (`None` for the label-map state).
+fn predict(encoder: &StateEncoder, o: &Observation) -> Result<Option<GrayImage>> {
+    let Some(seg) = encoder.segmenter() else { return Ok(None) };
+    let x = frames_tensor(&[o], &Normalize::default(), &Device::Cpu)?;
+    let labels = seg.forward_all(&x, false)?.logits.argmax(1)?.squeeze(0)?;
+    Ok(Some(crate::plot::label_image(&labels)?))
+}
+
+/// An animation of recorded frames: the camera, the segmenter's prediction (when there is
+/// one) and the simulator's labels side by side, over a strip of three bars — steer (white,
+/// from the centre: left of centre steers right), throttle (green), brake (red) — and the speed
+/// (blue, full width = 30 km/h). Every `stride`-th frame, at most `max_frames`, played in real
+/// time (0.1 s per simulated step).
+pub fn animate(
+    frames: &[RecordedFrame],
+    title: &str,
+    stride: usize,
+    max_frames: usize,
+) -> Result<crate::plot::Animation> {
+    let classes = &crate::classes::CITYSCAPES;
+    let stride = stride.max(1);
+    let mut anim = crate::plot::Animation::new(title, 100 * stride as u32).with_caption(if frames
+        .first()
+        .is_some_and(|f| f.predicted.is_some())
+    {
+        "camera | segmenter's prediction | simulator's labels; bars: steer (white, from the centre), throttle (green), brake (red), speed (blue, full = 30 km/h)"
+    } else {
+        "camera | simulator's labels; bars: steer (white, from the centre), throttle (green), brake (red), speed (blue, full = 30 km/h)"
+    });
+    for f in frames.iter().step_by(stride).take(max_frames) {
+        let (w, h) = f.rgb.dimensions();
+        let mut panels = vec![f.rgb.clone()];
+        if let Some(p) = &f.predicted {
+            panels.push(crate::plot::colorize(p, classes));
+        }
+        panels.push(crate::plot::colorize(&f.labels, classes));
+        let bar_h = 6u32;
+        let total_w = w * panels.len() as u32;
+        let mut img = RgbImage::from_pixel(total_w, h + 4 * bar_h, image::Rgb([24, 24, 24]));
+        for (k, p) in panels.iter().enumerate() {
+            image::imageops::replace(&mut img, p, (k as u32 * w) as i64, 0);
+        }
+        let mut bar = |row: u32, from: f32, to: f32, colour: [u8; 3]| {
+            let (a, b) = (from.min(to).clamp(0.0, 1.0), from.max(to).clamp(0.0, 1.0));
+            let (x0, x1) =
+                ((a * total_w as f32) as u32, ((b * total_w as f32) as u32).max((a * total_w as f32) as u32 + 1));
+            for y in h + row * bar_h + 1..h + (row + 1) * bar_h - 1 {
+                for x in x0..x1.min(total_w) {
+                    img.put_pixel(x, y, image::Rgb(colour));
+                }
+            }
+        };
+        // Positive steer turns left: drawn to the left of the centre.
+        bar(0, 0.5, 0.5 - 0.5 * f.action.steer, [235, 235, 235]);
+        bar(1, 0.0, f.action.throttle, [60, 200, 80]);
+        bar(2, 0.0, f.action.brake, [230, 60, 50]);
+        bar(3, 0.0, f.speed_kmh / 30.0, [70, 130, 240]);
+        anim.push(img)?;
+    }
+    Ok(anim)
+}
+
+/// One driver in one condition: the metrics of every seed and of all episodes pooled.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct BenchmarkRow {
+    /// The driver's name.
+    pub driver: String,
+    /// The condition's name.
+    pub condition: String,
+    /// Metrics per benchmark seed.
+    pub per_seed: Vec<DrivingMetrics>,
+    /// Metrics of all the row's episodes.
+    pub pooled: DrivingMetrics,
+    /// Every episode's log.
+    pub episodes: Vec<EpisodeLog>,
+}
+
+/// Drives `driver` over every condition and seed of `benchmark`; a row per condition.
+pub fn evaluate(benchmark: &Benchmark, name: &str, driver: &mut Driver) -> Result<Vec<BenchmarkRow>> {
+    let mut rows = vec![];
+    for c in &benchmark.conditions {
+        let mut per_seed = vec![];
+        let mut all = vec![];
+        for &seed in &benchmark.seeds {
+            let (logs, _) = drive(&c.env, &benchmark.episode_seeds(seed), driver, None)?;
+            per_seed.push(DrivingMetrics::from_episodes(&logs));
+            all.extend(logs);
+        }
+        rows.push(BenchmarkRow {
+            driver: name.into(),
+            condition: c.name.clone(),
+            per_seed,
+            pooled: DrivingMetrics::from_episodes(&all),
+            episodes: all,
+        });
+    }
+    Ok(rows)
+}
+
+/// `mean ± sd` (sample standard deviation; just the mean for one value).
+pub fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+impl BenchmarkRow {
+    /// Reads rows written by [`BenchmarkRow::write`] (or `rwt drive eval --json`); the error
+    /// names the file.
+    pub fn read(path: impl AsRef<std::path::Path>) -> Result<Vec<BenchmarkRow>> {
+        let path = path.as_ref();
+        let text = crate::io::read_text(path)?;
+        serde_json::from_str(&text).map_err(|e| Error::invalid("benchmark rows", path.display(), e.to_string()))
+    }
+
+    /// Writes rows as JSON, atomically.
+    pub fn write(path: impl AsRef<std::path::Path>, rows: &[BenchmarkRow]) -> Result<()> {
+        crate::train::report::write_json(path, &rows)
+    }
+
+    /// Tables IV–VI in one: per row, km driven, km between infractions of each kind (pooled
+    /// over seeds; "> x" when none happened in x km), and Drive %, km/h and success rate as
+    /// mean ± sd over seeds.
+    pub fn table(rows: &[BenchmarkRow]) -> Table {
+        let mut headers = vec!["driver".to_string(), "condition".into(), "episodes".into(), "km".into()];
+        headers.extend(InfractionKind::ALL.iter().map(|k| format!("km / {}", k.name())));
+        headers.extend(["Drive %".into(), "km/h".into(), "success %".into()]);
+        let mut t = Table::new(headers);
+        for r in rows {
+            let m = &r.pooled;
+            let mut cells = vec![r.driver.clone(), r.condition.clone(), m.episodes.to_string(), format!("{:.2}", m.km)];
+            cells.extend(InfractionKind::ALL.iter().map(|&k| match m.km_between(k) {
+                Some(v) => format!("{v:.3}"),
+                None => format!("> {:.2}", m.km),
+            }));
+            let pm = |f: &dyn Fn(&DrivingMetrics) -> f64| {
+                let (mean, sd) = mean_sd(&r.per_seed.iter().map(f).collect::<Vec<_>>());
+                format!("{mean:.1} ± {sd:.1}")
+            };
+            cells.push(pm(&|m| m.drive_percent));
+            cells.push(pm(&|m| m.km_per_hour));
+            cells.push(pm(&|m| 100.0 * m.success_rate));
+            t.push(cells);
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_sd() {
+        let (m, s) = mean_sd(&[1.0, 2.0, 4.0]);
+        assert!((m - 7.0 / 3.0).abs() < 1e-12);
+        // Σ(x − m)² = 16/9 + 1/9 + 25/9 = 42/9; / (n − 1) = 7/3.
+        assert!((s - (7.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(mean_sd(&[5.0]), (5.0, 0.0));
+    }
+
+    /// The benchmark's episodes are the same for every driver (same seeds, same logs for the
+    /// same driver), and the Autopilot drives farther without crashing than the random policy
+    /// on the same short episodes.
+    #[test]
+    fn same_episodes_for_every_driver_and_autopilot_beats_random() {
+        let mut cfg = DriveConfig::default().quick();
+        cfg.env.max_steps = 80;
+        cfg.eval.episodes = 4;
+        let b = Benchmark::of(&cfg).unwrap();
+        assert_eq!(b.conditions.len(), 3);
+        assert_ne!(b.conditions[1].env.town, b.conditions[0].env.town);
+        assert_ne!(b.conditions[2].env.weather, b.conditions[0].env.weather);
+        let seeds = b.episode_seeds(0);
+        let env = &b.conditions[0].env;
+        let (auto, _) = drive(env, &seeds, &mut Driver::Autopilot(Autopilot::default()), None).unwrap();
+        let (again, frames) = drive(env, &seeds, &mut Driver::Autopilot(Autopilot::default()), Some(1)).unwrap();
+        assert_eq!(auto, again);
+        assert_eq!(frames.len(), auto[1].steps);
+        let (random, _) = drive(env, &seeds, &mut Driver::Random(crate::random::seeded(0)), None).unwrap();
+        assert_eq!(random.len(), 4);
+        assert!(random.iter().zip(&auto).all(|(r, a)| r.seed == a.seed && r.town == a.town));
+        let (ma, mr) = (DrivingMetrics::from_episodes(&auto), DrivingMetrics::from_episodes(&random));
+        assert!(ma.km > mr.km, "autopilot {} km, random {} km", ma.km, mr.km);
+        let rows = evaluate(&b, "autopilot", &mut Driver::Autopilot(Autopilot::default())).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].pooled, ma);
+        let md = BenchmarkRow::table(&rows).to_markdown();
+        assert!(md.contains("new weather") && md.contains("±"), "{md}");
+    }
+}

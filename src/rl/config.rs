@@ -1,0 +1,421 @@
+//! A driving-agent run described in one TOML file: the environment, the state (which segmenter,
+//! or the privileged label maps), the actor-critic's learning settings and the evaluation
+//! benchmark. `rwt drive train --config drive.toml`, `rwt drive eval`, the notebook and
+//! [`super::train`] all start from a [`DriveConfig`].
+//!
+//! ```toml
+//! name = "drive-enet"
+//! seed = 0
+//! total_steps = 400_000        # environment steps, all actors together
+//! actors = 10                  # the paper's 10 actors
+//! rollout = 20                 # 20-step rollouts
+//! segment = 25                 # updates per segment: actors restart and a checkpoint is written
+//!
+//! [env]
+//! town = 1                     # the training town
+//! weather = "clear-noon"
+//! max_steps = 500
+//! reward_alive = 0.0           # r = a + κ·Δs − α·ol − β·or − ψ·c: the paper's a = 1 pays for
+//! reward_progress = 1.0        #   standing still; κ = 1 per metre along the route makes it drive
+//!
+//! [state]
+//! kind = "latent"              # latent (the segmenter's) | labels (privileged ground truth)
+//! segmenter = "runs/sim-enet-ce"   # run folder, checkpoint folder or .safetensors; absent: untrained
+//! model = "enet"
+//!
+//! [agent]
+//! action_space = "beta"        # beta | discrete (CARLA's 9 A3C actions)
+//! optimizer = "rmsprop"        # rmsprop | adam
+//! lr = 7e-4                    # decayed linearly to 0
+//! vtrace = false               # V-trace targets (for lag > 0)
+//! lag = 0                      # the actors act with a copy of the policy this many updates old
+//!
+//! [eval]
+//! episodes = 10                # per condition and seed
+//! seeds = [0, 1, 2]
+//! new_town = 2
+//! new_weather = "rain"
+//! ```
+//!
+//! Every field has a default; unknown keys are errors that name them.
+
+use super::a2c::{A2cConfig, OptimizerKind};
+use super::policy::ActionSpace;
+use super::returns::VTraceConfig;
+use crate::models::{ModelKind, SegmenterConfig};
+use crate::sim::{EnvConfig, Weather, NEW_TOWNS, TRAINING_TOWN};
+use crate::train::config::{parse_toml, read_toml};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A whole driving-agent run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriveConfig {
+    /// Name of the run (tables, plot titles, `runs/<name>`).
+    pub name: String,
+    /// Seeds the agent's initial weights, the action sampling and the training episodes.
+    pub seed: u64,
+    /// Environment steps of the run (all actors together; the paper: 5 M).
+    pub total_steps: usize,
+    /// Parallel actors `N` (the paper: 10).
+    pub actors: usize,
+    /// Steps per rollout `T` (the paper: 20).
+    pub rollout: usize,
+    /// Updates per segment. A segment starts every actor on a fresh episode (seeded by the
+    /// segment's index) and ends with a checkpoint, so a resumed run repeats the same curve.
+    pub segment: usize,
+    /// The training environment.
+    pub env: EnvSection,
+    /// The agent's state.
+    pub state: StateSection,
+    /// The learning rule.
+    pub agent: AgentSection,
+    /// The evaluation benchmark.
+    pub eval: EvalSection,
+}
+
+impl Default for DriveConfig {
+    fn default() -> Self {
+        DriveConfig {
+            name: "drive".into(),
+            seed: 0,
+            total_steps: 400_000,
+            actors: 10,
+            rollout: 20,
+            segment: 25,
+            env: EnvSection::default(),
+            state: StateSection::default(),
+            agent: AgentSection::default(),
+            eval: EvalSection::default(),
+        }
+    }
+}
+
+/// The training environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvSection {
+    /// Town seed ([`TRAINING_TOWN`]).
+    pub town: u64,
+    /// Weather preset name (`clear-noon`, `dusk`, `rain`, `fog`).
+    pub weather: String,
+    /// Episode step limit (the paper: 500).
+    pub max_steps: usize,
+    /// Camera `[height, width]` (the agent's 96 × 192).
+    pub camera: [u32; 2],
+    /// `a`, the reward of every step ([`crate::sim::RewardConfig::alive`]). The paper's
+    /// `r = 1 − α·ol − β·or − ψ·c` has `a = 1`, which makes standing still the optimal policy
+    /// (1 per step, no infraction ever); the default is 0.
+    pub reward_alive: f32,
+    /// `κ`, the reward per metre advanced along the route (default 1: about 0.55 per step at
+    /// 20 km/h), as in CARLA's A3C baseline.
+    pub reward_progress: f32,
+}
+
+impl Default for EnvSection {
+    fn default() -> Self {
+        EnvSection {
+            town: TRAINING_TOWN,
+            weather: "clear-noon".into(),
+            max_steps: 500,
+            camera: [96, 192],
+            reward_alive: 0.0,
+            reward_progress: 1.0,
+        }
+    }
+}
+
+/// Where the state's maps come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateSection {
+    /// `latent` (the frozen segmenter's latent map) or `labels` (the simulator's label maps:
+    /// the privileged state).
+    pub kind: String,
+    /// The segmenter's weights: a run folder, checkpoint folder or `.safetensors` file;
+    /// `None`: the seeded, untrained network (tests, quick mode).
+    pub segmenter: Option<PathBuf>,
+    /// The segmenter's architecture.
+    pub model: String,
+    /// Its width multiplier.
+    pub width: f64,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection { kind: "latent".into(), segmenter: None, model: "enet".into(), width: 1.0 }
+    }
+}
+
+/// The actor-critic's learning settings ([`A2cConfig`]'s defaults are the paper's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSection {
+    /// `beta` (continuous steer, throttle, brake) or `discrete` (CARLA's 9 A3C actions).
+    pub action_space: String,
+    /// `rmsprop` or `adam`.
+    pub optimizer: String,
+    /// Initial learning rate, decayed linearly to 0 over the run.
+    pub lr: f64,
+    /// Discount `γ`.
+    pub gamma: f64,
+    /// Entropy bonus weight.
+    pub entropy_coef: f64,
+    /// Value-loss weight.
+    pub value_coef: f64,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: f64,
+    /// V-trace targets (ρ̄ = c̄ = 1) instead of n-step returns.
+    pub vtrace: bool,
+    /// The actors act with a copy of the policy refreshed every `lag` updates (0: the current
+    /// policy, on-policy A2C); with `vtrace` this is the paper's off-policy A3C.
+    pub lag: usize,
+    /// Start the Beta policy at a prior that drives forward
+    /// ([`super::network::drive_forward_prior`]); `false`: near-uniform Betas.
+    pub forward_prior: bool,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        let a = A2cConfig::default();
+        AgentSection {
+            action_space: "beta".into(),
+            optimizer: "rmsprop".into(),
+            lr: a.learning_rate,
+            gamma: a.gamma,
+            entropy_coef: a.entropy_coef,
+            value_coef: a.value_coef,
+            max_grad_norm: a.max_grad_norm,
+            vtrace: false,
+            lag: 0,
+            forward_prior: true,
+        }
+    }
+}
+
+/// The fixed, seeded evaluation benchmark of Tables IV–VI.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSection {
+    /// Episodes per condition and seed.
+    pub episodes: usize,
+    /// Benchmark seeds: each draws its own routes and traffic (the rows report mean ± sd over
+    /// them).
+    pub seeds: Vec<u64>,
+    /// The "new town" condition's town seed (one of [`NEW_TOWNS`]).
+    pub new_town: u64,
+    /// The "new weather" condition's weather (in the training town).
+    pub new_weather: String,
+    /// Act with the policy's mean (Beta) / mode (discrete) instead of sampling.
+    pub greedy: bool,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection {
+            episodes: 10,
+            seeds: vec![0, 1, 2],
+            new_town: NEW_TOWNS[0],
+            new_weather: "rain".into(),
+            greedy: true,
+        }
+    }
+}
+
+impl DriveConfig {
+    /// Parses a TOML config; unknown keys are errors that name them.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        parse_toml("drive config", text)
+    }
+
+    /// Reads and parses a TOML config file; errors name the file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        read_toml("drive config", path.as_ref())
+    }
+
+    /// The config as TOML (what a run folder records).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::invalid("drive config", &self.name, e.to_string()))
+    }
+
+    /// Checks every field; the error names the bad one.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("actors", self.actors), ("rollout", self.rollout), ("segment", self.segment)] {
+            if v == 0 {
+                return Err(Error::invalid(name, 0, "must be >= 1"));
+            }
+        }
+        if self.total_steps < self.steps_per_update() {
+            return Err(Error::invalid(
+                "total_steps",
+                self.total_steps,
+                format!("must be at least one update's actors x rollout = {}", self.steps_per_update()),
+            ));
+        }
+        self.env_config()?.validate()?;
+        match self.state.kind.as_str() {
+            "latent" => {
+                self.model_kind()?;
+                if !(self.state.width.is_finite() && self.state.width > 0.0) {
+                    return Err(Error::invalid("state.width", self.state.width, "must be finite and > 0"));
+                }
+            }
+            "labels" => {
+                if let Some(p) = &self.state.segmenter {
+                    return Err(Error::invalid(
+                        "state.segmenter",
+                        p.display(),
+                        "is unused with state.kind = \"labels\"",
+                    ));
+                }
+            }
+            other => return Err(Error::invalid("state.kind", other, "expected latent or labels")),
+        }
+        let a2c = self.a2c_config()?;
+        a2c.validate()?;
+        if self.eval.episodes == 0 {
+            return Err(Error::invalid("eval.episodes", 0, "must be >= 1"));
+        }
+        if self.eval.seeds.is_empty() {
+            return Err(Error::invalid("eval.seeds", "[]", "give at least one benchmark seed"));
+        }
+        self.weather(&self.eval.new_weather).map_err(|_| {
+            Error::invalid("eval.new_weather", &self.eval.new_weather, "expected one of clear-noon, dusk, rain, fog")
+        })?;
+        Ok(())
+    }
+
+    /// Environment steps per update: `actors × rollout`.
+    pub fn steps_per_update(&self) -> usize {
+        self.actors * self.rollout
+    }
+
+    /// Updates of the whole run: `⌈total_steps / (actors × rollout)⌉`, rounded up to whole
+    /// segments.
+    pub fn total_updates(&self) -> usize {
+        let updates = self.total_steps.div_ceil(self.steps_per_update().max(1));
+        updates.div_ceil(self.segment.max(1)) * self.segment.max(1)
+    }
+
+    fn weather(&self, name: &str) -> Result<Weather> {
+        name.parse()
+    }
+
+    /// The training environment.
+    pub fn env_config(&self) -> Result<EnvConfig> {
+        let weather = self.weather(&self.env.weather).map_err(|_| {
+            Error::invalid("env.weather", &self.env.weather, "expected one of clear-noon, dusk, rain, fog")
+        })?;
+        let [h, w] = self.env.camera;
+        let mut cfg = EnvConfig::new(self.env.town).with_weather(weather);
+        cfg.camera = cfg.camera.with_size(w, h);
+        cfg.max_steps = self.env.max_steps;
+        cfg.reward.alive = self.env.reward_alive;
+        cfg.reward.progress = self.env.reward_progress;
+        Ok(cfg)
+    }
+
+    /// The segmenter's architecture.
+    pub fn model_kind(&self) -> Result<ModelKind> {
+        self.state.model.parse()
+    }
+
+    /// The segmenter's configuration: Cityscapes' 19 classes (the simulator's labels), no
+    /// dropout (it is frozen).
+    pub fn segmenter_config(&self) -> SegmenterConfig {
+        SegmenterConfig { num_classes: crate::classes::CITYSCAPES.len(), width: self.state.width, dropout: false }
+    }
+
+    /// The policy's action space.
+    pub fn action_space(&self) -> Result<ActionSpace> {
+        match self.agent.action_space.as_str() {
+            "beta" => Ok(ActionSpace::Beta),
+            "discrete" => Ok(ActionSpace::Discrete),
+            other => Err(Error::invalid("agent.action_space", other, "expected beta or discrete")),
+        }
+    }
+
+    /// The A2C settings: the agent section, the run's update count for the linear decay.
+    pub fn a2c_config(&self) -> Result<A2cConfig> {
+        let optimizer = match self.agent.optimizer.as_str() {
+            "rmsprop" => OptimizerKind::RmsProp,
+            "adam" => OptimizerKind::Adam,
+            other => return Err(Error::invalid("agent.optimizer", other, "expected rmsprop or adam")),
+        };
+        self.action_space()?;
+        Ok(A2cConfig {
+            gamma: self.agent.gamma,
+            entropy_coef: self.agent.entropy_coef,
+            value_coef: self.agent.value_coef,
+            max_grad_norm: self.agent.max_grad_norm,
+            learning_rate: self.agent.lr,
+            total_updates: self.total_updates().max(1),
+            optimizer,
+            vtrace: self.agent.vtrace.then(VTraceConfig::default),
+        })
+    }
+
+    /// The same run made small for tests and CI (`RWT_QUICK=1`): 2 actors, 5-step rollouts,
+    /// 2 segments of 2 updates, 48 × 96 camera, 60-step episodes, a narrow untrained segmenter
+    /// when none is given, 2 benchmark episodes per condition and one seed.
+    pub fn quick(mut self) -> Self {
+        self.actors = 2;
+        self.rollout = 5;
+        self.segment = 2;
+        self.total_steps = 2 * self.segment * self.steps_per_update();
+        self.env.camera = [48, 96];
+        self.env.max_steps = self.env.max_steps.min(60);
+        if self.state.segmenter.is_none() {
+            self.state.width = self.state.width.min(0.25);
+        }
+        self.eval.episodes = self.eval.episodes.min(2);
+        self.eval.seeds.truncate(1);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_papers() {
+        let c = DriveConfig::default();
+        assert_eq!((c.actors, c.rollout), (10, 20));
+        let a = c.a2c_config().unwrap();
+        assert_eq!((a.gamma, a.entropy_coef, a.value_coef, a.learning_rate), (0.99, 0.01, 0.5, 7e-4));
+        // 400 000 steps / 200 per update = 2000 updates = 80 segments of 25.
+        assert_eq!(c.total_updates(), 2000);
+        c.validate().unwrap();
+        let round = DriveConfig::from_toml(&c.to_toml().unwrap()).unwrap();
+        assert_eq!(round, c);
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let err = |text: &str| DriveConfig::from_toml(text).and_then(|c| c.validate()).unwrap_err().to_string();
+        assert!(err("actorz = 3").contains("actorz"));
+        assert!(err("[agent]\nlr = 0.0").contains("learning_rate"));
+        assert!(err("[agent]\noptimizer = \"sgd\"").contains("agent.optimizer"));
+        assert!(err("[agent]\naction_space = \"gaussian\"").contains("agent.action_space"));
+        assert!(err("[state]\nkind = \"pixels\"").contains("state.kind"));
+        assert!(err("[state]\nkind = \"labels\"\nsegmenter = \"x\"").contains("state.segmenter"));
+        assert!(err("[env]\nweather = \"snow\"").contains("env.weather"));
+        assert!(err("[eval]\nnew_weather = \"snow\"").contains("eval.new_weather"));
+        assert!(err("[eval]\nseeds = []").contains("eval.seeds"));
+        assert!(err("total_steps = 10").contains("total_steps"));
+        assert!(err("[env]\nreward_progress = -1.0").contains("reward.progress"));
+        assert!(err("rollout = 0").contains("rollout"));
+        assert!(err("[state]\nmodel = \"unet\"").contains("unet"));
+    }
+
+    #[test]
+    fn quick_is_small_and_valid() {
+        let q = DriveConfig::default().quick();
+        q.validate().unwrap();
+        assert_eq!(q.total_updates(), 4);
+        assert_eq!(q.env_config().unwrap().camera.width, 96);
+    }
+}

@@ -1,0 +1,610 @@
+//! Training the driving agent: segments of A2C updates over a [`VecEnv`] of the training town,
+//! recorded into a run folder so that nothing is lost and an interrupted run resumes to the
+//! same curve.
+//!
+//! ```text
+//! for segment k:                       (every `segment` updates)
+//!     reset actor i with seed  seed·10⁶ + k·N + i;  sampling RNG ← seeded(seed ⊕ k)
+//!     behaviour ← current policy
+//!     repeat `segment` times:
+//!         collect T steps of N actors with the behaviour policy     (rl::collect)
+//!         A2C update of the current policy                         (rl::A2c::update)
+//!         every `lag` updates: behaviour ← current policy          (lag = 0: always)
+//!     write history.json, then checkpoint/{agent,optimizer}.safetensors, then checkpoint/state.txt
+//! ```
+//!
+//! Everything random in a segment is a function of `(seed, k)`, and a segment's checkpoint holds
+//! the weights, the optimiser's buffers and the update counter, so resuming from it repeats the
+//! rest of the run exactly (tested). The price: episodes still running at a segment's end are
+//! cut there (they are not recorded; with `segment · T = max_steps` most have ended by then).
+//!
+//! Run folder:
+//!
+//! | file | what |
+//! |---|---|
+//! | `config.toml` | the [`DriveConfig`] |
+//! | `history.json` | [`DriveHistory`]: every finished episode, a record per segment |
+//! | `checkpoint/` | `agent.safetensors`, `optimizer.safetensors`, `state.txt` (written last) |
+//! | `segmenter.safetensors` | a copy of the frozen segmenter's weights (latent state) |
+//! | `curves.svg` | episode reward, length and Drive % over steps; the loss terms |
+
+use super::a2c::{A2c, UpdateStats};
+use super::collect::{collect, reset_states, CollectTimes, FinishedEpisode};
+use super::config::DriveConfig;
+use super::network::{ActorCritic, ActorCriticConfig};
+use super::rollout::Rollout;
+use super::state::{frozen_segmenter, StateEncoder};
+use crate::models::weights;
+use crate::plot::{self, LineChart, Svg};
+use crate::sim::{InfractionKind, Termination, VecEnv};
+use crate::{Error, Result};
+use candle_core::Device;
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const AGENT: &str = "agent.safetensors";
+const OPTIMIZER: &str = "optimizer.safetensors";
+const STATE: &str = "state.txt";
+const SEGMENTER: &str = "segmenter.safetensors";
+
+/// One finished training episode, as the history keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeRecord {
+    /// Environment steps of the run (all actors) when it ended.
+    pub run_step: usize,
+    /// The actor that drove it.
+    pub actor: usize,
+    /// Steps driven.
+    pub steps: usize,
+    /// The step limit.
+    pub max_steps: usize,
+    /// Metres driven.
+    pub distance_m: f64,
+    /// Sum of rewards.
+    pub total_reward: f64,
+    /// Why it ended.
+    pub termination: Termination,
+    /// Infractions per kind, in [`InfractionKind::ALL`]'s order.
+    pub infractions: [usize; 5],
+}
+
+impl From<&FinishedEpisode> for EpisodeRecord {
+    fn from(f: &FinishedEpisode) -> Self {
+        let mut infractions = [0; 5];
+        for i in &f.log.infractions {
+            if let Some(k) = InfractionKind::ALL.iter().position(|&k| k == i.kind) {
+                infractions[k] += 1;
+            }
+        }
+        EpisodeRecord {
+            run_step: f.run_step,
+            actor: f.actor,
+            steps: f.log.steps,
+            max_steps: f.log.max_steps,
+            distance_m: f.log.distance_m,
+            total_reward: f.log.total_reward,
+            termination: f.log.termination,
+            infractions,
+        }
+    }
+}
+
+/// What one segment of updates did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    /// Segment index.
+    pub segment: usize,
+    /// Updates of the run after this segment.
+    pub updates: usize,
+    /// Environment steps of the run after this segment.
+    pub run_steps: usize,
+    /// Mean of the segment's applied updates: total loss, policy term, value MSE, entropy,
+    /// gradient norm before clipping.
+    pub loss: f64,
+    /// See `loss`.
+    pub policy_loss: f64,
+    /// See `loss`.
+    pub value_loss: f64,
+    /// See `loss`.
+    pub entropy: f64,
+    /// See `loss`.
+    pub grad_norm: f64,
+    /// Learning rate of the segment's last update.
+    pub learning_rate: f64,
+    /// Why updates were skipped (non-finite loss or gradient), one line each.
+    pub skipped: Vec<String>,
+    /// Episodes that ended in the segment.
+    pub episodes: usize,
+    /// Wall-clock seconds of the segment.
+    pub seconds: f64,
+    /// Environment steps per second of the whole loop.
+    pub steps_per_second: f64,
+    /// Seconds in simulation + rendering, the segmenter's latent, the policy's forward pass,
+    /// and the update.
+    pub env_s: f64,
+    /// See `env_s`.
+    pub latent_s: f64,
+    /// See `env_s`.
+    pub policy_s: f64,
+    /// See `env_s`.
+    pub update_s: f64,
+}
+
+/// The record of a run: every finished episode and every segment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriveHistory {
+    /// The run's name.
+    pub name: String,
+    /// Finished training episodes, in order.
+    pub episodes: Vec<EpisodeRecord>,
+    /// Segments, in order.
+    pub segments: Vec<SegmentRecord>,
+}
+
+impl DriveHistory {
+    /// Reads `history.json`; the error names the file.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = crate::io::read_text(path)?;
+        serde_json::from_str(&text).map_err(|e| Error::invalid("drive history", path.display(), e.to_string()))
+    }
+
+    /// Keeps the records of the first `segments` segments (when resuming).
+    pub fn truncate(&mut self, segments: usize) {
+        self.segments.truncate(segments);
+        let end = self.segments.last().map_or(0, |s| s.run_steps);
+        self.episodes.retain(|e| e.run_step <= end);
+    }
+
+    /// Moving averages over the last `window` episodes of `(run step, value)`.
+    pub fn moving_average(&self, window: usize, value: impl Fn(&EpisodeRecord) -> f64) -> Vec<(f64, f64)> {
+        let window = window.max(1);
+        let values: Vec<f64> = self.episodes.iter().map(&value).collect();
+        let mut sum = 0.0;
+        let mut out = Vec::with_capacity(values.len());
+        for (i, e) in self.episodes.iter().enumerate() {
+            sum += values[i];
+            if i >= window {
+                sum -= values[i - window];
+            }
+            out.push((e.run_step as f64, sum / (i + 1).min(window) as f64));
+        }
+        out
+    }
+
+    /// The curves: episode reward, length and Drive % (moving average over 100 episodes)
+    /// against environment steps, and the segments' loss terms.
+    pub fn curves(&self) -> Svg {
+        let w = 100;
+        let reward = LineChart::new("episode reward", "environment steps", "reward (mean of 100)")
+            .size(330, 260)
+            .line(&self.name, self.moving_average(w, |e| e.total_reward));
+        let length = LineChart::new("episode length", "environment steps", "steps (mean of 100)")
+            .size(330, 260)
+            .line(&self.name, self.moving_average(w, |e| e.steps as f64));
+        let km = LineChart::new("distance per episode", "environment steps", "metres (mean of 100)")
+            .size(330, 260)
+            .line(&self.name, self.moving_average(w, |e| e.distance_m));
+        let at = |s: &SegmentRecord| s.run_steps as f64;
+        let losses = LineChart::new("A2C losses", "environment steps", "per segment")
+            .size(330, 260)
+            .line("value MSE", self.segments.iter().map(|s| (at(s), s.value_loss)))
+            .line("entropy", self.segments.iter().map(|s| (at(s), s.entropy)))
+            .line("policy", self.segments.iter().map(|s| (at(s), s.policy_loss)));
+        plot::hstack(&[reward.to_svg(), length.to_svg(), km.to_svg(), losses.to_svg()])
+    }
+}
+
+/// What [`train`] reports as it goes.
+#[derive(Debug)]
+pub enum DriveEvent<'a> {
+    /// The run (re)starts at `first_update` of `total_updates`.
+    Started {
+        /// The run's name.
+        name: &'a str,
+        /// First update of this invocation (0, or where a resumed run continues).
+        first_update: usize,
+        /// Updates of the whole run.
+        total_updates: usize,
+    },
+    /// An update was made (or skipped).
+    Update {
+        /// Updates of the run so far (this one included).
+        update: usize,
+        /// Updates of the whole run.
+        total_updates: usize,
+        /// What the update did.
+        stats: &'a UpdateStats,
+        /// Environment steps per second of this segment so far.
+        steps_per_second: f64,
+        /// Mean reward of the last 100 finished episodes (`None` before the first).
+        mean_reward: Option<f64>,
+    },
+    /// A segment ended and was checkpointed.
+    Segment(&'a SegmentRecord),
+}
+
+/// A trained (or partly trained) agent with the state encoder it drives with.
+pub struct TrainedAgent {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The agent's variables.
+    pub varmap: VarMap,
+    /// The agent.
+    pub net: ActorCritic,
+    /// The state encoder (frozen segmenter or label maps).
+    pub encoder: StateEncoder,
+    /// The run's record.
+    pub history: DriveHistory,
+}
+
+impl std::fmt::Debug for TrainedAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainedAgent")
+            .field("dir", &self.dir)
+            .field("segments", &self.history.segments.len())
+            .field("episodes", &self.history.episodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The weights file `state.segmenter` names (a `.safetensors` file, checkpoint or run
+/// folder); `None` without one. Errors name the path.
+pub fn segmenter_weights(cfg: &DriveConfig) -> Result<Option<PathBuf>> {
+    match (&cfg.state.segmenter, cfg.state.kind.as_str()) {
+        (Some(path), "latent") => crate::train::init_weights_path(path).map(Some).map_err(|_| {
+            Error::invalid(
+                "state.segmenter",
+                path.display(),
+                "is neither a .safetensors file nor a run or checkpoint folder",
+            )
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// The state encoder `cfg` describes: the frozen segmenter (with the weights of `weights`, or
+/// of `state.segmenter` when `weights` is `None`) or the privileged label maps at ENet's
+/// stride 8. Errors name a missing or mismatched weights file.
+pub fn state_encoder_with(cfg: &DriveConfig, weights_file: Option<&Path>, device: &Device) -> Result<StateEncoder> {
+    match cfg.state.kind.as_str() {
+        "labels" => StateEncoder::label_maps(crate::classes::CITYSCAPES.len(), 8, device),
+        _ => {
+            let kind = cfg.model_kind()?;
+            let seg_cfg = cfg.segmenter_config();
+            let (varmap, _) = weights::build_seeded(kind, &seg_cfg, device, cfg.seed)?;
+            let file = match weights_file {
+                Some(f) => Some(f.to_path_buf()),
+                None => segmenter_weights(cfg)?,
+            };
+            if let Some(file) = file {
+                weights::load(&varmap, file, true)?;
+            }
+            Ok(StateEncoder::new(frozen_segmenter(kind, &seg_cfg, &varmap, device)?, device))
+        }
+    }
+}
+
+/// [`state_encoder_with`] the weights `state.segmenter` names.
+pub fn state_encoder(cfg: &DriveConfig, device: &Device) -> Result<StateEncoder> {
+    state_encoder_with(cfg, None, device)
+}
+
+/// The agent `cfg` describes for `encoder`'s state, seeded by `cfg.seed` (with the Beta
+/// policy's [`super::network::drive_forward_prior`] when `agent.forward_prior`).
+pub fn agent(cfg: &DriveConfig, encoder: &StateEncoder, device: &Device) -> Result<(VarMap, ActorCritic)> {
+    let [h, w] = cfg.env.camera;
+    let (c, lh, lw) = encoder.latent_shape(h as usize, w as usize)?;
+    let net_cfg = ActorCriticConfig::for_latent(c, lh, lw).with_action_space(cfg.action_space()?);
+    let (varmap, net) = ActorCritic::seeded(&net_cfg, device, cfg.seed)?;
+    if cfg.agent.forward_prior {
+        super::network::drive_forward_prior(&varmap, net_cfg.action_space)?;
+    }
+    Ok((varmap, net))
+}
+
+/// Copies every variable of `from` into the same-named variable of `to`.
+pub fn copy_weights(from: &VarMap, to: &VarMap) -> Result<()> {
+    let src = from.data().lock().map_err(|_| Error::invalid("varmap", "lock", "poisoned"))?;
+    let dst = to.data().lock().map_err(|_| Error::invalid("varmap", "lock", "poisoned"))?;
+    for (name, var) in dst.iter() {
+        let s = src.get(name).ok_or_else(|| Error::invalid("weights", name, "missing in the source network"))?;
+        var.set(s.as_tensor())?;
+    }
+    Ok(())
+}
+
+/// The seed of actor `i`'s first episode in segment `k`.
+fn segment_env_seed(cfg: &DriveConfig, k: usize) -> u64 {
+    cfg.seed.wrapping_mul(1_000_000).wrapping_add((k * cfg.actors) as u64)
+}
+
+/// Trains as `cfg` says, recording into `dir` (see the module docs); `observe` sees every
+/// update and segment. Resumes from `dir/checkpoint` when it was written by the same config.
+/// Errors: an invalid config (naming the field), a run folder holding another config's
+/// checkpoint, an unreadable checkpoint, an environment that fails mid-rollout (naming the
+/// step); non-finite updates are skipped and recorded, not applied.
+pub fn train(cfg: &DriveConfig, dir: impl AsRef<Path>, observe: impl FnMut(&DriveEvent)) -> Result<TrainedAgent> {
+    train_for(cfg, dir, usize::MAX, observe)
+}
+
+/// [`train`], stopping after at most `max_segments` segments of this invocation (a notebook's
+/// "train a little more"; the next call resumes).
+pub fn train_for(
+    cfg: &DriveConfig,
+    dir: impl AsRef<Path>,
+    max_segments: usize,
+    mut observe: impl FnMut(&DriveEvent),
+) -> Result<TrainedAgent> {
+    cfg.validate()?;
+    let device = Device::Cpu;
+    let env_cfg = cfg.env_config()?;
+    let mut env = VecEnv::driving(&env_cfg, cfg.actors)?;
+    let mut encoder = state_encoder(cfg, &device)?;
+    let (varmap, net) = agent(cfg, &encoder, &device)?;
+    let (behaviour_vars, behaviour) = agent(cfg, &encoder, &device)?;
+    let mut a2c = A2c::new(cfg.a2c_config()?, &varmap)?;
+    let total_updates = cfg.total_updates();
+
+    // Only now, with everything built, is anything written.
+    let dir = dir.as_ref().to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
+    let ckpt = dir.join("checkpoint");
+    let resuming = ckpt.join(STATE).is_file();
+    if resuming {
+        let previous = DriveConfig::from_file(dir.join("config.toml"))?;
+        if previous != *cfg {
+            return Err(Error::invalid(
+                "run folder",
+                dir.display(),
+                "holds a checkpoint of a different drive config; choose another folder or delete it",
+            ));
+        }
+    }
+    crate::io::write_atomic(dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    // The segmenter the agent drives with travels with the run (`load` prefers this copy).
+    if let Some(file) = segmenter_weights(cfg)? {
+        let bytes = std::fs::read(&file).map_err(|e| Error::Io { path: file.clone(), source: e })?;
+        crate::io::write_atomic(dir.join(SEGMENTER), &bytes)?;
+    }
+    let mut history = DriveHistory { name: cfg.name.clone(), ..Default::default() };
+    let mut first_segment = 0;
+    if resuming {
+        let (segment, updates) = load_checkpoint(&ckpt, &varmap, &mut a2c)?;
+        history = DriveHistory::read(dir.join("history.json"))?;
+        if history.segments.len() < segment {
+            return Err(Error::invalid(
+                "history.json",
+                dir.join("history.json").display(),
+                format!("holds {} segments but the checkpoint is after segment {segment}", history.segments.len()),
+            ));
+        }
+        history.truncate(segment);
+        first_segment = segment;
+        a2c.set_updates(updates);
+    }
+    let segments = total_updates / cfg.segment;
+    observe(&DriveEvent::Started { name: &cfg.name, first_update: first_segment * cfg.segment, total_updates });
+    let lagging = cfg.agent.lag > 0;
+    for k in first_segment..segments.min(first_segment.saturating_add(max_segments)) {
+        let t_segment = Instant::now();
+        let mut rng = crate::random::seeded(cfg.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rollout = Rollout::new(cfg.rollout, cfg.actors)?;
+        rollout.begin(&reset_states(&mut env, &mut encoder, segment_env_seed(cfg, k))?)?;
+        if lagging {
+            copy_weights(&varmap, &behaviour_vars)?;
+        }
+        let mut run_steps = k * cfg.segment * cfg.steps_per_update();
+        let (mut times, mut update_s) = (CollectTimes::default(), 0.0);
+        let (mut sums, mut applied, mut skipped, mut ended) = ([0.0f64; 5], 0usize, vec![], 0usize);
+        let mut last_rate = 0.0;
+        for _ in 0..cfg.segment {
+            let acting = if lagging { &behaviour } else { &net };
+            let (finished, t) = collect(&mut env, &mut encoder, acting, &mut rollout, &mut rng, &mut run_steps)?;
+            times.add(&t);
+            ended += finished.len();
+            history.episodes.extend(finished.iter().map(EpisodeRecord::from));
+            let t0 = Instant::now();
+            let stats = a2c.update(&net, &rollout)?;
+            update_s += t0.elapsed().as_secs_f64();
+            match &stats.skipped {
+                Some(why) => skipped.push(why.clone()),
+                None => {
+                    applied += 1;
+                    for (s, v) in sums.iter_mut().zip([
+                        stats.loss,
+                        stats.policy_loss,
+                        stats.value_loss,
+                        stats.entropy,
+                        stats.grad_norm,
+                    ]) {
+                        *s += v;
+                    }
+                }
+            }
+            last_rate = stats.learning_rate;
+            if lagging && a2c.updates() % cfg.agent.lag == 0 {
+                copy_weights(&varmap, &behaviour_vars)?;
+            }
+            rollout.carry_over()?;
+            let elapsed = t_segment.elapsed().as_secs_f64();
+            let done_steps = run_steps - k * cfg.segment * cfg.steps_per_update();
+            let recent = &history.episodes[history.episodes.len().saturating_sub(100)..];
+            let mean_reward =
+                (!recent.is_empty()).then(|| recent.iter().map(|e| e.total_reward).sum::<f64>() / recent.len() as f64);
+            observe(&DriveEvent::Update {
+                update: a2c.updates(),
+                total_updates,
+                stats: &stats,
+                steps_per_second: done_steps as f64 / elapsed.max(1e-9),
+                mean_reward,
+            });
+        }
+        let seconds = t_segment.elapsed().as_secs_f64();
+        let mean = |i: usize| if applied > 0 { sums[i] / applied as f64 } else { f64::NAN };
+        let steps = cfg.segment * cfg.steps_per_update();
+        history.segments.push(SegmentRecord {
+            segment: k,
+            updates: a2c.updates(),
+            run_steps,
+            loss: mean(0),
+            policy_loss: mean(1),
+            value_loss: mean(2),
+            entropy: mean(3),
+            grad_norm: mean(4),
+            learning_rate: last_rate,
+            skipped,
+            episodes: ended,
+            seconds,
+            steps_per_second: steps as f64 / seconds.max(1e-9),
+            env_s: times.env_s,
+            latent_s: times.latent_s,
+            policy_s: times.policy_s,
+            update_s,
+        });
+        // History first, then the checkpoint whose state.txt marks the segment as done.
+        crate::train::report::write_json(dir.join("history.json"), &history)?;
+        save_checkpoint(&ckpt, &varmap, &a2c, k + 1)?;
+        crate::io::write_atomic(dir.join("curves.svg"), history.curves().to_svg().as_bytes())?;
+        if let Some(s) = history.segments.last() {
+            observe(&DriveEvent::Segment(s));
+        }
+    }
+    Ok(TrainedAgent { dir, varmap, net, encoder, history })
+}
+
+/// Writes the agent's weights, the optimiser's buffers and `state.txt` (last) into `dir`.
+fn save_checkpoint(dir: &Path, varmap: &VarMap, a2c: &A2c, next_segment: usize) -> Result<()> {
+    weights::save(varmap, dir.join(AGENT))?;
+    weights::save_tensors(&a2c.optimizer().state(), dir.join(OPTIMIZER))?;
+    let state = format!("next_segment = {next_segment}\nupdates = {}\nskipped = {}\n", a2c.updates(), a2c.skipped());
+    crate::io::write_atomic(dir.join(STATE), state.as_bytes())
+}
+
+/// Restores a checkpoint into `varmap` and `a2c`'s optimiser; returns (next segment, updates).
+/// Errors name the missing file or field.
+fn load_checkpoint(dir: &Path, varmap: &VarMap, a2c: &mut A2c) -> Result<(usize, usize)> {
+    let state_path = dir.join(STATE);
+    let text = crate::io::read_text(&state_path)?;
+    let field = |key: &str| -> Result<usize> {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .ok_or_else(|| Error::invalid("checkpoint", state_path.display(), format!("has no valid `{key}`")))
+    };
+    let (segment, updates) = (field("next_segment")?, field("updates")?);
+    for name in [AGENT, OPTIMIZER] {
+        if !dir.join(name).is_file() {
+            return Err(Error::invalid("checkpoint", dir.join(name).display(), "is missing"));
+        }
+    }
+    weights::load(varmap, dir.join(AGENT), true)?;
+    a2c.optimizer_mut().load_state(&weights::read(dir.join(OPTIMIZER))?)?;
+    Ok((segment, updates))
+}
+
+/// Loads a trained agent from a run folder: its config, state encoder (the run's own copy of
+/// the segmenter, `segmenter.safetensors`, when it has one), the checkpoint's weights and the
+/// history. Errors name the missing file.
+pub fn load(dir: impl AsRef<Path>) -> Result<TrainedAgent> {
+    let dir = dir.as_ref().to_path_buf();
+    let cfg = DriveConfig::from_file(dir.join("config.toml"))?;
+    let device = Device::Cpu;
+    let own = dir.join(SEGMENTER);
+    let encoder = state_encoder_with(&cfg, own.is_file().then_some(own.as_path()), &device)?;
+    let (varmap, net) = agent(&cfg, &encoder, &device)?;
+    let file = dir.join("checkpoint").join(AGENT);
+    if !file.is_file() {
+        return Err(Error::invalid("agent weights", file.display(), "is missing: train the run first"));
+    }
+    weights::load(&varmap, &file, true)?;
+    let history = DriveHistory::read(dir.join("history.json"))?;
+    Ok(TrainedAgent { dir, varmap, net, encoder, history })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(name: &str) -> DriveConfig {
+        let mut cfg = DriveConfig { name: name.into(), ..Default::default() }.quick();
+        cfg.env.max_steps = 6;
+        cfg.rollout = 3;
+        cfg.segment = 2;
+        cfg.total_steps = 3 * cfg.segment * cfg.steps_per_update();
+        cfg
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rwt-drive-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// Three segments straight through, and the same run stopped after one segment then
+    /// resumed: the same episodes, the same losses, bit for bit.
+    #[test]
+    fn a_resumed_run_repeats_the_curve() {
+        let cfg = tiny("resume");
+        let (a, b) = (tmp("straight"), tmp("resumed"));
+        let straight = train(&cfg, &a, |_| {}).unwrap();
+        assert_eq!(straight.history.segments.len(), 3);
+        assert!(!straight.history.episodes.is_empty(), "6-step episodes end within 6 steps");
+
+        let first = train_for(&cfg, &b, 1, |_| {}).unwrap();
+        assert_eq!(first.history.segments.len(), 1);
+        let mut started = None;
+        let resumed = train(&cfg, &b, |e| {
+            if let DriveEvent::Started { first_update, .. } = e {
+                started = Some(*first_update)
+            }
+        })
+        .unwrap();
+        assert_eq!(started, Some(cfg.segment));
+        assert_eq!(resumed.history.episodes, straight.history.episodes);
+        let losses = |h: &DriveHistory| h.segments.iter().map(|s| (s.updates, s.loss, s.entropy)).collect::<Vec<_>>();
+        assert_eq!(losses(&resumed.history), losses(&straight.history));
+        assert!(b.join("curves.svg").is_file());
+        let loaded = load(&b).unwrap();
+        assert_eq!(loaded.history.segments.len(), 3);
+        let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
+    }
+
+    #[test]
+    fn another_configs_folder_and_broken_checkpoints_are_errors() {
+        let cfg = tiny("clash");
+        let d = tmp("clash");
+        train_for(&cfg, &d, 1, |_| {}).unwrap();
+        let mut other = cfg.clone();
+        other.agent.lr = 1e-3;
+        let err = train(&other, &d, |_| {}).unwrap_err().to_string();
+        assert!(err.contains("different drive config"), "{err}");
+        // A checkpoint without its optimiser file names the file.
+        std::fs::remove_file(d.join("checkpoint").join(OPTIMIZER)).unwrap();
+        let err = train(&cfg, &d, |_| {}).unwrap_err().to_string();
+        assert!(err.contains("optimizer.safetensors") && err.contains("missing"), "{err}");
+        let _ = std::fs::remove_dir_all(&d);
+        // A segmenter path that holds no weights.
+        let mut bad = tiny("bad");
+        bad.state.segmenter = Some("no/such/run".into());
+        let err = train(&bad, tmp("bad"), |_| {}).unwrap_err().to_string();
+        assert!(err.contains("state.segmenter") && err.contains("no/such/run"), "{err}");
+    }
+
+    /// The privileged state with a lagging behaviour policy and V-trace trains too.
+    #[test]
+    fn label_maps_and_a_lagging_policy() {
+        let mut cfg = tiny("labels");
+        cfg.state.kind = "labels".into();
+        cfg.agent.vtrace = true;
+        cfg.agent.lag = 2;
+        let d = tmp("labels");
+        let t = train(&cfg, &d, |_| {}).unwrap();
+        assert_eq!(t.history.segments.len(), 3);
+        assert!(t.history.segments.iter().all(|s| s.loss.is_finite() && s.skipped.is_empty()));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -1,0 +1,123 @@
+//! The driving agent from the outside: the example configs, the simulator as a training
+//! dataset for the agent's segmenter, and `rwt drive train` / `rwt drive eval` end to end in
+//! quick mode (no dataset needed).
+
+use rwt::data::Split;
+use rwt::rl::{BenchmarkRow, DriveConfig, DriveHistory};
+use rwt::train::RunConfig;
+use std::path::{Path, PathBuf};
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rwt-drive-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs").join(name)
+}
+
+#[test]
+fn the_example_configs_parse_and_validate() {
+    for name in ["drive-enet.toml", "drive-labels.toml"] {
+        let cfg = DriveConfig::from_file(example(name)).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!((cfg.actors, cfg.rollout), (10, 20), "{name}: the paper's 10 actors and 20-step rollouts");
+        let env = cfg.env_config().unwrap();
+        assert_eq!((env.reward.alive, env.reward.progress), (0.0, 1.0), "{name}");
+    }
+    let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
+    assert_eq!(labels.state.kind, "labels");
+    let sim = RunConfig::from_file(example("sim-enet-ce.toml")).unwrap();
+    sim.validate().unwrap();
+    assert_eq!(sim.classes().unwrap().len(), 19);
+}
+
+/// `dataset = "synthetic"` renders the simulator at `data.size` in `data.weathers`; a bad
+/// weather is named, and `weathers` with another dataset is refused.
+#[test]
+fn the_simulator_is_a_run_config_dataset() {
+    let cfg = RunConfig::from_toml(
+        "[data]\ndataset = \"synthetic\"\nsize = [48, 96]\nweathers = [\"dusk\"]\ntrain_limit = 2\n",
+    )
+    .unwrap();
+    cfg.validate().unwrap();
+    let sc = cfg.synthetic_config().unwrap();
+    assert_eq!((sc.height, sc.width), (48, 96));
+    assert_eq!(sc.weathers, vec![rwt::sim::Weather::Dusk]);
+    let ds = cfg.dataset(Split::Train).unwrap();
+    let s = ds.get(0).unwrap();
+    assert_eq!(s.label.dimensions(), (96, 48));
+    let bad = RunConfig::from_toml("[data]\ndataset = \"synthetic\"\nweathers = [\"snow\"]\n").unwrap();
+    assert!(bad.dataset(Split::Train).err().unwrap().to_string().contains("snow"));
+    let camvid = RunConfig::from_toml("[data]\nweathers = [\"dusk\"]\n").unwrap();
+    assert!(camvid.dataset(Split::Train).err().unwrap().to_string().contains("data.weathers"));
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn drive_train_then_eval_from_the_command_line() {
+    let exe = env!("CARGO_BIN_EXE_rwt");
+    let dir = temp("cli");
+    // A config with an unknown key is refused, naming the key and the file.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[agent]\nlearning_rate = 1e-3\n").unwrap();
+    let out = std::process::Command::new(exe).args(["drive", "train", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("learning_rate") && err.contains("bad.toml"), "{err}");
+
+    // The example config without its trained segmenter (an untrained narrow ENet), quick.
+    let mut cfg = DriveConfig::from_file(example("drive-enet.toml")).unwrap();
+    cfg.state.segmenter = None;
+    let file = dir.join("drive.toml");
+    std::fs::write(&file, cfg.to_toml().unwrap()).unwrap();
+    let run = dir.join("run");
+    let out = std::process::Command::new(exe)
+        .args(["drive", "train", "--quick", "--config"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("segment 2") && stdout.contains("steps/s"), "{stdout}");
+    let history = DriveHistory::read(run.join("history.json")).unwrap();
+    assert_eq!(history.segments.len(), 2);
+    assert!(run.join("checkpoint/agent.safetensors").is_file() && run.join("curves.svg").is_file());
+
+    let (json, gif) = (dir.join("bench.json"), dir.join("episode.gif"));
+    let out = std::process::Command::new(exe)
+        .args(["drive", "eval", "--quick", "--baselines", "--run"])
+        .arg(&run)
+        .arg("--json")
+        .arg(&json)
+        .arg("--gif")
+        .arg(&gif)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = BenchmarkRow::read(&json).unwrap();
+    // Random policy, the untrained agent, Autopilot and the agent, each in three conditions,
+    // 2 episodes each.
+    assert_eq!(rows.len(), 12);
+    assert!(rows.iter().all(|r| r.pooled.episodes == 2 && r.per_seed.len() == 1));
+    assert_eq!(&std::fs::read(&gif).unwrap()[..6], b"GIF89a");
+    // The same episodes for every driver.
+    let seeds = |d: &str| {
+        rows.iter()
+            .filter(|r| r.driver.starts_with(d))
+            .flat_map(|r| r.episodes.iter().map(|e| (e.town, e.seed)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seeds("random"), seeds("Autopilot"));
+    assert_eq!(seeds("random"), seeds("agent"));
+    assert_eq!(seeds("random"), seeds("untrained"));
+    // Evaluating a folder with no trained agent names the missing file.
+    let out =
+        std::process::Command::new(exe).args(["drive", "eval", "--run"]).arg(dir.join("nothing")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"));
+}
