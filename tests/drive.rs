@@ -29,6 +29,8 @@ fn the_example_configs_parse_and_validate() {
     }
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");
+    let finetune = rwt::train::AblationConfig::from_file(example("sim-enet-finetune.toml")).unwrap();
+    assert_eq!(finetune.variants.len(), 2);
     let sim = RunConfig::from_file(example("sim-enet-ce.toml")).unwrap();
     sim.validate().unwrap();
     assert_eq!(sim.classes().unwrap().len(), 19);
@@ -90,7 +92,7 @@ fn drive_train_then_eval_from_the_command_line() {
 
     let (json, gif) = (dir.join("bench.json"), dir.join("episode.gif"));
     let out = std::process::Command::new(exe)
-        .args(["drive", "eval", "--quick", "--baselines", "--run"])
+        .args(["drive", "eval", "--quick", "--baselines", "--perception", "--run"])
         .arg(&run)
         .arg("--json")
         .arg(&json)
@@ -100,9 +102,9 @@ fn drive_train_then_eval_from_the_command_line() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows = BenchmarkRow::read(&json).unwrap();
-    // Random policy, the untrained agent, Autopilot and the agent, each in three conditions,
-    // 2 episodes each.
-    assert_eq!(rows.len(), 12);
+    // Random policy, the untrained agent, Autopilot, Autopilot seeing the true labels and the
+    // run's segmenter, and the agent, each in three conditions, 2 episodes each.
+    assert_eq!(rows.len(), 18);
     assert!(rows.iter().all(|r| r.pooled.episodes == 2 && r.per_seed.len() == 1));
     assert_eq!(&std::fs::read(&gif).unwrap()[..6], b"GIF89a");
     // The same episodes for every driver.
@@ -112,9 +114,18 @@ fn drive_train_then_eval_from_the_command_line() {
             .flat_map(|r| r.episodes.iter().map(|e| (e.town, e.seed)))
             .collect::<Vec<_>>()
     };
-    assert_eq!(seeds("random"), seeds("Autopilot"));
+    assert_eq!(seeds("random"), seeds("Autopilot (privileged)"));
+    assert_eq!(seeds("random"), seeds("Autopilot seeing the true labels"));
     assert_eq!(seeds("random"), seeds("agent"));
     assert_eq!(seeds("random"), seeds("untrained"));
+    // A --segmenter without NAME=PATH is named.
+    let out = std::process::Command::new(exe)
+        .args(["drive", "eval", "--quick", "--segmenter", "nonsense", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=PATH"));
     // Evaluating a folder with no trained agent names the missing file.
     let out =
         std::process::Command::new(exe).args(["drive", "eval", "--run"]).arg(dir.join("nothing")).output().unwrap();

@@ -68,6 +68,11 @@ enum DriveCommand {
         /// on its camera, and for the simulator's labels (perception in the loop).
         #[arg(long)]
         perception: bool,
+        /// Also drive the Autopilot braking for what this segmenter predicts: `NAME=PATH`
+        /// (a run folder, checkpoint folder or .safetensors file of the first run's
+        /// architecture); repeat for several.
+        #[arg(long = "segmenter", value_name = "NAME=PATH")]
+        segmenters: Vec<String>,
         /// Write the rows (with every episode's log) here as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -190,7 +195,7 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
             let n = trained.history.episodes.len();
             println!("{n} training episodes; run folder: {}", out.display());
         }
-        DriveCommand::Eval { runs, baselines, perception, json, gif, quick: q } => {
+        DriveCommand::Eval { runs, baselines, perception, segmenters, json, gif, quick: q } => {
             let mut rows = vec![];
             for (k, dir) in runs.iter().enumerate() {
                 let agent = rl::load(dir)?;
@@ -225,6 +230,27 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                             &format!("Autopilot seeing {}'s segmenter", cfg.name),
                             &mut seeing,
                         )?);
+                    }
+                }
+                if k == 0 {
+                    for spec in &segmenters {
+                        let (name, path) = spec.split_once('=').ok_or_else(|| {
+                            rwt::Error::invalid(
+                                "--segmenter",
+                                spec,
+                                "expected NAME=PATH (a run folder or weights file)",
+                            )
+                        })?;
+                        let mut seg_cfg = cfg.clone();
+                        seg_cfg.state.kind = "latent".into();
+                        seg_cfg.state.segmenter = Some(path.into());
+                        let encoder = rl::state_encoder(&seg_cfg, &rwt::candle_core::Device::Cpu)?;
+                        let seg = encoder
+                            .segmenter()
+                            .cloned()
+                            .ok_or_else(|| rwt::Error::invalid("--segmenter", spec, "has no segmenter"))?;
+                        let mut seeing = rl::Driver::Perceiving(rwt::sim::Autopilot::default(), Some(seg));
+                        rows.extend(rl::evaluate(&bench, &format!("Autopilot seeing {name}"), &mut seeing)?);
                     }
                 }
                 let name = format!("agent: {} ({} state)", cfg.name, cfg.state.kind);
