@@ -19,8 +19,10 @@ use rwt::rl::{
     StateEncoder,
 };
 use rwt::sim::{EnvConfig, VecEnv, TRAINING_TOWN};
-use std::process::Command;
 use std::time::Instant;
+
+#[path = "common/torch_peer.rs"]
+mod torch_peer;
 
 /// Median seconds per A2C update of PyTorch's same network: `(update_s, version)`.
 fn torch_update(
@@ -31,24 +33,8 @@ fn torch_update(
     h: usize,
     w: usize,
 ) -> Result<(f64, String), String> {
-    let env = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch-env.sh"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !env.status.success() {
-        return Err(String::from_utf8_lossy(&env.stderr).trim().to_string());
-    }
-    let py = String::from_utf8_lossy(&env.stdout).trim().to_string();
-    let out = Command::new(py)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_a2c_update.py"))
-        .args([threads, steps, actors, c, h, w, 5].map(|v| v.to_string()))
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    let s = v["update_s"].as_f64().ok_or("no update_s in the peer's output")?;
+    let v = torch_peer::run("torch_a2c_update.py", &[threads, steps, actors, c, h, w, 5])?;
+    let s = v["update_s"].as_f64().ok_or(format!("no update_s in {v}"))?;
     Ok((s, v["torch"].as_str().unwrap_or("?").to_string()))
 }
 
@@ -108,7 +94,9 @@ fn main() -> rwt::Result<()> {
         println!("{part:<34} {:>9.2} ms/step  {:>5.1} %", 1e3 * s / n, 100.0 * s / total);
     }
 
-    // The update alone, rwt against PyTorch on the same shapes and threads.
+    // The update alone, rwt against PyTorch on the same shapes and threads, on one full
+    // rollout updated five times.
+    collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut run_steps)?;
     let mut times = vec![];
     for _ in 0..5 {
         let t0 = Instant::now();

@@ -12,7 +12,8 @@
 use rwt::candle_core::{Device, Tensor};
 use rwt::loss::{self, LossConfig};
 use rwt::models::{weights, ModelKind, SegmenterConfig};
-use std::process::Command;
+#[path = "common/torch_peer.rs"]
+mod torch_peer;
 use std::time::Instant;
 
 fn median(mut f: impl FnMut() -> rwt::Result<()>, repeats: usize) -> rwt::Result<f64> {
@@ -47,23 +48,7 @@ fn time_rwt(kind: ModelKind, x: &Tensor, y: &Tensor, repeats: usize, padded: boo
 
 /// PyTorch's ENet `(forward s, forward+backward s, version)`, or why not.
 fn time_torch(threads: usize, b: usize, h: usize, w: usize, repeats: usize) -> Result<(f64, f64, String), String> {
-    let env = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch-env.sh"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !env.status.success() {
-        return Err(String::from_utf8_lossy(&env.stderr).trim().to_string());
-    }
-    let py = String::from_utf8_lossy(&env.stdout).trim().to_string();
-    let out = Command::new(py)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/torch_enet_bench.py"))
-        .args([threads, b, h, w, repeats].map(|v| v.to_string()))
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let v = torch_peer::run("torch_enet_bench.py", &[threads, b, h, w, repeats])?;
     let get = |k: &str| v[k].as_f64().ok_or(format!("no {k} in {v}"));
     Ok((get("forward_s")?, get("forward_backward_s")?, v["torch"].as_str().unwrap_or("?").to_string()))
 }

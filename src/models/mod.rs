@@ -106,29 +106,15 @@ pub trait Segmenter: Send + Sync {
     /// memory ([`crate::device::retain_freed_memory`]; without it, an ENet forward pass at
     /// 360×480 spends about 40 % of its time in page faults).
     fn forward_all(&self, x: &Tensor, train: bool) -> Result<SegmenterOutput> {
-        let (_, c, h, w) =
-            x.dims4().map_err(|_| Error::shape("segmenter input", "[B, 3, H, W]", format!("{:?}", x.dims())))?;
-        if c != 3 {
-            return Err(Error::shape("segmenter input channels", "3 (RGB)", c.to_string()));
-        }
-        if x.device().is_cpu() {
-            crate::device::retain_freed_memory();
-        }
-        let xp = layers::pad_to_multiple(x, self.stride())?;
-        let (_, _, hp, wp) = xp.dims4()?;
-        let out = self.forward_padded(&xp, train)?;
-        if (hp, wp) == (h, w) {
+        let padded = Padded::of(x, self.stride())?;
+        let out = self.forward_padded(&padded.input, train)?;
+        if padded.is_exact() {
             return Ok(out);
         }
-        let crop = |t: Tensor| -> Result<Tensor> {
-            let (_, _, th, tw) = t.dims4()?;
-            let (ch, cw) = ((h * th).div_ceil(hp), (w * tw).div_ceil(wp));
-            Ok(t.narrow(2, 0, ch)?.narrow(3, 0, cw)?)
-        };
         Ok(SegmenterOutput {
-            logits: crop(out.logits)?,
-            latent: crop(out.latent)?,
-            penultimate: crop(out.penultimate)?,
+            logits: padded.crop(out.logits)?,
+            latent: padded.crop(out.latent)?,
+            penultimate: padded.crop(out.penultimate)?,
         })
     }
 
@@ -148,6 +134,25 @@ pub trait Segmenter: Send + Sync {
     /// same values), computing no more of the network than it needs: the driving agent's
     /// state. Errors as [`Segmenter::forward_all`].
     fn latent(&self, x: &Tensor) -> Result<Tensor> {
+        let padded = Padded::of(x, self.stride())?;
+        let latent = self.latent_padded(&padded.input)?;
+        if padded.is_exact() {
+            return Ok(latent);
+        }
+        padded.crop(latent)
+    }
+}
+
+/// A segmenter input padded to a multiple of the stride, and how to crop maps back.
+struct Padded {
+    input: Tensor,
+    size: (usize, usize),
+    padded: (usize, usize),
+}
+
+impl Padded {
+    /// Checks `x` is `[B, 3, H, W]`, makes the CPU allocator keep freed memory, pads.
+    fn of(x: &Tensor, stride: usize) -> Result<Padded> {
         let (_, c, h, w) =
             x.dims4().map_err(|_| Error::shape("segmenter input", "[B, 3, H, W]", format!("{:?}", x.dims())))?;
         if c != 3 {
@@ -156,14 +161,21 @@ pub trait Segmenter: Send + Sync {
         if x.device().is_cpu() {
             crate::device::retain_freed_memory();
         }
-        let xp = layers::pad_to_multiple(x, self.stride())?;
-        let (_, _, hp, wp) = xp.dims4()?;
-        let latent = self.latent_padded(&xp)?;
-        if (hp, wp) == (h, w) {
-            return Ok(latent);
-        }
-        let (_, _, th, tw) = latent.dims4()?;
-        Ok(latent.narrow(2, 0, (h * th).div_ceil(hp))?.narrow(3, 0, (w * tw).div_ceil(wp))?)
+        let input = layers::pad_to_multiple(x, stride)?;
+        let (_, _, hp, wp) = input.dims4()?;
+        Ok(Padded { input, size: (h, w), padded: (hp, wp) })
+    }
+
+    /// No padding was needed.
+    fn is_exact(&self) -> bool {
+        self.size == self.padded
+    }
+
+    /// A map of the padded input cropped in proportion to the unpadded size.
+    fn crop(&self, t: Tensor) -> Result<Tensor> {
+        let ((h, w), (hp, wp)) = (self.size, self.padded);
+        let (_, _, th, tw) = t.dims4()?;
+        Ok(t.narrow(2, 0, (h * th).div_ceil(hp))?.narrow(3, 0, (w * tw).div_ceil(wp))?)
     }
 }
 
