@@ -18,6 +18,13 @@
 //! rest of the run exactly (tested). The price: episodes still running at a segment's end are
 //! cut there (they are not recorded; with `segment · T = max_steps` most have ended by then).
 //!
+//! A known limitation of this seeding: [`crate::sim::VecEnv`] gives actor `i`'s later episodes
+//! the seeds `s + i + N`, `s + i + 2N`, …, so consecutive segments (`s = seed·10⁶ + k·N`)
+//! replay overlapping episode seeds — a run of `K` segments draws about `K + E` distinct
+//! episodes per actor (`E` episodes per actor and segment) instead of `K·E`. The policy differs
+//! between replays, so the trajectories do too; a wider stride between segments would fix it at
+//! the price of changing the recorded runs' episodes.
+//!
 //! Run folder:
 //!
 //! | file | what |
