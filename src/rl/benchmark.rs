@@ -176,10 +176,14 @@ pub fn drive(
         let actions = driver.act(&envs, &refs, start)?;
         start = false;
         if let Some(i) = record.filter(|&i| i < seeds.len() && logs[i].is_none()) {
-            let predicted = match driver {
-                Driver::Agent { encoder, .. } => predict(encoder, &obs[i])?,
-                Driver::Perceiving(_, Some(seg)) => predict_batch(seg.as_ref(), &[&obs[i]])?.pop(),
+            let segmenter = match driver {
+                Driver::Agent { encoder, .. } => encoder.segmenter(),
+                Driver::Perceiving(_, seg) => seg.as_ref(),
                 _ => None,
+            };
+            let predicted = match segmenter {
+                Some(seg) => predict_batch(seg.as_ref(), &[&obs[i]])?.pop(),
+                None => None,
             };
             frames.push(RecordedFrame {
                 rgb: obs[i].frame.rgb.clone(),
@@ -219,14 +223,6 @@ fn predict_batch(seg: &dyn Segmenter, observations: &[&Observation]) -> Result<V
     let x = frames_tensor(observations, &Normalize::default(), &Device::Cpu)?;
     let labels = seg.forward_all(&x, false)?.logits.argmax(1)?;
     (0..observations.len()).map(|i| crate::plot::label_image(&labels.get(i)?)).collect()
-}
-
-/// The segmenter's labels for one observation (`None` for the label-map state).
-fn predict(encoder: &StateEncoder, o: &Observation) -> Result<Option<GrayImage>> {
-    let Some(seg) = encoder.segmenter() else { return Ok(None) };
-    let x = frames_tensor(&[o], &Normalize::default(), &Device::Cpu)?;
-    let labels = seg.forward_all(&x, false)?.logits.argmax(1)?.squeeze(0)?;
-    Ok(Some(crate::plot::label_image(&labels)?))
 }
 
 /// An animation of recorded frames: the camera, the segmenter's prediction (when there is

@@ -351,7 +351,8 @@ pub fn train_for(
     let mut env = VecEnv::driving(&env_cfg, cfg.actors)?;
     let mut encoder = state_encoder(cfg, &device)?;
     let (varmap, net) = agent(cfg, &encoder, &device)?;
-    let (behaviour_vars, behaviour) = agent(cfg, &encoder, &device)?;
+    // The lagging copy the actors act with, only when `agent.lag > 0`.
+    let behaviour = if cfg.agent.lag > 0 { Some(agent(cfg, &encoder, &device)?) } else { None };
     let mut a2c = A2c::new(cfg.a2c_config()?, &varmap)?;
     let total_updates = cfg.total_updates();
 
@@ -394,21 +395,20 @@ pub fn train_for(
     }
     let segments = total_updates / cfg.segment;
     observe(&DriveEvent::Started { name: &cfg.name, first_update: first_segment * cfg.segment, total_updates });
-    let lagging = cfg.agent.lag > 0;
     for k in first_segment..segments.min(first_segment.saturating_add(max_segments)) {
         let t_segment = Instant::now();
         let mut rng = crate::random::seeded(cfg.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut rollout = Rollout::new(cfg.rollout, cfg.actors)?;
         rollout.begin(&reset_states(&mut env, &mut encoder, segment_env_seed(cfg, k))?)?;
-        if lagging {
-            copy_weights(&varmap, &behaviour_vars)?;
+        if let Some((behaviour_vars, _)) = &behaviour {
+            copy_weights(&varmap, behaviour_vars)?;
         }
         let mut run_steps = k * cfg.segment * cfg.steps_per_update();
         let (mut times, mut update_s) = (CollectTimes::default(), 0.0);
         let (mut sums, mut applied, mut skipped, mut ended) = ([0.0f64; 5], 0usize, vec![], 0usize);
         let mut last_rate = 0.0;
         for _ in 0..cfg.segment {
-            let acting = if lagging { &behaviour } else { &net };
+            let acting = behaviour.as_ref().map_or(&net, |(_, b)| b);
             let (finished, t) = collect(&mut env, &mut encoder, acting, &mut rollout, &mut rng, &mut run_steps)?;
             times.add(&t);
             ended += finished.len();
@@ -432,8 +432,8 @@ pub fn train_for(
                 }
             }
             last_rate = stats.learning_rate;
-            if lagging && a2c.updates() % cfg.agent.lag == 0 {
-                copy_weights(&varmap, &behaviour_vars)?;
+            if let Some((behaviour_vars, _)) = behaviour.as_ref().filter(|_| a2c.updates() % cfg.agent.lag == 0) {
+                copy_weights(&varmap, behaviour_vars)?;
             }
             rollout.carry_over()?;
             let elapsed = t_segment.elapsed().as_secs_f64();
