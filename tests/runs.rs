@@ -364,3 +364,213 @@ fn the_command_line_trains_evaluates_and_reports_bad_configs() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(EvalReport::read(&json).unwrap(), report);
 }
+
+/// A self-training experiment small enough for a test: two epochs of the simulator (CamVid's
+/// classes), 8 CamVid training images, two rounds.
+fn self_training_config(methods: &str, rounds: usize, epochs_per_round: usize) -> train::SelfTrainConfig {
+    let mut cfg = train::SelfTrainConfig::from_toml(&format!(
+        "name = \"st\"\nrounds = {rounds}\nepochs_per_round = {epochs_per_round}\n\
+         [source]\nname = \"source-only\"\nepochs = 2\n\
+         [source.data]\ndataset = \"synthetic\"\nclasses = \"camvid\"\nbatch_size = 4\n\
+         [source.optim]\nkind = \"adam\"\nlr = 1e-3\n\
+         [target]\ndataset = \"camvid\"\nbatch_size = 4\neval_split = \"test\"\n{methods}"
+    ))
+    .unwrap()
+    .quick();
+    // quick() keeps one epoch per round; the tests choose.
+    cfg.epochs_per_round = epochs_per_round;
+    cfg
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Self-training records every round (thresholds, pseudo-label statistics, Sinkhorn
+/// statistics, evaluations); a copy taken after the first epoch of the second method resumes
+/// to the same evaluation, the finished method and the source run untouched.
+#[test]
+fn self_training_records_every_round_and_resumes_exactly() {
+    use train::self_training::SelfTrainEvent;
+    if !camvid() {
+        return;
+    }
+    let dir = temp("self-training");
+    let (full, copy) = (dir.join("full"), dir.join("copy"));
+    let methods = "[[methods]]\nname = \"CBST\"\nkind = \"cbst\"\n\
+                   [[methods]]\nname = \"LRENT + W\"\nkind = \"lrent-w\"\ntransform = \"power\"\nrho = 2.0\n";
+    let cfg = self_training_config(methods, 2, 1);
+    let mut method = String::new();
+    let out = train::self_train(&cfg, &full, |e| match e {
+        SelfTrainEvent::Started { method: m, .. } => method = m.to_string(),
+        SelfTrainEvent::Epoch(r) if r.epoch == 0 && method == "LRENT + W" => copy_dir(&full, &copy),
+        _ => {}
+    })
+    .unwrap();
+    for f in [
+        "config.toml",
+        "results.md",
+        "summary.json",
+        "source-only/metrics.json",
+        "cbst/seed-0/round-1/teacher.safetensors",
+        "cbst/seed-0/round-2/teacher.safetensors",
+        "lrent-w/seed-0/history.json",
+        "lrent-w/seed-0/metrics.json",
+    ] {
+        assert!(full.join(f).is_file(), "{f} missing");
+    }
+    assert_eq!(out.methods.len(), 2);
+    for m in &out.methods {
+        assert_eq!(m.rounds.len(), 2, "{}", m.method);
+        for (r, round) in m.rounds.iter().enumerate() {
+            // CRST's portions, thresholds in (0, 1], something kept, one evaluation per round.
+            assert!((round.thresholds.portion - [0.2, 0.25][r]).abs() < 1e-12);
+            assert!(round.thresholds.lambda.iter().all(|l| *l > 0.0 && *l <= 1.0), "{:?}", round.thresholds);
+            assert!(round.pseudo_labels.kept_fraction > 0.0 && round.pseudo_labels.kept_fraction <= 1.0);
+            assert!(round.eval.is_some());
+            assert_eq!(round.epochs.len(), 1);
+        }
+    }
+    // Hard labels have no entropy; the W rows report their Sinkhorn solves.
+    assert!(out.methods[0].rounds.iter().all(|r| r.pseudo_labels.mean_entropy == 0.0));
+    let stats = out.methods[1].rounds[0].epochs[0].sinkhorn.expect("Sinkhorn statistics");
+    assert!(stats.problems + stats.closed_form > 0 && stats.max_marginal_error <= 1e-4 + 1e-9, "{stats:?}");
+    assert!(out.methods[0].rounds[0].epochs[0].sinkhorn.is_none());
+    let md = std::fs::read_to_string(full.join("results.md")).unwrap();
+    assert!(md.contains("source only") && md.contains("CBST") && md.contains("LRENT + W"), "{md}");
+
+    // Resume the copy: the source run and CBST are finished, LRENT + W trains its last epoch.
+    let mut started = vec![];
+    let mut source_batches = 0;
+    let resumed = train::self_train(&cfg, &copy, |e| match e {
+        SelfTrainEvent::Started { method, first_epoch, .. } => started.push((method.to_string(), *first_epoch)),
+        SelfTrainEvent::Source(train::RunEvent::Batch(_)) => source_batches += 1,
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(source_batches, 0);
+    assert_eq!(started, [("CBST".to_string(), 2), ("LRENT + W".to_string(), 1)]);
+    for (a, b) in out.methods.iter().zip(&resumed.methods) {
+        assert_eq!(a.last_eval(), b.last_eval(), "{}", a.method);
+        for (ra, rb) in a.rounds.iter().zip(&b.rounds) {
+            assert_eq!((&ra.thresholds, &ra.pseudo_labels), (&rb.thresholds, &rb.pseudo_labels));
+            let losses = |r: &train::self_training::RoundRecord| -> Vec<(f64, f64)> {
+                r.epochs.iter().map(|e| (e.source_loss, e.target_loss)).collect()
+            };
+            assert_eq!(losses(ra), losses(rb));
+        }
+    }
+    // Another config in the same folder is refused.
+    let other = train::SelfTrainConfig { alpha: 0.5, ..cfg.clone() };
+    let e = train::self_train(&other, &full, |_| {}).unwrap_err().to_string();
+    assert!(e.contains("different self-training config"), "{e}");
+}
+
+/// A run interrupted inside a round resumes from the round's teacher; without it the error
+/// names the missing file.
+#[test]
+fn self_training_inside_a_round_needs_its_teacher() {
+    use train::self_training::SelfTrainEvent;
+    if !camvid() {
+        return;
+    }
+    let dir = temp("self-training-teacher");
+    let (full, copy) = (dir.join("full"), dir.join("copy"));
+    let cfg = self_training_config("[[methods]]\nname = \"LRENT\"\nkind = \"lrent\"\n", 1, 2);
+    let out = train::self_train(&cfg, &full, |e| {
+        if let SelfTrainEvent::Epoch(r) = e {
+            if r.epoch == 0 {
+                copy_dir(&full, &copy);
+            }
+        }
+    })
+    .unwrap();
+    std::fs::remove_file(copy.join("lrent/seed-0/round-1/teacher.safetensors")).unwrap();
+    let e = train::self_train(&cfg, &copy, |_| {}).unwrap_err().to_string();
+    assert!(e.contains("round-1/teacher.safetensors") && e.contains("missing"), "{e}");
+    // Restored, the run resumes to the same evaluation.
+    std::fs::copy(
+        full.join("lrent/seed-0/round-1/teacher.safetensors"),
+        copy.join("lrent/seed-0/round-1/teacher.safetensors"),
+    )
+    .unwrap();
+    let resumed = train::self_train(&cfg, &copy, |_| {}).unwrap();
+    assert_eq!(resumed.methods[0].last_eval(), out.methods[0].last_eval());
+}
+
+/// Bad self-training configs are refused before anything is written, naming the problem.
+#[test]
+fn self_training_configs_name_bad_values() {
+    let good = "[source.data]\ndataset = \"synthetic\"\nclasses = \"camvid\"\n[target]\ndataset = \"camvid\"\n\
+                [[methods]]\nname = \"CBST\"\nkind = \"cbst\"\n";
+    let cfg = train::SelfTrainConfig::from_toml(good).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(train::SelfTrainConfig::from_toml(&cfg.to_toml().unwrap()).unwrap(), cfg);
+    for (text, needle) in [
+        // The source trains in Cityscapes' classes, the target is CamVid: the label spaces differ.
+        (good.replace("classes = \"camvid\"\n", ""), "source.data.classes"),
+        (good.replace("classes = \"camvid\"", "classes = \"kitti\""), "kitti"),
+        (good.replace("kind = \"cbst\"", "kind = \"crst\""), "crst"),
+        (format!("alpha = 0.0\n{good}"), "alpha"),
+        (format!("rounds = 0\n{good}"), "rounds"),
+        (format!("seeds = []\n{good}"), "seeds"),
+        (format!("portion = {{ start = 0.6, step = 0.05, max = 0.5 }}\n{good}"), "portion.max"),
+        (format!("target_weight = -1.0\n{good}"), "target_weight"),
+        (good.replace("[[methods]]\nname = \"CBST\"\nkind = \"cbst\"\n", ""), "methods"),
+        (format!("{good}[[methods]]\nname = \"CBST\"\nkind = \"lrent\"\n"), "share"),
+        (
+            format!("{good}[[methods]]\nname = \"W\"\nkind = \"lrent-w\"\nground = \"/nonexistent/d.csv\"\n"),
+            "/nonexistent/d.csv",
+        ),
+        (format!("{good}[[methods]]\nname = \"W\"\nkind = \"lrent-w\"\nepsilon = 0.0\n"), "epsilon"),
+    ] {
+        let e = train::SelfTrainConfig::from_toml(&text).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains(needle), "{text:?}: {e}");
+    }
+    let e = train::SelfTrainConfig::from_toml("[methods]\n").unwrap_err().to_string();
+    assert!(e.contains("methods"), "{e}");
+    // A ground matrix over the wrong number of classes is named with its counts.
+    let dir = temp("self-training-csv");
+    let csv = dir.join("d19.csv");
+    let row = |i: usize| (0..19).map(|j| if i == j { "0" } else { "1" }).collect::<Vec<_>>().join(",");
+    std::fs::write(&csv, (0..19).map(row).collect::<Vec<_>>().join("\n")).unwrap();
+    let text =
+        format!("{good}[[methods]]\nname = \"W\"\nkind = \"lrent-w\"\nground = {:?}\n", csv.display().to_string());
+    let e = train::SelfTrainConfig::from_toml(&text).unwrap().validate().unwrap_err().to_string();
+    assert!(e.contains("19") && e.contains("11"), "{e}");
+}
+
+/// `data.classes` maps the simulator's Cityscapes labels into CamVid's classes.
+#[test]
+fn relabelled_datasets_hold_only_target_classes() {
+    use rwt::data::Dataset;
+    let cfg = RunConfig::from_toml(
+        "[data]\ndataset = \"synthetic\"\nclasses = \"camvid\"\nsize = [48, 64]\neval_dataset = \"synthetic\"\n",
+    )
+    .unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.classes().unwrap().name, "camvid");
+    let train_set = cfg.dataset(rwt::data::Split::Train).unwrap();
+    assert_eq!(train_set.classes().name, "camvid");
+    assert!(train_set.describe().ends_with("as camvid"), "{}", train_set.describe());
+    let raw = rwt::data::Synthetic::new(cfg.synthetic_config().unwrap(), rwt::data::Split::Train).unwrap();
+    let mapping = rwt::data::LabelMapping::cityscapes_to_camvid();
+    for i in [0, 7, 31] {
+        let (a, b) = (raw.get(i).unwrap().label, train_set.get(i).unwrap().label);
+        for (x, y) in a.as_raw().iter().zip(b.as_raw()) {
+            assert_eq!(*y as u32, mapping.target_of(*x as u32).unwrap_or(11));
+        }
+    }
+    let bad = RunConfig::from_toml("[data]\ndataset = \"camvid\"\nclasses = \"cityscapes\"\n").unwrap();
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("camvid -> cityscapes"), "{e}");
+}

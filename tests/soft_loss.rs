@@ -199,3 +199,56 @@ fn malformed_targets_are_named() {
     .to_string();
     assert!(e.contains("tolerance = -1"), "{e}");
 }
+
+/// Targets one-hot within the solver's tolerance are done in closed form (their plan is
+/// forced): the exact one-hot loss's value and gradient (Eq. 2), counted as `closed_form`; a
+/// target just outside the tolerance is iterated and lands within its distance of them.
+#[test]
+fn one_hot_targets_take_the_closed_form_of_eq_2() {
+    let mut rng = Rng(7);
+    let d = GroundMatrix::severity(&CAMVID).transform(Transform::Huber { tau: 0.5 }).unwrap();
+    let (b, n, h, w) = (1, 11, 2, 3);
+    let s = h * w;
+    let logits = logits_f64(&mut rng, (b, n, h, w), 2.0);
+    let labels: Vec<u32> = (0..s).map(|_| rng.below(n) as u32).collect();
+    // Pixels 0–3 one-hot exactly; pixel 4 one-hot within the tolerance (1 − 5e-5); pixel 5
+    // just outside it (1 − 3e-4).
+    let mut t = vec![0.0f64; n * s];
+    for (j, &y) in labels.iter().enumerate() {
+        let off = [0.0, 0.0, 0.0, 0.0, 5e-5, 3e-4][j];
+        let other = (y as usize + 1) % n;
+        t[y as usize * s + j] = 1.0 - off;
+        t[other * s + j] += off;
+    }
+    let targets = Tensor::from_vec(t, (b, n, h, w), &Device::Cpu).unwrap();
+    let label_t = Tensor::from_vec(labels, (b, h, w), &Device::Cpu).unwrap();
+    let cfg = SinkhornConfig::default();
+    let var = Var::from_tensor(&logits).unwrap();
+    let out = loss::wasserstein_soft(var.as_tensor(), &targets, &d, &cfg, Reduction::None).unwrap();
+    assert_eq!((out.stats.closed_form, out.stats.problems, out.stats.ignored), (5, 1, 0), "{:?}", out.stats);
+    let exact_var = Var::from_tensor(&logits).unwrap();
+    let exact =
+        loss::wasserstein(exact_var.as_tensor(), &label_t, &d, LossConfig::default().with_reduction(Reduction::None))
+            .unwrap();
+    let (a, e) = (
+        out.loss.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+        exact.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+    );
+    for j in 0..4 {
+        assert!((a[j] - e[j]).abs() < 1e-12, "pixel {j}: {} vs exact {}", a[j], e[j]);
+    }
+    // ‖t − e_y‖₁ · max D bounds the difference of the other two.
+    assert!((a[4] - e[4]).abs() <= 1e-4 * d.max() + 1e-12, "pixel 4: {} vs {}", a[4], e[4]);
+    assert!((a[5] - e[5]).abs() <= 6e-4 * d.max() + 2e-4, "pixel 5: {} vs {}", a[5], e[5]);
+    // The gradient of the exactly one-hot pixels is the exact loss's.
+    let mask = Tensor::new(&[1.0f64, 1.0, 1.0, 1.0, 0.0, 0.0], &Device::Cpu).unwrap().reshape((1, h, w)).unwrap();
+    let g = (out.loss * &mask).unwrap().sum_all().unwrap().backward().unwrap();
+    let ge = (exact * &mask).unwrap().sum_all().unwrap().backward().unwrap();
+    let (ga, gb) = (
+        g.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+        ge.get(exact_var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+    );
+    for (k, (x, y)) in ga.iter().zip(&gb).enumerate() {
+        assert!((x - y).abs() < 1e-12, "gradient entry {k}: {x} vs exact {y}");
+    }
+}

@@ -4,6 +4,8 @@
 //! rwt train  --config configs/camvid-enet-ce.toml            # → runs/<name>/
 //! rwt eval   --config configs/camvid-enet-ce.toml --weights runs/enet-ce
 //! rwt ablate --config configs/camvid-ablation.toml           # → runs/<name>/<variant>/, results.md
+//! rwt self-train --config configs/selftrain-sim-camvid.toml  # → runs/<name>/source-only, <method>/seed-<s>/
+//! rwt drive train --config configs/drive-enet.toml           # → runs/<name>/ (the driving agent)
 //! ```
 //! `--quick` (or `RWT_QUICK=1`) shrinks any run to a few small images and two epochs.
 
@@ -44,6 +46,9 @@ enum Command {
     },
     /// Fine-tune every variant of an ablation config and print the comparison table.
     Ablate(RunArgs),
+    /// Self-training toward an unlabelled target (Table III): the source-only run, then CBST,
+    /// CRST-LRENT and CRST-LRENT + W from its weights; resumes unfinished parts.
+    SelfTrain(RunArgs),
     /// The driving agent (Section III.C): train it, or drive the benchmark of Tables IV–VI.
     #[command(subcommand)]
     Drive(DriveCommand),
@@ -138,6 +143,61 @@ fn progress_bar() -> impl FnMut(&RunEvent) {
                 pb.finish_and_clear();
             }
             println!("{}", train::epoch_line(r));
+        }
+    }
+}
+
+/// The source-only run's bar, then a bar per adaptation epoch and a line per round.
+fn self_train_progress() -> impl FnMut(&train::self_training::SelfTrainEvent) {
+    use train::self_training::SelfTrainEvent as E;
+    let mut source = progress_bar();
+    let mut bar: Option<ProgressBar> = None;
+    let mut prefix = String::new();
+    move |event| match event {
+        E::Source(e) => source(e),
+        E::Started { method, seed, first_epoch, epochs, batches } => {
+            prefix = format!("{method} (seed {seed})");
+            println!("{prefix}: epochs {}..={epochs}, {batches} batches each", first_epoch + 1);
+        }
+        E::PseudoLabels(r) => println!(
+            "  round {}: portion {:.2}, kept {:.1} % of the target pixels, mean entropy {:.3} ({:.0} s)",
+            r.round,
+            r.thresholds.portion,
+            100.0 * r.pseudo_labels.kept_fraction,
+            r.pseudo_labels.mean_entropy,
+            r.pseudo_label_seconds
+        ),
+        E::Batch { batch, batches, loss } => {
+            let pb = bar.get_or_insert_with(|| {
+                let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+                let pb = ProgressBar::new(*batches as u64).with_style(style);
+                pb.set_prefix(prefix.clone());
+                pb
+            });
+            pb.set_position((batch + 1) as u64);
+            pb.set_message(format!("loss {loss:.4}"));
+        }
+        E::Epoch(e) => {
+            if let Some(pb) = bar.take() {
+                pb.finish_and_clear();
+            }
+            let sinkhorn = e.sinkhorn.map_or(String::new(), |s| {
+                format!(
+                    ", Sinkhorn {:.1} iterations, {} of {} at the cap",
+                    s.mean_iterations, s.not_converged, s.problems
+                )
+            });
+            println!(
+                "  epoch {} (round {}): source {:.4}, target {:.4} ({:.0} s, {:.0} s in the target loss{sinkhorn})",
+                e.epoch + 1,
+                e.round,
+                e.source_loss,
+                e.target_loss,
+                e.seconds,
+                e.target_loss_seconds
+            );
         }
     }
 }
@@ -304,6 +364,17 @@ fn real_main() -> rwt::Result<()> {
             let result = train::ablate(&cfg, &out, progress_bar())?;
             println!("{}", result.table());
             println!("ablation folder: {}", out.display());
+        }
+        Command::SelfTrain(RunArgs { config, out, quick }) => {
+            let mut cfg = train::SelfTrainConfig::from_file(&config)?;
+            if quick || train::quick_mode() {
+                cfg = cfg.quick();
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
+            let result = train::self_train(&cfg, &out, self_train_progress())?;
+            println!("{}", result.table());
+            println!("{}", result.timing_table());
+            println!("run folder: {}", out.display());
         }
         Command::Drive(d) => drive_main(d)?,
     }

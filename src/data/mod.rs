@@ -7,6 +7,7 @@
 //! | [`Cityscapes`] (19 train ids, 2975/500/1525) | Table I | `cityscapes.rs` |
 //! | [`Gta5`] (Cityscapes' 19 classes, 24,966 frames) | Table III (GTA5 → Cityscapes) | `gta5.rs` |
 //! | [`Synthetic`] (the driving simulator, 19 train ids, split by town) | Tables IV–VI towns; synthetic source domain | `synthetic.rs` |
+//! | [`LabelMapping`], [`Relabeled`] (Cityscapes' 19 classes as CamVid's 11) | Table III (source → target) | `relabel.rs` |
 //! | [`Augment`], [`Normalize`] | training protocol | `augment.rs` |
 //! | [`Loader`] | batches on any device, decoded in parallel, prefetched | `loader.rs` |
 //! | [`hub`] | weights and data on the Hugging Face hub, offline cache | `hub.rs` |
@@ -24,6 +25,7 @@ mod gta5;
 pub mod hub;
 mod image_io;
 mod loader;
+mod relabel;
 mod synthetic;
 
 pub use augment::{Augment, Normalize};
@@ -32,6 +34,7 @@ pub use cityscapes::{Cityscapes, CITYSCAPES_LABEL_TO_TRAIN};
 pub use gta5::Gta5;
 pub use image_io::{read_labels, read_rgb};
 pub use loader::{Batch, Loader, LoaderConfig};
+pub use relabel::{LabelMapping, Relabeled};
 pub use synthetic::{Synthetic, SyntheticConfig};
 
 use crate::classes::ClassSet;

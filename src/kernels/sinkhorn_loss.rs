@@ -9,6 +9,7 @@ use crate::ot::sinkhorn::{Problem, Solved};
 use crate::ot::{SinkhornConfig, SinkhornStats, SinkhornValue};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -92,6 +93,8 @@ impl SoftForward {
         let problem = Problem::<T>::new(&self.cost, n, &self.cfg);
         let sharp = self.cfg.value == SinkhornValue::Sharp;
         let mut out = vec![T::ZERO; b * (n + 1) * s];
+        let cost: Vec<T> = self.cost.iter().map(|&c| T::from_f64(c)).collect();
+        let one_hot = T::from_f64(1.0 - self.cfg.tolerance);
         let outp = crate::kernels::numeric::SyncPtr(out.as_mut_ptr());
         let chunk = 256;
         let per_image = s.div_ceil(chunk);
@@ -102,10 +105,22 @@ impl SoftForward {
                 let range = c * chunk..((c + 1) * chunk).min(s);
                 let zb = &z[bi * n * s..(bi + 1) * n * s];
                 let tb = &t[bi * n * s..(bi + 1) * n * s];
+                let base = bi * (n + 1) * s;
+                // SAFETY: every pixel (bi, j) is written exactly once, by the task that owns it.
+                let put = |ch: usize, j: usize, v: T| unsafe { *outp.get().add(base + ch * s + j) = v };
+                // Pixels whose target is one-hot within the tolerance, done in closed form.
+                let closed: Vec<Cell<bool>> = range.clone().map(|_| Cell::new(false)).collect();
+                let mut n_closed = 0usize;
+                let start = range.start;
                 let load = |j: usize, loga: &mut [T], logb: &mut [T]| {
                     let mut mass = T::ZERO;
+                    let mut top = (T::ZERO, 0);
                     for k in 0..n {
-                        mass = mass + tb[k * s + j];
+                        let tk = tb[k * s + j];
+                        mass = mass + tk;
+                        if tk > top.0 {
+                            top = (tk, k);
+                        }
                     }
                     if mass <= T::ZERO || !mass.is_finite() {
                         return false;
@@ -133,16 +148,32 @@ impl SoftForward {
                         let tk = tb[k * s + j];
                         logb[k] = if tk > T::ZERO { tk.ln() } else { T::NEG_INFINITY };
                     }
+                    if top.0 >= one_hot {
+                        // t = e_y: the only plan moves every s_i to y, so the value is
+                        // Σ_i s_i M[i][y] (sharp and entropic alike; KL(P ‖ s ⊗ t) = 0) and the
+                        // potential f_i = M[i][y] (Eq. 2) — what Sinkhorn converges to.
+                        let y = top.1;
+                        let mut value = T::ZERO;
+                        for k in 0..n {
+                            value = value + loga[k].exp() * cost[k * n + y];
+                        }
+                        put(0, j, value);
+                        for k in 0..n {
+                            put(k + 1, j, loga[k].exp() * (cost[k * n + y] - value));
+                        }
+                        closed[j - start].set(true);
+                        n_closed += 1;
+                        return false;
+                    }
                     true
                 };
-                let base = bi * (n + 1) * s;
-                problem.solve_stream(range, load, |done: &Solved<T>| {
+                let mut st = problem.solve_stream(range, load, |done: &Solved<T>| {
                     let j = done.problem;
-                    // SAFETY: every pixel (bi, j) is emitted exactly once, by the task that owns it.
-                    let put = |ch: usize, v: T| unsafe { *outp.get().add(base + ch * s + j) = v };
                     if !done.live {
-                        for ch in 0..=n {
-                            put(ch, T::ZERO);
+                        if !closed[j - start].get() {
+                            for ch in 0..=n {
+                                put(ch, j, T::ZERO);
+                            }
                         }
                         return;
                     }
@@ -158,15 +189,18 @@ impl SoftForward {
                         }
                         v
                     };
-                    put(0, value);
+                    put(0, j, value);
                     let mut mean = T::ZERO;
                     for k in 0..n {
                         mean = mean + done.loga[k].exp() * done.f[k];
                     }
                     for k in 0..n {
-                        put(k + 1, done.loga[k].exp() * (done.f[k] - mean));
+                        put(k + 1, j, done.loga[k].exp() * (done.f[k] - mean));
                     }
-                })
+                });
+                st.ignored -= n_closed;
+                st.closed_form += n_closed;
+                st
             })
             .reduce(|| SinkhornStats { converged: true, ..Default::default() }, SinkhornStats::merge);
         (out, stats)

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`wasserstein`] (exact one-hot, any `D` and `f`) | Eq. 2, Theorem 1 | `wasserstein.rs` |
 //! | [`cross_entropy`], [`importance_aware_cross_entropy`] | CE baseline, IAL | `cross_entropy.rs` |
+//! | [`cross_entropy_soft`] (soft targets: CRST-LRENT's soft pseudo-labels) | Table III baseline | `cross_entropy.rs` |
 //! | [`l1`], [`l1_soft`] (`½‖s − t‖₁`) | Eq. 5 | `l1.rs` |
 //! | [`ce_plus_wasserstein`] (`CE + λ·W`), [`weighted_ce_plus_wasserstein`] (class-weighted CE term) | Section IV, fine-tuning | `combined.rs` |
 //! | [`wasserstein_soft`] (soft targets, Sinkhorn) | Section IV.B–C | `sinkhorn.rs` |
@@ -30,11 +31,12 @@ mod sinkhorn;
 mod wasserstein;
 
 pub use combined::{ce_plus_wasserstein, weighted_ce_plus_wasserstein};
-pub use cross_entropy::{cross_entropy, importance_aware_cross_entropy};
+pub use cross_entropy::{cross_entropy, cross_entropy_soft, importance_aware_cross_entropy};
 pub use l1::{l1, l1_soft};
 pub use sinkhorn::{wasserstein_soft, SoftWasserstein};
 pub use wasserstein::{wasserstein, wasserstein_composed};
 
+use crate::ot::sinkhorn::MASS_TOLERANCE;
 use crate::{Error, Result};
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 
@@ -276,4 +278,41 @@ pub(crate) fn cost_rows(ground: &crate::GroundMatrix, lambda: Option<f64>, dtype
         Some(l) => Error::invalid("lambda", l, format!("lambda · max D = {max:e}: {reason}")),
         None => Error::invalid("ground matrix", format!("max D = {:e}", ground.max()), reason),
     })
+}
+
+/// Checks that every pixel's target (`[B, N, S]`) is a histogram — entries finite, `≥ 0`,
+/// summing to 1 within `1e-4` — or all zeros (an ignored
+/// pixel); returns the number of live (non-zero) pixels.
+pub(crate) fn check_soft_targets(t: &Tensor) -> Result<usize> {
+    let (b, n, s) = t.dims3()?;
+    let host: Vec<f64> = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+    let mut live = 0;
+    for bi in 0..b {
+        for j in 0..s {
+            let mut sum = 0.0;
+            for k in 0..n {
+                let v = host[(bi * n + k) * s + j];
+                if !v.is_finite() || v < 0.0 {
+                    return Err(Error::NotAHistogram {
+                        what: format!("target of image {bi} at pixel {j}"),
+                        reason: format!("class {k} has mass {v}; masses must be finite and >= 0"),
+                    });
+                }
+                sum += v;
+            }
+            if sum == 0.0 {
+                continue;
+            }
+            if (sum - 1.0).abs() > MASS_TOLERANCE {
+                return Err(Error::NotAHistogram {
+                    what: format!("target of image {bi} at pixel {j}"),
+                    reason: format!(
+                        "sums to {sum}, not 1 (tolerance {MASS_TOLERANCE}); an all-zero target marks an ignored pixel"
+                    ),
+                });
+            }
+            live += 1;
+        }
+    }
+    Ok(live)
 }

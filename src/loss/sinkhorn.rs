@@ -2,14 +2,13 @@
 //! through its dual potential (Section IV.B–C).
 
 use crate::kernels::sinkhorn_loss::SoftForward;
-use crate::ot::sinkhorn::MASS_TOLERANCE;
 use crate::ot::{cost_matrix, SinkhornConfig, SinkhornStats};
 use crate::{Error, GroundMatrix, Result};
 use candle_core::{DType, Tensor};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{cost_rows, reduce, Reduction};
+use super::{check_soft_targets, cost_rows, reduce, Reduction};
 
 /// The loss and the diagnostics of the Sinkhorn solves behind it.
 #[derive(Clone, Debug)]
@@ -101,7 +100,7 @@ pub fn wasserstein_soft(
     sinkhorn.check_schedule(ground.max(), logits.dtype() == DType::F32)?;
     let z = logits.reshape((b, n, s))?.contiguous()?;
     let t = targets.to_dtype(logits.dtype())?.reshape((b, n, s))?.contiguous()?;
-    let live = check_targets(&t)?;
+    let live = check_soft_targets(&t)?;
     let stats = Arc::new(Mutex::new(SinkhornStats::default()));
     let first_bad = Arc::new(AtomicUsize::new(usize::MAX));
     let op = SoftForward {
@@ -124,40 +123,4 @@ pub fn wasserstein_soft(
     // which `reduce` finds.
     let loss = reduce("wasserstein_soft", map, &map_dims, live, reduction, false)?;
     Ok(SoftWasserstein { loss, stats })
-}
-
-/// Checks that every pixel's target is a histogram or all zeros; returns the number of live
-/// (non-zero) pixels.
-fn check_targets(t: &Tensor) -> Result<usize> {
-    let (b, n, s) = t.dims3()?;
-    let host: Vec<f64> = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
-    let mut live = 0;
-    for bi in 0..b {
-        for j in 0..s {
-            let mut sum = 0.0;
-            for k in 0..n {
-                let v = host[(bi * n + k) * s + j];
-                if !v.is_finite() || v < 0.0 {
-                    return Err(Error::NotAHistogram {
-                        what: format!("target of image {bi} at pixel {j}"),
-                        reason: format!("class {k} has mass {v}; masses must be finite and >= 0"),
-                    });
-                }
-                sum += v;
-            }
-            if sum == 0.0 {
-                continue;
-            }
-            if (sum - 1.0).abs() > MASS_TOLERANCE {
-                return Err(Error::NotAHistogram {
-                    what: format!("target of image {bi} at pixel {j}"),
-                    reason: format!(
-                        "sums to {sum}, not 1 (tolerance {MASS_TOLERANCE}); an all-zero target marks an ignored pixel"
-                    ),
-                });
-            }
-            live += 1;
-        }
-    }
-    Ok(live)
 }

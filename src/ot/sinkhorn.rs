@@ -202,7 +202,7 @@ impl SinkhornConfig {
 }
 
 /// Diagnostics of a batch of solves.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct SinkhornStats {
     /// Problems solved (ignored ones excluded).
     pub problems: usize,
@@ -216,6 +216,11 @@ pub struct SinkhornStats {
     pub max_marginal_error: f64,
     /// Problems that hit the iteration cap before the tolerance.
     pub not_converged: usize,
+    /// Problems not iterated on because their target was one-hot within the tolerance: their
+    /// transport plan is forced, so [`crate::loss::wasserstein_soft`] computes them in closed
+    /// form (Eq. 2; CPU only). Not counted in `problems`.
+    #[serde(default)]
+    pub closed_form: usize,
     /// `not_converged == 0`.
     pub converged: bool,
 }
@@ -236,6 +241,7 @@ impl SinkhornStats {
             mean_iterations: mean,
             max_marginal_error: self.max_marginal_error.max(o.max_marginal_error),
             not_converged: self.not_converged + o.not_converged,
+            closed_form: self.closed_form + o.closed_form,
             converged: self.not_converged + o.not_converged == 0,
         }
     }
@@ -503,6 +509,7 @@ fn solve_kernel(
                 mean_iterations: iters as f64,
                 max_marginal_error: err,
                 not_converged: usize::from(!conv),
+                closed_form: 0,
                 converged: conv,
             };
             (vec![out], st)

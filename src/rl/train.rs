@@ -361,17 +361,10 @@ pub fn train_for(
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
     let ckpt = dir.join("checkpoint");
     let resuming = ckpt.join(STATE).is_file();
-    if resuming {
-        let previous = DriveConfig::from_file(dir.join("config.toml"))?;
-        if previous != *cfg {
-            return Err(Error::invalid(
-                "run folder",
-                dir.display(),
-                "holds a checkpoint of a different drive config; choose another folder or delete it",
-            ));
-        }
-    }
-    crate::io::write_atomic(dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    let toml = cfg.to_toml()?;
+    crate::train::checkpoint::claim_run_folder(&dir, "drive config", cfg, &toml, resuming, |p| {
+        DriveConfig::from_file(p)
+    })?;
     // The segmenter the agent drives with travels with the run (`load` prefers this copy).
     if let Some(file) = segmenter_weights(cfg)? {
         let bytes = std::fs::read(&file).map_err(|e| Error::Io { path: file.clone(), source: e })?;
@@ -493,16 +486,8 @@ fn save_checkpoint(dir: &Path, varmap: &VarMap, a2c: &A2c, next_segment: usize) 
 /// Restores a checkpoint into `varmap` and `a2c`'s optimiser; returns (next segment, updates).
 /// Errors name the missing file or field.
 fn load_checkpoint(dir: &Path, varmap: &VarMap, a2c: &mut A2c) -> Result<(usize, usize)> {
-    let state_path = dir.join(STATE);
-    let text = crate::io::read_text(&state_path)?;
-    let field = |key: &str| -> Result<usize> {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| k.trim() == key)
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .ok_or_else(|| Error::invalid("checkpoint", state_path.display(), format!("has no valid `{key}`")))
-    };
-    let (segment, updates) = (field("next_segment")?, field("updates")?);
+    let state = crate::train::checkpoint::StateFile::read(dir.join(STATE))?;
+    let (segment, updates) = (state.count("next_segment")?, state.count("updates")?);
     for name in [AGENT, OPTIMIZER] {
         if !dir.join(name).is_file() {
             return Err(Error::invalid("checkpoint", dir.join(name).display(), "is missing"));

@@ -15,6 +15,8 @@
 //! batch_size = 4
 //! eval_split = "test"
 //! eval_native = true          # evaluate at the labels' native size (logits upsampled)
+//! # classes = "camvid"        # train in another class set, labels mapped (synthetic → CamVid's 11)
+//! # eval_dataset = "camvid"   # evaluate on another dataset (train on the simulator, test on CamVid)
 //!
 //! [model]
 //! kind = "enet"               # enet | segnet | fcn8s | deeplabv2
@@ -127,6 +129,16 @@ pub struct DataConfig {
     /// [`crate::sim::Weather`]); empty: all four. Leaving some out keeps them "new weather"
     /// for the driving benchmark.
     pub weathers: Vec<String>,
+    /// Train (and evaluate) in this class set (`camvid` or `cityscapes`) instead of the
+    /// dataset's own: labels are mapped by [`data::LabelMapping::between`] (Cityscapes' 19
+    /// classes → CamVid's 11 for `synthetic`, `gta5`, `cityscapes`). `None`: the dataset's.
+    pub classes: Option<String>,
+    /// Evaluate on this dataset instead of `dataset` (e.g. train on `synthetic`, evaluate on
+    /// `camvid`: the source-only row of self-training), its labels mapped into the training
+    /// class set. `None`: `dataset`.
+    pub eval_dataset: Option<String>,
+    /// The folder of `eval_dataset`; `None`: found by [`crate::data::locate`].
+    pub eval_root: Option<PathBuf>,
 }
 
 impl Default for DataConfig {
@@ -144,6 +156,9 @@ impl Default for DataConfig {
             eval_split: "val".into(),
             eval_native: false,
             weathers: vec![],
+            classes: None,
+            eval_dataset: None,
+            eval_root: None,
         }
     }
 }
@@ -333,6 +348,7 @@ impl RunConfig {
         if !(l.tau.is_finite() && l.tau > 0.0) {
             return Err(Error::invalid("loss.tau", l.tau, "the Huber transform needs a finite tau > 0"));
         }
+        self.check_label_spaces()?;
         let classes = self.classes()?;
         if let ClassWeighting::Explicit(w) = &l.class_weights {
             if w.len() != classes.len() {
@@ -351,13 +367,27 @@ impl RunConfig {
         Ok(())
     }
 
-    /// The class set of `data.dataset` (GTA5 is labelled with the Cityscapes classes).
+    /// The class set trained in: `data.classes` if given, else `data.dataset`'s own (GTA5
+    /// and the simulator are labelled with the Cityscapes classes).
     pub fn classes(&self) -> Result<&'static ClassSet> {
-        match self.data.dataset.as_str() {
-            "camvid" => Ok(&crate::classes::CAMVID),
-            "cityscapes" | "gta5" | "synthetic" => Ok(&crate::classes::CITYSCAPES),
-            other => Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes, gta5 or synthetic")),
+        match &self.data.classes {
+            None => native_classes("data.dataset", &self.data.dataset),
+            Some(name) => match name.as_str() {
+                "camvid" => Ok(&crate::classes::CAMVID),
+                "cityscapes" => Ok(&crate::classes::CITYSCAPES),
+                other => Err(Error::invalid("data.classes", other, "expected camvid or cityscapes")),
+            },
         }
+    }
+
+    /// Checks that the training and evaluation datasets' labels map into [`Self::classes`].
+    fn check_label_spaces(&self) -> Result<()> {
+        let classes = self.classes()?;
+        native_classes("data.dataset", &self.data.dataset).and_then(|c| data::LabelMapping::between(c, classes))?;
+        if let Some(e) = &self.data.eval_dataset {
+            native_classes("data.eval_dataset", e).and_then(|c| data::LabelMapping::between(c, classes))?;
+        }
+        Ok(())
     }
 
     /// The segmenter kind.
@@ -468,27 +498,48 @@ impl RunConfig {
         Ok(objective)
     }
 
-    /// The dataset of `split`.
+    /// The training dataset's `split`, its labels mapped into [`Self::classes`].
     pub fn dataset(&self, split: Split) -> Result<Arc<dyn Dataset>> {
-        if self.data.dataset == "synthetic" {
-            return Ok(Arc::new(data::Synthetic::new(self.synthetic_config()?, split)?));
+        self.open(&self.data.dataset, self.data.root.as_deref(), split)
+    }
+
+    /// The evaluation dataset (`data.eval_dataset`, else `data.dataset`) at the evaluated
+    /// split, its labels mapped into [`Self::classes`].
+    pub fn eval_dataset(&self) -> Result<Arc<dyn Dataset>> {
+        match &self.data.eval_dataset {
+            Some(name) => self.open(name, self.data.eval_root.as_deref(), self.eval_split()?),
+            None => self.dataset(self.eval_split()?),
         }
-        if !self.data.weathers.is_empty() {
-            return Err(Error::invalid(
-                "data.weathers",
-                format!("{:?}", self.data.weathers),
-                "is for dataset = \"synthetic\" only",
-            ));
-        }
-        let root = data::locate(&self.data.dataset, self.data.root.as_deref())?;
-        Ok(match self.data.dataset.as_str() {
-            "camvid" => Arc::new(data::CamVid::new(root, split)?),
-            "cityscapes" => Arc::new(data::Cityscapes::new(root, split)?),
-            "gta5" => Arc::new(data::Gta5::new(root, split)?),
-            other => {
-                return Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes, gta5 or synthetic"))
+    }
+
+    /// Dataset `name` at `split`, relabelled into [`Self::classes`] when its own differ.
+    fn open(&self, name: &str, root: Option<&Path>, split: Split) -> Result<Arc<dyn Dataset>> {
+        let dataset: Arc<dyn Dataset> = if name == "synthetic" {
+            Arc::new(data::Synthetic::new(self.synthetic_config()?, split)?)
+        } else {
+            if !self.data.weathers.is_empty() && name == self.data.dataset {
+                return Err(Error::invalid(
+                    "data.weathers",
+                    format!("{:?}", self.data.weathers),
+                    "is for dataset = \"synthetic\" only",
+                ));
             }
-        })
+            let root = data::locate(name, root)?;
+            match name {
+                "camvid" => Arc::new(data::CamVid::new(root, split)?),
+                "cityscapes" => Arc::new(data::Cityscapes::new(root, split)?),
+                "gta5" => Arc::new(data::Gta5::new(root, split)?),
+                other => {
+                    return Err(Error::invalid("data.dataset", other, "expected camvid, cityscapes, gta5 or synthetic"))
+                }
+            }
+        };
+        let classes = self.classes()?;
+        if dataset.classes().name == classes.name {
+            return Ok(dataset);
+        }
+        let mapping = data::LabelMapping::between(dataset.classes(), classes)?;
+        Ok(Arc::new(data::Relabeled::new(dataset, mapping)?))
     }
 
     /// The simulator dataset's configuration for `dataset = "synthetic"`: frames rendered at
@@ -532,7 +583,7 @@ impl RunConfig {
             limit: self.data.eval_limit,
             ..Default::default()
         };
-        Loader::new(self.dataset(self.eval_split()?)?, cfg, device.clone())
+        Loader::new(self.eval_dataset()?, cfg, device.clone())
     }
 
     /// The input size of evaluation: `data.size` when `data.eval_native` (the images are
@@ -555,6 +606,15 @@ impl RunConfig {
 /// Parses TOML text into a `what` (a config); the error carries the parser's message.
 pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
     toml::from_str(text).map_err(|e| Error::invalid(what, "TOML", e.message().to_string()))
+}
+
+/// The class set a dataset is labelled in (`field` names the config key in errors).
+fn native_classes(field: &'static str, dataset: &str) -> Result<&'static ClassSet> {
+    match dataset {
+        "camvid" => Ok(&crate::classes::CAMVID),
+        "cityscapes" | "gta5" | "synthetic" => Ok(&crate::classes::CITYSCAPES),
+        other => Err(Error::invalid(field, other, "expected camvid, cityscapes, gta5 or synthetic")),
+    }
 }
 
 /// Reads and parses a TOML file into a `what`; errors name the file (and the line, from the

@@ -13,6 +13,7 @@ pub mod config;
 mod objective;
 pub mod report;
 mod run;
+pub mod self_training;
 
 pub use ablation::{ablate, Ablation, AblationConfig, Variant};
 pub use class_weights::{ClassFrequencies, ClassWeighting};
@@ -20,6 +21,7 @@ pub use config::{quick_mode, RunConfig};
 pub use objective::{smoothed_targets, Objective};
 pub use report::{confusion_spread, curves, results_table, EpochRecord, EvalReport, History};
 pub use run::{epoch_line, eval, init_weights_path, print_progress, run, RunEvent, Trained};
+pub use self_training::{self_train, SelfTrainConfig, SelfTraining};
 
 use crate::data::Loader;
 use crate::loss::LossConfig;

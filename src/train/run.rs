@@ -141,20 +141,9 @@ pub fn run(cfg: &RunConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunE
     // Only now, with the data found and the model built, is anything written.
     let dir = dir.as_ref().to_path_buf();
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
-    let config_text = cfg.to_toml()?;
     let ckpt = dir.join("checkpoint");
     let resuming = ckpt.join("state.txt").is_file();
-    if resuming {
-        let previous = RunConfig::from_file(dir.join("config.toml"))?;
-        if previous != *cfg {
-            return Err(Error::invalid(
-                "run folder",
-                dir.display(),
-                "holds a checkpoint of a different config; choose another folder or delete it",
-            ));
-        }
-    }
-    crate::io::write_atomic(dir.join("config.toml"), config_text.as_bytes())?;
+    checkpoint::claim_run_folder(&dir, "config", cfg, &cfg.to_toml()?, resuming, |p| RunConfig::from_file(p))?;
     if let Some(record) = &weights_record {
         write_json(dir.join("class_weights.json"), record)?;
     }
