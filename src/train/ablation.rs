@@ -121,7 +121,7 @@ pub fn slug(name: &str) -> String {
 
 /// Runs every variant of `cfg` in `dir/<slug of its name>` (with several seeds,
 /// `dir/<slug>/seed-<s>`; resumable, see [`run`]) and collects their evaluations; writes
-/// `dir/results.md` (with several seeds also the mean ± sd table `dir/summary.md`) and
+/// `dir/results.md` (with several seeds also `dir/summary.md`: the mean ± sd table, every variant against the first one — [`Ablation::versus`] — and Fig. 5's [`Ablation::confusion_shares`]) and
 /// `dir/ablation.svg`.
 pub fn ablate(cfg: &AblationConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunEvent)) -> Result<Ablation> {
     if cfg.variants.is_empty() {
@@ -163,7 +163,23 @@ pub fn ablate(cfg: &AblationConfig, dir: impl AsRef<Path>, mut observe: impl FnM
     }
     crate::io::write_atomic(dir.join("results.md"), out.table().to_markdown().as_bytes())?;
     if many {
-        crate::io::write_atomic(dir.join("summary.md"), out.summary().to_markdown().as_bytes())?;
+        // The first variant is the control the others are compared with.
+        let names = out.rows.first().map(|(_, r)| r.classes.clone()).unwrap_or_default();
+        let present = |want: &[&'static str]| -> Vec<&'static str> {
+            want.iter().copied().filter(|w| names.iter().any(|n| n == w)).collect()
+        };
+        let mut md = out.summary().to_markdown();
+        let road_users = present(&["car", "pedestrian", "bicyclist", "person", "rider", "motorcycle", "bicycle"]);
+        md += "\n\n";
+        md += &out.versus(&out.variants[0], &road_users)?.to_markdown();
+        md += "\n\n";
+        md += &out
+            .confusion_shares(
+                &present(&["car", "pedestrian", "bicyclist", "person", "rider"]),
+                &present(&["road", "sidewalk", "sky"]),
+            )?
+            .to_markdown();
+        crate::io::write_atomic(dir.join("summary.md"), md.as_bytes())?;
     }
     crate::io::write_atomic(dir.join("ablation.svg"), out.chart().to_svg().as_bytes())?;
     Ok(out)
@@ -185,8 +201,7 @@ impl Ablation {
         let mut table = Table::new(headers)
             .caption("mean ± sd over seeds: IoU (%) per class, group 3+4, mIoU, pixel accuracy; severity cost");
         for (k, name) in self.variants.iter().enumerate() {
-            let reports: Vec<&EvalReport> =
-                self.rows.iter().zip(&self.variant_of_row).filter(|(_, &v)| v == k).map(|((_, r), _)| r).collect();
+            let reports = self.reports_of(k);
             if reports.is_empty() {
                 continue;
             }
@@ -200,6 +215,127 @@ impl Ablation {
             table.push(cells);
         }
         table
+    }
+
+    /// The evaluations of variant `k` (one per seed).
+    fn reports_of(&self, k: usize) -> Vec<&EvalReport> {
+        self.rows.iter().zip(&self.variant_of_row).filter(|(_, &v)| v == k).map(|((_, r), _)| r).collect()
+    }
+
+    /// Every other variant against `control` (e.g. `"CE"`): the difference of the means over
+    /// seeds of mIoU, group 3+4 IoU and the IoU of `classes` (points), and of the severity
+    /// cost, each marked `*` where it exceeds twice its standard error
+    /// `√(sd_a²/n_a + sd_c²/n_c)` (sample standard deviations over seeds; about a 95 % interval
+    /// for normal errors) — which differences exceed the spread. With one seed no difference
+    /// is marked.
+    ///
+    /// # Errors
+    /// `control` is not a variant, or a name of `classes` is not a class of the reports.
+    pub fn versus(&self, control: &str, classes: &[&str]) -> Result<Table> {
+        let c =
+            self.variants.iter().position(|v| v == control).ok_or_else(|| {
+                Error::invalid("control variant", control, format!("is not one of {:?}", self.variants))
+            })?;
+        let names = self.rows.first().map(|(_, r)| r.classes.clone()).unwrap_or_default();
+        let idx = classes
+            .iter()
+            .map(|n| {
+                names
+                    .iter()
+                    .position(|m| m == n)
+                    .ok_or_else(|| Error::invalid("class", n, "is not a class of the ablation"))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let mut metrics: Vec<(String, Metric, f64)> = vec![
+            ("Δ mIoU".into(), Box::new(|r: &EvalReport| r.miou), 100.0),
+            ("Δ G3+G4".into(), Box::new(|r: &EvalReport| r.group34_iou), 100.0),
+        ];
+        for (&i, n) in idx.iter().zip(classes) {
+            metrics.push((format!("Δ {n}"), Box::new(move |r: &EvalReport| r.iou.get(i).copied().flatten()), 100.0));
+        }
+        metrics.push(("Δ severity cost".into(), Box::new(|r: &EvalReport| r.severity_cost), 1.0));
+        let mut headers = vec!["model".to_string(), "n".to_string()];
+        headers.extend(metrics.iter().map(|(h, _, _)| h.clone()));
+        let mut table = Table::new(headers).caption(&format!(
+            "difference of the means against {control} (IoU in points); * : beyond 2 standard errors of the difference"
+        ));
+        let base = self.reports_of(c);
+        for (k, name) in self.variants.iter().enumerate() {
+            let reports = self.reports_of(k);
+            if k == c || reports.is_empty() {
+                continue;
+            }
+            let mut cells = vec![name.clone(), reports.len().to_string()];
+            for (_, f, scale) in &metrics {
+                let values =
+                    |rs: &[&EvalReport]| rs.iter().map(|r| f(r).map(|x| scale * x)).collect::<Option<Vec<f64>>>();
+                cells.push(match (values(&reports), values(&base)) {
+                    (Some(a), Some(b)) => {
+                        let ((ma, sa), (mb, sb)) = (mean_and_sd(&a), mean_and_sd(&b));
+                        let diff = ma - mb;
+                        let digits = if *scale == 1.0 { 4 } else { 1 };
+                        let marked = match (sa, sb) {
+                            (Some(sa), Some(sb)) => {
+                                diff.abs() > 2.0 * (sa * sa / a.len() as f64 + sb * sb / b.len() as f64).sqrt()
+                            }
+                            _ => false,
+                        };
+                        format!("{diff:+.digits$}{}", if marked { " *" } else { "" })
+                    }
+                    _ => "–".into(),
+                });
+            }
+            table.push(cells);
+        }
+        Ok(table)
+    }
+
+    /// Fig. 5's statistics: for each class of `truths`, the share (%) of its pixels predicted
+    /// as each class of `preds` (from the evaluation's confusion matrix), mean over the seeds
+    /// of each variant — e.g. car, pedestrian, bicyclist predicted as road, sidewalk, sky.
+    ///
+    /// # Errors
+    /// A name that is not a class of the reports.
+    pub fn confusion_shares(&self, truths: &[&str], preds: &[&str]) -> Result<Table> {
+        let names = self.rows.first().map(|(_, r)| r.classes.clone()).unwrap_or_default();
+        let find = |n: &str| {
+            names
+                .iter()
+                .position(|m| m == n)
+                .ok_or_else(|| Error::invalid("class", n, "is not a class of the ablation"))
+        };
+        let (t_idx, p_idx) = (
+            truths.iter().map(|n| find(n)).collect::<Result<Vec<_>>>()?,
+            preds.iter().map(|n| find(n)).collect::<Result<Vec<_>>>()?,
+        );
+        let mut headers = vec!["model".to_string()];
+        for t in truths {
+            headers.extend(preds.iter().map(|p| format!("{t} → {p}")));
+        }
+        let mut table = Table::new(headers)
+            .caption("share (%) of each true class's pixels predicted as another (Fig. 5), mean over seeds");
+        for (k, name) in self.variants.iter().enumerate() {
+            let reports = self.reports_of(k);
+            if reports.is_empty() {
+                continue;
+            }
+            let mut cells = vec![name.clone()];
+            for &t in &t_idx {
+                for &p in &p_idx {
+                    let shares: Vec<f64> = reports
+                        .iter()
+                        .map(|r| {
+                            let row = &r.confusion[t];
+                            let total: u64 = row.iter().sum();
+                            100.0 * row[p] as f64 / total.max(1) as f64
+                        })
+                        .collect();
+                    cells.push(format!("{:.1}", mean_and_sd(&shares).0));
+                }
+            }
+            table.push(cells);
+        }
+        Ok(table)
     }
 
     /// Group-3/4 IoU and mIoU per variant as grouped bars, beside the severity cost.
@@ -226,11 +362,85 @@ fn mean_sd(reports: &[&EvalReport], f: &dyn Fn(&EvalReport) -> Option<f64>, scal
     let Some(v) = reports.iter().map(|r| f(r).map(|x| scale * x)).collect::<Option<Vec<f64>>>() else {
         return "–".into();
     };
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    if v.len() < 2 {
-        return format!("{mean:.digits$}");
+    match mean_and_sd(&v) {
+        (mean, None) => format!("{mean:.digits$}"),
+        (mean, Some(sd)) => format!("{mean:.digits$} ± {sd:.digits$}"),
     }
-    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    format!("{mean:.digits$} ± {sd:.digits$}")
+}
+
+/// A number read from an evaluation (`None`: not measured).
+type Metric = Box<dyn Fn(&EvalReport) -> Option<f64>>;
+
+/// The mean and the sample standard deviation (`None` for fewer than two values).
+fn mean_and_sd(v: &[f64]) -> (f64, Option<f64>) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n.max(1.0);
+    if v.len() < 2 {
+        return (mean, None);
+    }
+    (mean, Some((v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classes::CAMVID;
+    use crate::metrics::ConfusionMatrix;
+
+    /// A report whose confusion puts `right` of 100 car pixels on car and the rest on road;
+    /// every other class perfectly right (10 pixels each).
+    fn report(right: u64) -> EvalReport {
+        let n = CAMVID.len();
+        let mut counts = ndarray::Array2::<u64>::zeros((n, n));
+        for c in 0..n {
+            counts[[c, c]] = 10;
+        }
+        let (car, road) = (CAMVID.index_of("car").unwrap(), CAMVID.index_of("road").unwrap());
+        counts[[car, car]] = right;
+        counts[[car, road]] = 100 - right;
+        EvalReport::new(&ConfusionMatrix::from_counts(counts, Some(11)).unwrap(), &CAMVID).unwrap()
+    }
+
+    fn ablation(groups: &[(&str, &[u64])]) -> Ablation {
+        let mut a = Ablation { rows: vec![], histories: vec![], variant_of_row: vec![], variants: vec![] };
+        for (k, (name, values)) in groups.iter().enumerate() {
+            a.variants.push(name.to_string());
+            for &v in *values {
+                a.rows.push((name.to_string(), report(v)));
+                a.variant_of_row.push(k);
+            }
+        }
+        a
+    }
+
+    #[test]
+    fn differences_are_marked_beyond_two_standard_errors() {
+        // Car IoU = right / 100: CE seeds 50, 52, 54; W 60, 62, 64 (far beyond the spread);
+        // IAL 51, 53, 55 (within it).
+        let a = ablation(&[("CE", &[50, 52, 54]), ("W", &[60, 62, 64]), ("IAL", &[51, 53, 55])]);
+        let t = a.versus("CE", &["car"]).unwrap();
+        assert_eq!(t.rows.len(), 2);
+        let car_col = t.headers.iter().position(|h| h == "Δ car").unwrap();
+        // Δ car IoU = 62 − 52 = 10 points; sd of each 2, standard error of the difference
+        // √(4/3 + 4/3) = 1.63: marked.
+        assert_eq!(t.rows[0][car_col], "+10.0 *");
+        // IAL: Δ = 1.0 < 2 · 1.63: not marked.
+        assert_eq!(t.rows[1][car_col], "+1.0");
+        assert!(a.versus("L1", &[]).unwrap_err().to_string().contains("L1"));
+        assert!(a.versus("CE", &["lamp"]).unwrap_err().to_string().contains("lamp"));
+        // One seed each: nothing is marked.
+        let single = ablation(&[("CE", &[50]), ("W", &[90])]);
+        assert!(!single.versus("CE", &["car"]).unwrap().rows[0][car_col].contains('*'));
+    }
+
+    #[test]
+    fn confusion_shares_are_row_shares_averaged_over_seeds() {
+        let a = ablation(&[("CE", &[50, 70]), ("W", &[90])]);
+        let t = a.confusion_shares(&["car"], &["road", "sky"]).unwrap();
+        assert_eq!(t.headers, ["model", "car → road", "car → sky"]);
+        // CE: 50 % and 30 % of car pixels on road → mean 40 %; none on sky. W: 10 %.
+        assert_eq!(t.rows[0], ["CE", "40.0", "0.0"]);
+        assert_eq!(t.rows[1], ["W", "10.0", "0.0"]);
+        assert!(a.confusion_shares(&["lorry"], &["road"]).is_err());
+    }
 }
