@@ -40,6 +40,12 @@ pub struct SoftWasserstein {
 /// others), and their logits may hold anything. Targets must otherwise be histograms: entries
 /// `≥ 0` summing to 1 within `1e-4`.
 ///
+/// **One-hot targets.** A pixel whose target is one-hot within `sinkhorn.tolerance` (largest
+/// entry `≥ 1 − tolerance`) has a forced plan — all of `s` moves to its class `y` — so it is
+/// done in closed form, without iterating: Eq. 2's value `Σ_i s_i D[y][i]` and gradient, what
+/// the iterations converge to (at most `2·tolerance·max D` from the soft target's value).
+/// Counted in `stats.closed_form` (CPU; the CUDA kernel iterates them).
+///
 /// # Errors
 /// Besides shape, dtype and histogram errors: [`Error::NonFiniteLoss`] naming image and pixel
 /// when a live pixel's logits hold a NaN or `+∞` (or are all `−∞`) — found before any

@@ -428,8 +428,8 @@ fn flip_w(x: &Tensor) -> Result<Tensor> {
     Ok(x.index_select(&idx, x.rank() - 1)?)
 }
 
-/// The targets of one target batch: hard labels `[B, H, W]` (u32) or soft `[B, N, H, W]`,
-/// each sample flipped with its image when `flips[k]`.
+/// The pseudo-labels of the target images `indices`, as the teacher saw them (unflipped):
+/// hard labels `[B, H, W]` (u32) or soft targets `[B, N, H, W]`.
 fn batch_targets(
     ctx: &Context,
     maps: &TeacherMaps,
