@@ -201,7 +201,7 @@ pub fn write_json<T: Serialize>(path: impl AsRef<Path>, value: &T) -> Result<()>
     crate::io::write_atomic(path, text.as_bytes())
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = crate::io::read_text(path)?;
     serde_json::from_str(&text).map_err(|e| Error::invalid("JSON record", path.display(), e.to_string()))
 }

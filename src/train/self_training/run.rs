@@ -26,7 +26,7 @@ use crate::loss::{self, LossConfig, Reduction};
 use crate::models::{weights, Segmenter, SegmenterConfig};
 use crate::ot::SinkhornStats;
 use crate::plot::Table;
-use crate::train::report::{write_json, EvalReport};
+use crate::train::report::{read_json, write_json, EvalReport};
 use crate::train::{checkpoint, evaluate_resized, ClassFrequencies, Objective, Progress, RunEvent};
 use crate::{Error, Result};
 use candle_core::{DType, Device, IndexOp, Tensor};
@@ -119,20 +119,12 @@ pub struct MethodHistory {
 impl MethodHistory {
     /// Reads a `history.json`.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        serde_json::from_str(&crate::io::read_text(path)?)
-            .map_err(|e| Error::invalid("self-training history", path.display(), e.to_string()))
+        read_json(path.as_ref())
     }
 
     /// The last evaluation.
     pub fn last_eval(&self) -> Option<&EvalReport> {
         self.rounds.iter().rev().find_map(|r| r.eval.as_ref())
-    }
-
-    /// Mean seconds per epoch over every epoch.
-    pub fn seconds_per_epoch(&self) -> Option<f64> {
-        let e: Vec<f64> = self.rounds.iter().flat_map(|r| r.epochs.iter().map(|e| e.seconds)).collect();
-        (!e.is_empty()).then(|| e.iter().sum::<f64>() / e.len() as f64)
     }
 }
 
@@ -335,8 +327,7 @@ fn source_objective(
         return run.objective(classes);
     }
     let path = dir.join("class_weights.json");
-    let record: serde_json::Value = serde_json::from_str(&crate::io::read_text(&path)?)
-        .map_err(|e| Error::invalid("class weights record", path.display(), e.to_string()))?;
+    let record: serde_json::Value = read_json(&path)?;
     let freq: ClassFrequencies = serde_json::from_value(record["frequencies"].clone())
         .map_err(|e| Error::invalid("class weights record", path.display(), e.to_string()))?;
     run.objective_with(classes, Some(&freq))
