@@ -31,7 +31,7 @@
 //! | III.C, Fig. 4 left: the driving agent — state = latent maps of the two most recent frames + measurements, the actor-critic network, Beta policy (or CARLA's 9 discrete A3C actions), A2C with n-step returns or V-trace, RMSprop; training runs with exact resume; `rwt drive train` | [`rl`] ([`rl::StateEncoder`], [`rl::ActorCritic`], [`rl::A2c`], [`rl::vtrace`], [`rl::train()`], [`optim::RmsProp`]) | `09-driving-agent` |
 //! | IV.D, Tables IV–VI: infractions, km between infractions, Drive %, success rate; the seeded benchmark in the training town, a new town and new weather with random, Autopilot and agent drivers; `rwt drive eval` | [`sim::DrivingMetrics`], [`rl::Benchmark`], [`rl::evaluate`] | 07, 09 |
 //! | the simulator as a dataset (synthetic source domain) | [`data::Synthetic`] | 07 |
-//! | III.C step 2, learned `D` | [`ground::learned`] | 07 |
+//! | III.C steps 1–2, Fig. 4, Fig. 6: the reinforced ground matrix — rounds of segmenter fine-tuning under `D` and agent training on its latent, then `D ← (f(d) + α·D_prev)/(1 + α)` from the L1 distances of class centroids of the normalised penultimate responses; Fig. 6; perception in the loop (Table V); `rwt reinforce` | [`rl::reinforce`] ([`rl::reinforce()`], [`rl::ReinforceConfig`], [`rl::reinforce::ground_step`], [`rl::reinforce::fig6`]), [`ground::learned`] | `10-reinforced-ground-matrix` |
 //! | class sets, importance groups | [`classes`] | 01 |
 //! | data: CamVid, Cityscapes, GTA5, augmentation, loader, hub cache | [`data`] | `02-data` |
 //! | segmenters (ENet, SegNet, FCN-8s, DeepLab-v2), latent and penultimate maps, pretrained encoders | [`models`] | `03-segmenters` |

@@ -31,9 +31,11 @@ fn the_example_configs_parse_and_validate() {
     assert_eq!(labels.state.kind, "labels");
     let finetune = rwt::train::AblationConfig::from_file(example("sim-enet-finetune.toml")).unwrap();
     assert_eq!(finetune.variants.len(), 2);
-    let sim = RunConfig::from_file(example("sim-enet-ce.toml")).unwrap();
-    sim.validate().unwrap();
-    assert_eq!(sim.classes().unwrap().len(), 19);
+    for name in ["sim-enet-ce.toml", "sim-enet-ce-long.toml"] {
+        let sim = RunConfig::from_file(example(name)).unwrap();
+        sim.validate().unwrap();
+        assert_eq!(sim.classes().unwrap().len(), 19, "{name}");
+    }
 }
 
 /// `dataset = "synthetic"` renders the simulator at `data.size` in `data.weathers`; a bad
@@ -131,4 +133,71 @@ fn drive_train_then_eval_from_the_command_line() {
         std::process::Command::new(exe).args(["drive", "eval", "--run"]).arg(dir.join("nothing")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"));
+}
+
+/// The reinforced ground matrix's example configs parse and validate: the four runs share
+/// their schedule and differ only in the objective and whether `D` is learned.
+#[test]
+fn the_reinforce_configs_differ_only_in_the_objective() {
+    let read = |n: &str| rwt::rl::ReinforceConfig::from_file(example(&format!("reinforce-{n}.toml"))).unwrap();
+    let learned = read("learned");
+    learned.validate().unwrap();
+    assert!(learned.update && learned.alpha == [10.0, 0.0], "the paper's α: 10 → 0");
+    for n in ["ce", "ial", "preset"] {
+        let c = read(n);
+        c.validate().unwrap();
+        assert!(!c.update, "{n}: D fixed");
+        assert_eq!((c.rounds, c.centroid_frames), (learned.rounds, learned.centroid_frames), "{n}");
+        assert_eq!(c.segmenter.data, learned.segmenter.data, "{n}");
+        assert_eq!(
+            (&c.segmenter.optim, c.segmenter.epochs),
+            (&learned.segmenter.optim, learned.segmenter.epochs),
+            "{n}"
+        );
+        assert_eq!(c.segmenter.model, learned.segmenter.model, "{n}");
+    }
+    assert_eq!(read("ce").agent.unwrap().total_steps, learned.agent.unwrap().total_steps);
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn reinforce_from_the_command_line() {
+    let exe = env!("CARGO_BIN_EXE_rwt");
+    let dir = temp("reinforce");
+    // The example without its trained starting weights (absent on a fresh clone), quick.
+    let mut cfg = rwt::rl::ReinforceConfig::from_file(example("reinforce-learned.toml")).unwrap();
+    cfg.segmenter.model.init = None;
+    cfg.segmenter.model.width = 0.25;
+    let file = dir.join("reinforce.toml");
+    std::fs::write(&file, cfg.to_toml().unwrap()).unwrap();
+    let run = dir.join("run");
+    let go = || {
+        std::process::Command::new(exe)
+            .args(["reinforce", "--quick", "--config"])
+            .arg(&file)
+            .arg("--out")
+            .arg(&run)
+            .output()
+            .unwrap()
+    };
+    let out = go();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("round 2:") && stdout.contains("max |ΔD|") && stdout.contains("| round |"), "{stdout}");
+    let done = rwt::rl::Reinforced::read(&run).unwrap();
+    assert_eq!(done.history.rounds.len(), 2);
+    assert_eq!(done.history.grounds().unwrap().len(), 3);
+    for f in ["fig6.svg", "ground/round-2.csv", "agent/checkpoint/state.txt", "segmenter.safetensors"] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    // Run again: everything is done, nothing is retrained, the same record.
+    let out = go();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rwt::rl::Reinforced::read(&run).unwrap().history, done.history);
+    // A bad α is named.
+    std::fs::write(&file, cfg.to_toml().unwrap().replace("alpha = [10.0, 0.0]", "alpha = [10.0, -1.0]")).unwrap();
+    let out = go();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alpha[1]"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
 }

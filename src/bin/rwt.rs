@@ -6,6 +6,7 @@
 //! rwt ablate --config configs/camvid-ablation.toml           # → runs/<name>/<variant>/, results.md
 //! rwt self-train --config configs/selftrain-sim-camvid.toml  # → runs/<name>/source-only, <method>/seed-<s>/
 //! rwt drive train --config configs/drive-enet.toml           # → runs/<name>/ (the driving agent)
+//! rwt reinforce --config configs/reinforce-learned.toml       # → runs/<name>/ (segmenter, agent and D, alternating)
 //! ```
 //! `--quick` (or `RWT_QUICK=1`) shrinks any run to a few small images and two epochs.
 
@@ -52,6 +53,10 @@ enum Command {
     /// The driving agent (Section III.C): train it, or drive the benchmark of Tables IV–VI.
     #[command(subcommand)]
     Drive(DriveCommand),
+    /// The reinforced ground matrix (Section III.C, Fig. 4): rounds of segmenter fine-tuning
+    /// under D and agent training, then D rebuilt from the class centroids; resumes unfinished
+    /// rounds.
+    Reinforce(RunArgs),
 }
 
 #[derive(Subcommand)]
@@ -242,6 +247,35 @@ fn drive_progress() -> impl FnMut(&rl::DriveEvent) {
     }
 }
 
+/// The segmenter's bar (per round), the agent's bar, and a line per finished round.
+fn reinforce_progress() -> impl FnMut(&rl::ReinforceEvent) {
+    let mut segmenter = progress_bar();
+    let mut agent = drive_progress();
+    move |event| match event {
+        rl::ReinforceEvent::Started { name, first_round, rounds } => {
+            println!("{name}: rounds {}..={rounds}", first_round + 1)
+        }
+        rl::ReinforceEvent::Segmenter { event, .. } => segmenter(event),
+        rl::ReinforceEvent::Agent { event, .. } => agent(event),
+        rl::ReinforceEvent::Round(r) => {
+            let pct = |v: Option<f64>| v.map_or("–".into(), |x| format!("{:.1}", 100.0 * x));
+            println!(
+                "round {}: segmenter mIoU {} G3+G4 {}; D updated with α = {:.2}, max |ΔD| = {:.3}{}; \
+                 {:.0} s segmenter, {:.0} s agent, {:.1} s D",
+                r.round + 1,
+                pct(r.segmenter.miou),
+                pct(r.segmenter.group34_iou),
+                r.alpha,
+                r.change,
+                if r.absent.is_empty() { String::new() } else { format!(" (absent, kept: {})", r.absent.join(", ")) },
+                r.segmenter_seconds,
+                r.agent_seconds,
+                r.ground_seconds
+            )
+        }
+    }
+}
+
 fn drive_main(command: DriveCommand) -> rwt::Result<()> {
     let quick = |q: bool| q || train::quick_mode();
     match command {
@@ -377,6 +411,16 @@ fn real_main() -> rwt::Result<()> {
             println!("run folder: {}", out.display());
         }
         Command::Drive(d) => drive_main(d)?,
+        Command::Reinforce(RunArgs { config, out, quick }) => {
+            let mut cfg = rl::ReinforceConfig::from_file(&config)?;
+            if quick || train::quick_mode() {
+                cfg = cfg.quick();
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
+            let done = rl::reinforce(&cfg, &out, reinforce_progress())?;
+            println!("{}", done.history.table().to_markdown());
+            println!("run folder: {}", out.display());
+        }
     }
     Ok(())
 }

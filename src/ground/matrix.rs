@@ -202,6 +202,21 @@ impl GroundMatrix {
         Ok(Tensor::from_slice(&self.values, (n, n), device)?.to_dtype(dtype)?)
     }
 
+    /// The matrix as CSV: a `#` comment line with the class names, then `N` lines of `N`
+    /// comma-separated numbers (rows = true class) — the format `loss.ground = "path.csv"` reads
+    /// ([`crate::train::config::read_ground_csv`]); values are written with Rust's shortest
+    /// round-trip formatting, so reading the file back gives the same matrix bit for bit.
+    pub fn to_csv(&self) -> String {
+        let n = self.num_classes();
+        let mut s = format!("# D[truth][pred]; rows and columns: {}\n", self.names.join(", "));
+        for i in 0..n {
+            let row: Vec<String> = self.row(i).iter().map(|v| v.to_string()).collect();
+            s += &row.join(",");
+            s.push('\n');
+        }
+        s
+    }
+
     /// The heatmap (rows = true class, columns = predicted class) as an SVG document.
     pub fn to_svg(&self) -> String {
         self.heatmap("ground matrix D[truth][pred]").to_svg()

@@ -236,7 +236,6 @@ pub fn animate(
     stride: usize,
     max_frames: usize,
 ) -> Result<crate::plot::Animation> {
-    let classes = &crate::classes::CITYSCAPES;
     let stride = stride.max(1);
     let mut anim = crate::plot::Animation::new(title, 100 * stride as u32).with_caption(if frames
         .first()
@@ -247,36 +246,89 @@ pub fn animate(
         "camera | simulator's labels; bars: steer (white, from the centre), throttle (green), brake (red), speed (blue, full = 30 km/h)"
     });
     for f in frames.iter().step_by(stride).take(max_frames) {
-        let (w, h) = f.rgb.dimensions();
-        let mut panels = vec![f.rgb.clone()];
-        if let Some(p) = &f.predicted {
-            panels.push(crate::plot::colorize(p, classes));
-        }
-        panels.push(crate::plot::colorize(&f.labels, classes));
-        let bar_h = 6u32;
-        let total_w = w * panels.len() as u32;
-        let mut img = RgbImage::from_pixel(total_w, h + 4 * bar_h, image::Rgb([24, 24, 24]));
-        for (k, p) in panels.iter().enumerate() {
-            image::imageops::replace(&mut img, p, (k as u32 * w) as i64, 0);
-        }
-        let mut bar = |row: u32, from: f32, to: f32, colour: [u8; 3]| {
-            let (a, b) = (from.min(to).clamp(0.0, 1.0), from.max(to).clamp(0.0, 1.0));
-            let (x0, x1) =
-                ((a * total_w as f32) as u32, ((b * total_w as f32) as u32).max((a * total_w as f32) as u32 + 1));
-            for y in h + row * bar_h + 1..h + (row + 1) * bar_h - 1 {
-                for x in x0..x1.min(total_w) {
-                    img.put_pixel(x, y, image::Rgb(colour));
-                }
-            }
-        };
-        // Positive steer turns left: drawn to the left of the centre.
-        bar(0, 0.5, 0.5 - 0.5 * f.action.steer, [235, 235, 235]);
-        bar(1, 0.0, f.action.throttle, [60, 200, 80]);
-        bar(2, 0.0, f.action.brake, [230, 60, 50]);
-        bar(3, 0.0, f.speed_kmh / 30.0, [70, 130, 240]);
+        anim.push(frame_image(f, true))?;
+    }
+    Ok(anim)
+}
+
+/// Two recordings of the same episode one above the other (`top` over `bottom`, e.g. the
+/// Autopilot seeing two segmenters), each frame as [`animate`] draws it without the
+/// simulator's labels (the two cars see different views once they part); the shorter episode
+/// holds its last frame (its car stopped: crashed or done) while the other goes on.
+///
+/// # Errors
+/// Either recording is empty, or they have different camera sizes.
+pub fn animate_pair(
+    top: &[RecordedFrame],
+    bottom: &[RecordedFrame],
+    title: &str,
+    caption: &str,
+    stride: usize,
+    max_frames: usize,
+) -> Result<crate::plot::Animation> {
+    let (Some(t0), Some(b0)) = (top.first(), bottom.first()) else {
+        return Err(Error::invalid("recorded episodes", "[]", "both recordings need at least one frame"));
+    };
+    if t0.rgb.dimensions() != b0.rgb.dimensions() {
+        return Err(Error::shape(
+            "recorded frames",
+            format!("{:?}", t0.rgb.dimensions()),
+            format!("{:?}", b0.rgb.dimensions()),
+        ));
+    }
+    let stride = stride.max(1);
+    let mut anim = crate::plot::Animation::new(title, 100 * stride as u32).with_caption(caption);
+    let n = top.len().max(bottom.len());
+    for k in (0..n).step_by(stride).take(max_frames) {
+        let (t, b) = (&top[k.min(top.len() - 1)], &bottom[k.min(bottom.len() - 1)]);
+        let (ti, bi) = (frame_image(t, false), frame_image(b, false));
+        let gap = 4;
+        let mut img = RgbImage::from_pixel(
+            ti.width().max(bi.width()),
+            ti.height() + gap + bi.height(),
+            image::Rgb([255, 255, 255]),
+        );
+        image::imageops::replace(&mut img, &ti, 0, 0);
+        image::imageops::replace(&mut img, &bi, 0, (ti.height() + gap) as i64);
         anim.push(img)?;
     }
     Ok(anim)
+}
+
+/// One recorded frame as [`animate`] draws it: the camera, the prediction (when there is one)
+/// and, with `labels`, the simulator's labels side by side over the action and speed bars.
+fn frame_image(f: &RecordedFrame, labels: bool) -> RgbImage {
+    let classes = &crate::classes::CITYSCAPES;
+    let (w, h) = f.rgb.dimensions();
+    let mut panels = vec![f.rgb.clone()];
+    if let Some(p) = &f.predicted {
+        panels.push(crate::plot::colorize(p, classes));
+    }
+    if labels {
+        panels.push(crate::plot::colorize(&f.labels, classes));
+    }
+    let bar_h = 6u32;
+    let total_w = w * panels.len() as u32;
+    let mut img = RgbImage::from_pixel(total_w, h + 4 * bar_h, image::Rgb([24, 24, 24]));
+    for (k, p) in panels.iter().enumerate() {
+        image::imageops::replace(&mut img, p, (k as u32 * w) as i64, 0);
+    }
+    let mut bar = |row: u32, from: f32, to: f32, colour: [u8; 3]| {
+        let (a, b) = (from.min(to).clamp(0.0, 1.0), from.max(to).clamp(0.0, 1.0));
+        let (x0, x1) =
+            ((a * total_w as f32) as u32, ((b * total_w as f32) as u32).max((a * total_w as f32) as u32 + 1));
+        for y in h + row * bar_h + 1..h + (row + 1) * bar_h - 1 {
+            for x in x0..x1.min(total_w) {
+                img.put_pixel(x, y, image::Rgb(colour));
+            }
+        }
+    };
+    // Positive steer turns left: drawn to the left of the centre.
+    bar(0, 0.5, 0.5 - 0.5 * f.action.steer, [235, 235, 235]);
+    bar(1, 0.0, f.action.throttle, [60, 200, 80]);
+    bar(2, 0.0, f.action.brake, [230, 60, 50]);
+    bar(3, 0.0, f.speed_kmh / 30.0, [70, 130, 240]);
+    img
 }
 
 /// One driver in one condition: the metrics of every seed and of all episodes pooled.

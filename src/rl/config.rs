@@ -29,6 +29,7 @@
 //! lr = 7e-4                    # decayed linearly to 0
 //! vtrace = false               # V-trace targets (for lag > 0)
 //! lag = 0                      # the actors act with a copy of the policy this many updates old
+//! init = "runs/drive-enet"     # optional: start from a trained agent's weights
 //!
 //! [eval]
 //! episodes = 10                # per condition and seed
@@ -175,6 +176,11 @@ pub struct AgentSection {
     /// Start the Beta policy at a prior that drives forward
     /// ([`super::network::drive_forward_prior`]); `false`: near-uniform Betas.
     pub forward_prior: bool,
+    /// Start from these agent weights (a `.safetensors` file, or an agent's run or checkpoint
+    /// folder) instead of the seeded initialisation — e.g. to continue a trained agent on
+    /// another segmenter's latent; the optimiser and the learning-rate schedule start afresh.
+    /// `None`: the seeded network (with `forward_prior`).
+    pub init: Option<PathBuf>,
 }
 
 impl Default for AgentSection {
@@ -191,6 +197,7 @@ impl Default for AgentSection {
             vtrace: false,
             lag: 0,
             forward_prior: true,
+            init: None,
         }
     }
 }
@@ -359,13 +366,15 @@ impl DriveConfig {
 
     /// The same run made small for tests and CI (`RWT_QUICK=1`): 2 actors, 5-step rollouts,
     /// 2 segments of 2 updates, 48 × 96 camera, 60-step episodes, a narrow untrained segmenter
-    /// when none is given, 2 benchmark episodes per condition and one seed.
+    /// when none is given, no `agent.init`, 2 benchmark episodes per condition and one seed.
     pub fn quick(mut self) -> Self {
         self.actors = 2;
         self.rollout = 5;
         self.segment = 2;
         self.total_steps = 2 * self.segment * self.steps_per_update();
         self.env.camera = [48, 96];
+        // Trained weights are for the full camera's latent: the quick run starts untrained.
+        self.agent.init = None;
         self.env.max_steps = self.env.max_steps.min(60);
         if self.state.segmenter.is_none() {
             self.state.width = self.state.width.min(0.25);

@@ -17,6 +17,7 @@
 //! | the A2C loss and update: clipping, linear decay, skipped non-finite updates ([`A2c`], [`A2cConfig`]) | `a2c.rs` | Mnih et al. 2016; OpenAI baselines |
 //! | a run in one TOML file ([`DriveConfig`]) | `config.rs` | |
 //! | training: segments, run folder, atomic checkpoints, exact resume ([`train()`], [`DriveHistory`]) | `train.rs` | |
+//! | the reinforced ground matrix: segmenter, agent and `D` by alternating optimisation, Fig. 6 ([`reinforce()`], [`ReinforceConfig`], [`reinforce::ground_step`], [`reinforce::fig6`]) | `reinforce.rs` | Section III.C, Fig. 4, Fig. 6 |
 //! | the seeded benchmark of Tables IV–VI: random, Autopilot and agent drivers, animations ([`Benchmark`], [`Driver`], [`evaluate`], [`animate`]) | `benchmark.rs` | Tables IV–VI |
 //!
 //! The environment ([`crate::sim::VecEnv`]), the network ([`ActorCritic`]) and the algorithm
@@ -69,6 +70,7 @@ mod collect;
 mod config;
 mod network;
 mod policy;
+pub mod reinforce;
 mod returns;
 mod rollout;
 mod special;
@@ -76,7 +78,9 @@ mod state;
 mod train;
 
 pub use a2c::{clip_grad_norm, A2c, A2cConfig, Losses, OptimizerKind, UpdateStats};
-pub use benchmark::{animate, drive, evaluate, mean_sd, Benchmark, BenchmarkRow, Condition, Driver, RecordedFrame};
+pub use benchmark::{
+    animate, animate_pair, drive, evaluate, mean_sd, Benchmark, BenchmarkRow, Condition, Driver, RecordedFrame,
+};
 pub use beta::{softplus, Beta, UNIT_MARGIN};
 pub use categorical::{Categorical, DISCRETE_ACTIONS};
 pub use collect::{collect, reset_states, CollectTimes, FinishedEpisode};
@@ -85,11 +89,14 @@ pub use network::{
     drive_forward_prior, init_weights, ActorCritic, ActorCriticConfig, ActorCriticOutput, FORWARD_PRIOR,
 };
 pub use policy::{ActionSpace, Policy};
+pub use reinforce::{
+    reinforce, reinforce_for, ReinforceConfig, ReinforceEvent, ReinforceHistory, Reinforced, RoundRecord,
+};
 pub use returns::{n_step_returns, vtrace, VTrace, VTraceConfig};
 pub use rollout::Rollout;
 pub use special::{digamma, lgamma};
 pub use state::{frames_tensor, frozen_segmenter, label_maps_tensor, measurements_tensor, State, StateEncoder};
 pub use train::{
-    agent, copy_weights, load, segmenter_weights, state_encoder, state_encoder_with, train, train_for, DriveEvent,
-    DriveHistory, EpisodeRecord, SegmentRecord, TrainedAgent,
+    agent, agent_weights_path, copy_weights, load, segmenter_weights, state_encoder, state_encoder_with, train,
+    train_for, train_until, DriveEvent, DriveHistory, EpisodeRecord, SegmentRecord, TrainedAgent,
 };

@@ -300,7 +300,8 @@ pub fn state_encoder(cfg: &DriveConfig, device: &Device) -> Result<StateEncoder>
 }
 
 /// The agent `cfg` describes for `encoder`'s state, seeded by `cfg.seed` (with the Beta
-/// policy's [`super::network::drive_forward_prior`] when `agent.forward_prior`).
+/// policy's [`super::network::drive_forward_prior`] when `agent.forward_prior`), or with the
+/// weights of `agent.init` (whose shapes must match: the error names the tensor).
 pub fn agent(cfg: &DriveConfig, encoder: &StateEncoder, device: &Device) -> Result<(VarMap, ActorCritic)> {
     let [h, w] = cfg.env.camera;
     let (c, lh, lw) = encoder.latent_shape(h as usize, w as usize)?;
@@ -309,7 +310,25 @@ pub fn agent(cfg: &DriveConfig, encoder: &StateEncoder, device: &Device) -> Resu
     if cfg.agent.forward_prior {
         super::network::drive_forward_prior(&varmap, net_cfg.action_space)?;
     }
+    if let Some(init) = &cfg.agent.init {
+        weights::load(&varmap, agent_weights_path(init)?, true)?;
+    }
     Ok((varmap, net))
+}
+
+/// The agent weights file `agent.init` names: a `.safetensors` file, an agent's checkpoint
+/// folder or its run folder. The error names the path.
+pub fn agent_weights_path(path: &Path) -> Result<PathBuf> {
+    [path.to_path_buf(), path.join(AGENT), path.join("checkpoint").join(AGENT)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::invalid(
+                "agent.init",
+                path.display(),
+                "is neither a .safetensors file nor an agent's run or checkpoint folder",
+            )
+        })
 }
 
 /// Copies every variable of `from` into the same-named variable of `to`.
@@ -343,6 +362,28 @@ pub fn train_for(
     cfg: &DriveConfig,
     dir: impl AsRef<Path>,
     max_segments: usize,
+    observe: impl FnMut(&DriveEvent),
+) -> Result<TrainedAgent> {
+    train_segments(cfg, dir, |first| first.saturating_add(max_segments), observe)
+}
+
+/// [`train`] up to segment `end` of the run (exclusive; at most the run's last): the
+/// reinforced ground matrix's rounds ([`super::reinforce()`]) each train the agent to the end of
+/// their share of one run, so that a round resumed after a stop trains only what is missing.
+pub fn train_until(
+    cfg: &DriveConfig,
+    dir: impl AsRef<Path>,
+    end: usize,
+    observe: impl FnMut(&DriveEvent),
+) -> Result<TrainedAgent> {
+    train_segments(cfg, dir, |_| end, observe)
+}
+
+/// The segments `first..end(first)` of the run (`first`: where the checkpoint stands).
+fn train_segments(
+    cfg: &DriveConfig,
+    dir: impl AsRef<Path>,
+    end: impl FnOnce(usize) -> usize,
     mut observe: impl FnMut(&DriveEvent),
 ) -> Result<TrainedAgent> {
     cfg.validate()?;
@@ -388,7 +429,7 @@ pub fn train_for(
     }
     let segments = total_updates / cfg.segment;
     observe(&DriveEvent::Started { name: &cfg.name, first_update: first_segment * cfg.segment, total_updates });
-    for k in first_segment..segments.min(first_segment.saturating_add(max_segments)) {
+    for k in first_segment..segments.min(end(first_segment)) {
         let t_segment = Instant::now();
         let mut rng = crate::random::seeded(cfg.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut rollout = Rollout::new(cfg.rollout, cfg.actors)?;
@@ -584,6 +625,35 @@ mod tests {
         bad.state.segmenter = Some("no/such/run".into());
         let err = train(&bad, tmp("bad"), |_| {}).unwrap_err().to_string();
         assert!(err.contains("state.segmenter") && err.contains("no/such/run"), "{err}");
+    }
+
+    /// `agent.init` starts from another run's weights (the first update sees them, not the
+    /// seeded ones); a path without weights is named.
+    #[test]
+    fn init_from_a_trained_agent() {
+        let cfg = tiny("init-src");
+        let d = tmp("init-src");
+        let src = train(&cfg, &d, |_| {}).unwrap();
+        let mut from = tiny("init");
+        from.agent.init = Some(d.clone());
+        from.total_steps = from.segment * from.steps_per_update();
+        let e = tmp("init");
+        // No update yet: the weights are the source's.
+        let started = train_for(&from, &e, 0, |_| {}).unwrap();
+        let get = |v: &VarMap| {
+            v.data()
+                .lock()
+                .unwrap()
+                .values()
+                .map(|t| t.as_tensor().sum_all().unwrap().to_scalar::<f32>().unwrap())
+                .sum::<f32>()
+        };
+        assert_eq!(get(&started.varmap), get(&src.varmap));
+        let mut bad = tiny("init-bad");
+        bad.agent.init = Some("no/such/agent".into());
+        let err = train(&bad, tmp("init-bad"), |_| {}).unwrap_err().to_string();
+        assert!(err.contains("agent.init") && err.contains("no/such/agent"), "{err}");
+        let _ = (std::fs::remove_dir_all(&d), std::fs::remove_dir_all(&e));
     }
 
     /// The privileged state with a lagging behaviour policy and V-trace trains too.

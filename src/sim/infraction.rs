@@ -164,6 +164,11 @@ impl DrivingMetrics {
         }
     }
 
+    /// The number of infractions of `kind`.
+    pub fn count(&self, kind: InfractionKind) -> usize {
+        self.counts.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n)
+    }
+
     /// Kilometres between infractions of `kind` (`None` when there was none).
     pub fn km_between(&self, kind: InfractionKind) -> Option<f64> {
         self.km_between.iter().find(|(k, _)| *k == kind).and_then(|(_, v)| *v)
@@ -232,6 +237,7 @@ mod tests {
         assert_eq!(m.km_between(OffLane), Some(0.25));
         assert_eq!(m.km_between(CollisionPerson), Some(0.5));
         assert_eq!(m.km_between(CollisionVehicle), None);
+        assert_eq!((m.count(OffLane), m.count(CollisionPerson), m.count(CollisionVehicle)), (2, 1, 0));
         let t = DrivingMetrics::table(&[("train town", &m)]).to_markdown();
         assert!(t.contains("> 0.50") && t.contains("0.250"), "{t}");
     }
