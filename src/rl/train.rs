@@ -640,15 +640,21 @@ mod tests {
         let e = tmp("init");
         // No update yet: the weights are the source's.
         let started = train_for(&from, &e, 0, |_| {}).unwrap();
+        // Every variable, by name, element for element.
         let get = |v: &VarMap| {
-            v.data()
+            let mut all: Vec<(String, Vec<f32>)> = v
+                .data()
                 .lock()
                 .unwrap()
-                .values()
-                .map(|t| t.as_tensor().sum_all().unwrap().to_scalar::<f32>().unwrap())
-                .sum::<f32>()
+                .iter()
+                .map(|(k, t)| (k.clone(), t.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+                .collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            all
         };
         assert_eq!(get(&started.varmap), get(&src.varmap));
+        let (fresh, _) = agent(&tiny("init"), &started.encoder, &Device::Cpu).unwrap();
+        assert_ne!(get(&fresh), get(&src.varmap), "the seeded weights differ from the source's");
         let mut bad = tiny("init-bad");
         bad.agent.init = Some("no/such/agent".into());
         let err = train(&bad, tmp("init-bad"), |_| {}).unwrap_err().to_string();
