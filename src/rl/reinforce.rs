@@ -20,7 +20,7 @@
 //! once: `D₀ = f(D_init)`, the learned `f(d)` is mixed into `D_r`, and each round's loss reads
 //! `D_r` as it is.
 //!
-//! With the agent's segmenter frozen (as in [`super::state`]), the agent does not change the
+//! With the agent's segmenter frozen (as in [`super::StateEncoder`]), the agent does not change the
 //! segmenter's features and so does not change `D`: the loop learns `D` from the segmenter
 //! trained under it, on the frames the agent drives through, and trains the agent on each
 //! round's segmenter. Back-propagating the agent's loss into the segmenter would cost a
