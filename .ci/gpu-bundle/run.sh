@@ -220,7 +220,8 @@ total=$(elapsed)
   echo "| whole run.sh | $( [ $total -lt 480 ] && echo 'under 8 minutes' || echo 'OVER 8 MINUTES') | $total |"
   echo
   echo "Tests: $(grep -E '^test result:' "$out/tests.log" | tail -1)"
-  grep -E '^test .* FAILED$|GPU vs CPU relative error' "$out/tests.log" | head -20
+  # Each failed test and its message (the line after "panicked at").
+  grep -A1 --no-group-separator 'panicked at' "$out/tests.log" | grep -v '^ *[0-9]*: \|^ *at ' | head -24 | sed 's/^/    /'
   echo
   echo "Figures (bench.log):"
   echo
