@@ -289,7 +289,9 @@ fn sinkhorn(dev: &Device, quick: bool, torch: &Torch) -> rwt::Result<Value> {
 fn enet(dev: &Device, quick: bool, torch: &Torch) -> rwt::Result<Value> {
     let (b, h, w, classes) = if quick { (2, 128, 256, 19) } else { (8, 512, 1024, 19) };
     let repeats = 5;
-    let (_vm, net) = weights::build(ModelKind::Enet, &SegmenterConfig::new(classes), dev)?;
+    // No dropout: benches/peers/enet_reference.py has none.
+    let cfg = SegmenterConfig { dropout: false, ..SegmenterConfig::new(classes) };
+    let (_vm, net) = weights::build(ModelKind::Enet, &cfg, dev)?;
     let mut rng = rwt::random::seeded(0);
     let x = rwt::random::normal(&mut rng, (b, 3, h, w), 1.0, dev)?;
     let y = rwt::random::labels(&mut rng, (b, h, w), classes, dev)?;
