@@ -175,6 +175,16 @@ fn losses(dev: &Device, quick: bool, torch: &Torch) -> rwt::Result<Value> {
         loss::cross_entropy(zt, &y, cfg)?.backward()?;
         Ok(())
     })?;
+    // Where the time goes: the forward pass alone, and one candle op over the logits (a read,
+    // a write and a fresh allocation) as the floor of any pass.
+    let ce_fwd = median(dev, repeats, || {
+        loss::cross_entropy(zt, &y, cfg)?;
+        Ok(())
+    })?;
+    let one_op = median(dev, repeats, || {
+        zt.affine(1.0, 0.0)?;
+        Ok(())
+    })?;
     let wass = median(dev, repeats, || {
         loss::wasserstein(zt, &y, &d, cfg)?.backward()?;
         Ok(())
@@ -186,14 +196,19 @@ fn losses(dev: &Device, quick: bool, torch: &Torch) -> rwt::Result<Value> {
     println!("\n== losses on the GPU, forward + backward, f32 logits [{b}, {n}, {h}, {w}], median of {repeats}");
     println!("| loss | ms | ratio to fused CE |");
     println!("|---|---|---|");
-    for (name, t) in
-        [("cross_entropy (fused)", ce), ("wasserstein (fused)", wass), ("weighted CE + 0.5 W (fused)", ce_w)]
-    {
+    for (name, t) in [
+        ("cross_entropy (fused)", ce),
+        ("wasserstein (fused)", wass),
+        ("weighted CE + 0.5 W (fused)", ce_w),
+        ("cross_entropy, forward only", ce_fwd),
+        ("one candle op over the logits (affine)", one_op),
+    ] {
         println!("| {name} | {:.2} | {:.2}x |", t * 1e3, t / ce);
     }
     println!("W / CE = {:.3} (target <= 1.1)", wass / ce);
     let mut r = json!({"shape": [b, n, h, w], "cross_entropy_s": ce, "wasserstein_s": wass,
-        "weighted_ce_plus_wasserstein_s": ce_w, "w_over_ce": wass / ce});
+        "weighted_ce_plus_wasserstein_s": ce_w, "w_over_ce": wass / ce, "cross_entropy_forward_s": ce_fwd,
+        "affine_s": one_op});
     if let Some(p) = torch.run(&[vec!["losses".into()], strs(&[b, n, h, w, repeats])].concat(), &[]) {
         let (tce, tw) =
             (p["cross_entropy_s"].as_f64().unwrap_or(f64::NAN), p["wasserstein_s"].as_f64().unwrap_or(f64::NAN));
