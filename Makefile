@@ -1,7 +1,7 @@
 # The two quick-start commands are `make lab` and `make test`; both install what they need.
 SHELL := /bin/bash
 
-.PHONY: lab test browser-test notebooks bench check-cuda help
+.PHONY: lab test browser-test notebooks bench check-cuda gpu-bundle help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -21,5 +21,8 @@ notebooks: ## Re-run every notebook in full mode and save the outputs (what is c
 bench: ## Criterion benchmarks; each prints its ratio to the baseline at the end
 	cargo bench
 
-check-cuda: ## Compile with --features cuda (installs Debian's CUDA 11.8 toolkit if nvcc is missing)
+check-cuda: ## Build and link every target with --features cuda against CUDA 13 (PyPI's wheels, into .cuda/); no GPU needed
 	.ci/check-cuda
+
+gpu-bundle: ## Release CUDA build (sm_90) of the CUDA tests, benchmarks and CLI with run.sh in target/gpu-bundle/, dry-run here
+	.ci/gpu-bundle/make

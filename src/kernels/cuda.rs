@@ -44,3 +44,29 @@ pub(crate) fn contiguous<'a, T: CudaDType>(s: &'a CudaStorage, l: &Layout, what:
         None => candle_core::bail!("rwt: {what} must be contiguous"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Kernels;
+
+    /// NVRTC (a library: no GPU needed) compiles every kernel source, and the PTX has each
+    /// entry point the launch code asks for.
+    #[test]
+    fn nvrtc_compiles_every_kernel_source() {
+        let sources = [
+            ("pixel_loss", include_str!("pixel_loss.cu"), &["rwt_pixel_fwd", "rwt_pixel_bwd"][..]),
+            ("sinkhorn_loss", include_str!("sinkhorn_loss.cu"), &["rwt_sinkhorn"][..]),
+            ("pooling", include_str!("pooling.cu"), &["rwt_argmax_pool", "rwt_gather_plane", "rwt_scatter_plane"][..]),
+        ];
+        for (name, source, entries) in sources {
+            let kernels = Kernels::new(name, source);
+            let ptx = kernels.ptx().unwrap_or_else(|e| panic!("{e}"));
+            for entry in entries {
+                for dtype in ["f32", "f64"] {
+                    let symbol = format!(".entry {entry}_{dtype}(");
+                    assert!(ptx.contains(&symbol), "{name}: no `{symbol}` in the PTX");
+                }
+            }
+        }
+    }
+}

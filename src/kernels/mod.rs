@@ -24,6 +24,29 @@
 //! The fused CPU paths run for contiguous `f32` (and `f64` for the losses) on the CPU; other
 //! devices and dtypes take candle's kernels or the crate's CUDA kernels, with the same results.
 
+/// Runs `f` with the models' layers composed from candle ops on the CPU too (the path every
+/// other device and dtype takes), instead of the fused CPU kernels, on the calling thread; the
+/// kernels serve again afterwards, also when `f` panics. For comparisons: the CUDA tests
+/// measure the GPU's f32 rounding against the same layers' on the CPU.
+///
+/// ```
+/// use rwt::candle_core::{Device, Tensor};
+/// let x = Tensor::ones((1, 3, 8, 8), rwt::candle_core::DType::F32, &Device::Cpu)?;
+/// let y = rwt::kernels::with_composed_layers(|| x.relu())?;
+/// assert_eq!(y.dims(), x.dims());
+/// # Ok::<(), rwt::candle_core::Error>(())
+/// ```
+pub fn with_composed_layers<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            numeric::FUSED_CPU.with(|on| on.set(self.0));
+        }
+    }
+    let _restore = Restore(numeric::FUSED_CPU.with(|on| on.replace(false)));
+    f()
+}
+
 pub(crate) mod batch_norm;
 pub(crate) mod bottleneck;
 pub(crate) mod conv;

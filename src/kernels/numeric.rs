@@ -6,9 +6,15 @@
 use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
 
 /// True where the crate's fused CPU kernels serve: every tensor `f32` and on the CPU (other
-/// devices and dtypes use the layers composed from candle ops).
+/// devices and dtypes use the layers composed from candle ops), except inside
+/// [`crate::kernels::with_composed_layers`] on the calling thread.
 pub(crate) fn cpu_f32(ts: &[&Tensor]) -> bool {
-    ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    FUSED_CPU.with(|on| on.get()) && ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+thread_local! {
+    /// Whether the fused CPU kernels serve on this thread (see [`cpu_f32`]).
+    pub(crate) static FUSED_CPU: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
 }
 
 /// The values of a storage that a contiguous layout covers; `what` names the input in the

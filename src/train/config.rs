@@ -61,7 +61,7 @@ pub struct RunConfig {
     pub name: String,
     /// Seeds the initial weights, the data order, the augmentations and dropout.
     pub seed: u64,
-    /// `cpu`, `cuda` or `cuda:N`.
+    /// `cpu`, `cuda` or `cuda:N` (the environment's `RWT_DEVICE`, when set, overrides it).
     pub device: String,
     /// Training epochs.
     pub epochs: usize,
@@ -395,9 +395,13 @@ impl RunConfig {
         self.model.kind.parse()
     }
 
-    /// The device.
+    /// The device: `RWT_DEVICE` when it is set (as [`crate::device::default_device`] reads
+    /// it), else the config's `device`.
     pub fn device(&self) -> Result<Device> {
-        crate::device::parse(&self.device)
+        match std::env::var("RWT_DEVICE") {
+            Ok(spec) if !spec.trim().is_empty() => crate::device::parse(&spec),
+            _ => crate::device::parse(&self.device),
+        }
     }
 
     /// The evaluated split.
