@@ -110,26 +110,26 @@ impl Checks {
     fn close_within(&mut self, what: &str, gpu: &Tensor, cpu: &Tensor, tol: f64, floor: f64) {
         let e = rel_err(gpu, cpu, floor);
         self.count += 1;
-        if !(e <= self.worst.0) {
+        if !within(e, self.worst.0) {
             self.worst = (e, what.to_string());
         }
-        if !(e <= tol) {
+        if !within(e, tol) {
             self.failures.push(format!("{what}: GPU vs CPU relative error {e:.2e} > {tol:e}"));
         }
     }
 
-    /// The GPU's `gpu` and the CPU's `cpu` (both f32, the same composed layers) against the f64 `reference`: the errors
-    /// `max |· − reference| / scale`, with `scale = max(max |reference|, floor)`, and the GPU's
-    /// at most `max(REL, FACTOR × the CPU's)`.
+    /// The GPU's `gpu` and the CPU's `cpu` (both f32, the same composed layers) against the
+    /// f64 `reference`: the errors `max |· − reference| / scale`, with
+    /// `scale = max(max |reference|, floor)`, and the GPU's at most `max(REL, FACTOR × the CPU's)`.
     fn against(&mut self, what: &str, gpu: &Tensor, cpu: &Tensor, reference: &Tensor, floor: f64) {
         let (eg, ec) = (rel_err(gpu, reference, floor), rel_err(cpu, reference, floor));
         let bound = REL.max(FACTOR * ec);
         self.count += 1;
         // Worst as the share of the bound used.
-        if !(eg / bound <= self.worst.0) {
+        if !within(eg / bound, self.worst.0) {
             self.worst = (eg / bound, format!("{what}: GPU {eg:.2e}, CPU {ec:.2e}"));
         }
-        if !(eg <= bound) {
+        if !within(eg, bound) {
             self.failures
                 .push(format!("{what}: GPU error {eg:.2e} against f64 > max({REL:e}, {FACTOR} x the CPU's {ec:.2e})"));
         }
@@ -145,6 +145,11 @@ impl Checks {
             self.failures.join("\n")
         );
     }
+}
+
+/// `x <= bound`, false for NaN (so that a NaN error fails and counts as the worst).
+fn within(x: f64, bound: f64) -> bool {
+    x <= bound
 }
 
 /// An f64 copy on the CPU.

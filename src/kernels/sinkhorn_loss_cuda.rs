@@ -88,7 +88,8 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits + WithDType>(
         total += i as usize;
         stats.max_iterations = stats.max_iterations.max(i as usize);
         stats.max_marginal_error = stats.max_marginal_error.max(e);
-        if !(e < cfg.tolerance) {
+        // NaN counts as not converged.
+        if e.is_nan() || e >= cfg.tolerance {
             stats.not_converged += 1;
             stats.converged = false;
         }
