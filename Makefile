@@ -21,7 +21,7 @@ notebooks: ## Re-run every notebook in full mode and save the outputs (what is c
 bench: ## Criterion benchmarks; each prints its ratio to the baseline at the end
 	cargo bench
 
-check-cuda: ## Build and link every target with --features cuda against CUDA 13 (PyPI's wheels, into .cuda/); no GPU needed
+check-cuda: ## Build and link the CUDA code (lib, tests/cuda.rs, benches/cuda.rs) against CUDA 13 (PyPI wheels, into .cuda/); no GPU needed
 	.ci/check-cuda
 
 gpu-bundle: ## Release CUDA build (sm_90) of the CUDA tests, benchmarks and CLI with run.sh in target/gpu-bundle/, dry-run here
