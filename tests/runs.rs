@@ -319,6 +319,29 @@ fn ablations_fine_tune_every_variant_from_the_same_weights() {
     let want = format!("{:.1} ± {sd:.1}", 50.0 * (a + b));
     assert!(summary.contains(&want), "{want} not in {summary}");
     assert!(std::fs::read_to_string(dir.join("seeds/summary.md")).unwrap().contains(&want));
+    // The records alone (metrics.json, history.json; no checkpoints, as committed) read back
+    // as the same ablation, with nothing trained.
+    let records = dir.join("records");
+    for s in ["seed-0", "seed-1"] {
+        std::fs::create_dir_all(records.join("w-f-d").join(s)).unwrap();
+        for f in ["metrics.json", "history.json"] {
+            std::fs::copy(dir.join("seeds/w-f-d").join(s).join(f), records.join("w-f-d").join(s).join(f)).unwrap();
+        }
+    }
+    let read = train::Ablation::read(&seeded, &records).unwrap();
+    assert_eq!(read.rows, out.rows);
+    assert_eq!(read.variant_of_row, out.variant_of_row);
+    assert_eq!(read.summary().to_markdown(), summary);
+    assert!(!records.join("w-f-d/seed-0/checkpoint").exists());
+    // ... and rewrite the reports `ablate` wrote, byte for byte (`rwt ablate --report-only`).
+    read.write_reports(&seeded, &records).unwrap();
+    for f in ["results.md", "summary.md", "ablation.svg"] {
+        let (want, got) = (std::fs::read(dir.join("seeds").join(f)).unwrap(), std::fs::read(records.join(f)).unwrap());
+        assert!(want == got, "{f} differs when rewritten from the records");
+    }
+    std::fs::remove_file(records.join("w-f-d/seed-1/metrics.json")).unwrap();
+    let e = train::Ablation::read(&seeded, &records).unwrap_err().to_string();
+    assert!(e.contains("seed-1") && e.contains("metrics.json"), "{e}");
     let twice = AblationConfig { seeds: vec![3, 3], ..seeded };
     assert!(train::ablate(&twice, dir.join("twice"), |_| {}).unwrap_err().to_string().contains("twice"));
 }

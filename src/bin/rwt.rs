@@ -4,6 +4,7 @@
 //! rwt train  --config configs/camvid-enet-ce.toml            # → runs/<name>/
 //! rwt eval   --config configs/camvid-enet-ce.toml --weights runs/enet-ce
 //! rwt ablate --config configs/camvid-ablation.toml           # → runs/<name>/<variant>/, results.md
+//! rwt ablate --config configs/camvid-ablation.toml --report-only  # rewrite the reports from the records
 //! rwt self-train --config configs/selftrain-sim-camvid.toml  # → runs/<name>/source-only, <method>/seed-<s>/
 //! rwt drive train --config configs/drive-enet.toml           # → runs/<name>/ (the driving agent)
 //! rwt reinforce --config configs/reinforce-learned.toml       # → runs/<name>/ (segmenter, agent and D, alternating)
@@ -46,7 +47,14 @@ enum Command {
         quick: bool,
     },
     /// Fine-tune every variant of an ablation config and print the comparison table.
-    Ablate(RunArgs),
+    Ablate {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Train nothing: re-read the recorded runs (metrics.json, history.json) in the
+        /// output folder and rewrite results.md, summary.md and ablation.svg from them.
+        #[arg(long)]
+        report_only: bool,
+    },
     /// Self-training toward an unlabelled target (Table III): the source-only run, then CBST,
     /// CRST-LRENT and CRST-LRENT + W from its weights; resumes unfinished parts.
     SelfTrain(RunArgs),
@@ -391,11 +399,17 @@ fn real_main() -> rwt::Result<()> {
                 train::report::write_json(path, &report)?;
             }
         }
-        Command::Ablate(RunArgs { config, out, quick }) => {
+        Command::Ablate { run: RunArgs { config, out, quick }, report_only } => {
             let mut cfg = AblationConfig::from_file(&config)?;
             cfg.base = shrink(cfg.base, quick);
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&cfg.base.name));
-            let result = train::ablate(&cfg, &out, progress_bar())?;
+            let result = if report_only {
+                let recorded = train::Ablation::read(&cfg, &out)?;
+                recorded.write_reports(&cfg, &out)?;
+                recorded
+            } else {
+                train::ablate(&cfg, &out, progress_bar())?
+            };
             println!("{}", result.table());
             println!("ablation folder: {}", out.display());
         }

@@ -120,9 +120,10 @@ pub fn slug(name: &str) -> String {
 }
 
 /// Runs every variant of `cfg` in `dir/<slug of its name>` (with several seeds,
-/// `dir/<slug>/seed-<s>`; resumable, see [`run`]) and collects their evaluations; writes
-/// `dir/results.md` (with several seeds also `dir/summary.md`: the mean ± sd table, every variant against the first one — [`Ablation::versus`] — and Fig. 5's [`Ablation::confusion_shares`]) and
-/// `dir/ablation.svg`.
+/// `dir/<slug>/seed-<s>`; resumable, see [`run`]: finished runs are kept, so a variant added
+/// to a finished ablation trains alone) and collects their evaluations; writes the reports of
+/// [`Ablation::write_reports`] (`results.md`, with several seeds `summary.md`,
+/// `ablation.svg`).
 pub fn ablate(cfg: &AblationConfig, dir: impl AsRef<Path>, mut observe: impl FnMut(&RunEvent)) -> Result<Ablation> {
     if cfg.variants.is_empty() {
         return Err(Error::invalid("ablation", &cfg.base.name, "has no [[variants]]"));
@@ -141,51 +142,103 @@ pub fn ablate(cfg: &AblationConfig, dir: impl AsRef<Path>, mut observe: impl FnM
         return Err(Error::invalid("ablation seeds", s, "appears twice"));
     }
     let dir = dir.as_ref();
-    let many = !cfg.seeds.is_empty();
-    let mut out = Ablation {
-        rows: vec![],
-        histories: vec![],
-        variant_of_row: vec![],
-        variants: cfg.variants.iter().map(|v| v.name.clone()).collect(),
-    };
-    for (k, v) in cfg.variants.iter().enumerate() {
+    let mut out = Ablation::empty(cfg);
+    for k in 0..cfg.variants.len() {
         for &seed in &seeds {
-            let (name, folder) = if many {
-                (format!("{} (seed {seed})", v.name), dir.join(slug(&v.name)).join(format!("seed-{seed}")))
-            } else {
-                (v.name.clone(), dir.join(slug(&v.name)))
-            };
+            let (name, folder) = run_folder(cfg, dir, k, seed);
             let trained = run(&cfg.run_config_seeded(k, seed), folder, &mut observe)?;
             out.rows.push((name, trained.report));
             out.histories.push(trained.history);
             out.variant_of_row.push(k);
         }
     }
-    crate::io::write_atomic(dir.join("results.md"), out.table().to_markdown().as_bytes())?;
-    if many {
-        // The first variant is the control the others are compared with.
-        let names = out.rows.first().map(|(_, r)| r.classes.clone()).unwrap_or_default();
-        let present = |want: &[&'static str]| -> Vec<&'static str> {
-            want.iter().copied().filter(|w| names.iter().any(|n| n == w)).collect()
-        };
-        let mut md = out.summary().to_markdown();
-        let road_users = present(&["car", "pedestrian", "bicyclist", "person", "rider", "motorcycle", "bicycle"]);
-        md += "\n\n";
-        md += &out.versus(&out.variants[0], &road_users)?.to_markdown();
-        md += "\n\n";
-        md += &out
-            .confusion_shares(
-                &present(&["car", "pedestrian", "bicyclist", "person", "rider"]),
-                &present(&["road", "sidewalk", "sky"]),
-            )?
-            .to_markdown();
-        crate::io::write_atomic(dir.join("summary.md"), md.as_bytes())?;
-    }
-    crate::io::write_atomic(dir.join("ablation.svg"), out.chart().to_svg().as_bytes())?;
+    out.write_reports(cfg, dir)?;
     Ok(out)
 }
 
+/// The row name and run folder of variant `k` with `seed`: `dir/<slug>` with one seed,
+/// `dir/<slug>/seed-<s>` with several.
+fn run_folder(cfg: &AblationConfig, dir: &Path, k: usize, seed: u64) -> (String, std::path::PathBuf) {
+    let v = &cfg.variants[k];
+    if cfg.seeds.is_empty() {
+        (v.name.clone(), dir.join(slug(&v.name)))
+    } else {
+        (format!("{} (seed {seed})", v.name), dir.join(slug(&v.name)).join(format!("seed-{seed}")))
+    }
+}
+
 impl Ablation {
+    fn empty(cfg: &AblationConfig) -> Ablation {
+        Ablation {
+            rows: vec![],
+            histories: vec![],
+            variant_of_row: vec![],
+            variants: cfg.variants.iter().map(|v| v.name.clone()).collect(),
+        }
+    }
+
+    /// The ablation of `cfg` as recorded in `dir` by [`ablate`] — each run folder's
+    /// `metrics.json` and `history.json`, nothing trained — e.g. the committed records under
+    /// `notebooks/results/`, which keep no checkpoints.
+    ///
+    /// # Errors
+    /// A config without variants, a run folder without its records ([`crate::Error::Io`]
+    /// naming the file), or a record that does not parse.
+    pub fn read(cfg: &AblationConfig, dir: impl AsRef<Path>) -> Result<Ablation> {
+        if cfg.variants.is_empty() {
+            return Err(Error::invalid("ablation", &cfg.base.name, "has no [[variants]]"));
+        }
+        let dir = dir.as_ref();
+        let mut out = Ablation::empty(cfg);
+        for k in 0..cfg.variants.len() {
+            for seed in cfg.seed_list() {
+                let (name, folder) = run_folder(cfg, dir, k, seed);
+                out.rows.push((name, EvalReport::read(folder.join("metrics.json"))?));
+                out.histories.push(History::read(folder.join("history.json"))?);
+                out.variant_of_row.push(k);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes what [`ablate`] writes after its runs: `dir/results.md`, with several seeds
+    /// (`cfg.seeds` not empty) `dir/summary.md` — the mean ± sd table, every variant against
+    /// the first one ([`Ablation::versus`]) and Fig. 5's shares
+    /// ([`Ablation::confusion_shares`]) — and `dir/ablation.svg`, each atomically. With
+    /// [`Ablation::read`] it rebuilds the reports from recorded runs (`rwt ablate --report-only`),
+    /// e.g. after a variant was added to a finished ablation.
+    ///
+    /// # Errors
+    /// An ablation without runs; a file that cannot be written (naming it).
+    pub fn write_reports(&self, cfg: &AblationConfig, dir: impl AsRef<Path>) -> Result<()> {
+        if self.rows.is_empty() {
+            return Err(Error::invalid("ablation", &cfg.base.name, "has no runs to report"));
+        }
+        let dir = dir.as_ref();
+        crate::io::write_atomic(dir.join("results.md"), self.table().to_markdown().as_bytes())?;
+        if !cfg.seeds.is_empty() {
+            // The first variant is the control the others are compared with.
+            let names = self.rows.first().map(|(_, r)| r.classes.clone()).unwrap_or_default();
+            let present = |want: &[&'static str]| -> Vec<&'static str> {
+                want.iter().copied().filter(|w| names.iter().any(|n| n == w)).collect()
+            };
+            let mut md = self.summary().to_markdown();
+            let road_users = present(&["car", "pedestrian", "bicyclist", "person", "rider", "motorcycle", "bicycle"]);
+            md += "\n\n";
+            md += &self.versus(&self.variants[0], &road_users)?.to_markdown();
+            md += "\n\n";
+            md += &self
+                .confusion_shares(
+                    &present(&["car", "pedestrian", "bicyclist", "person", "rider"]),
+                    &present(&["road", "sidewalk", "sky"]),
+                )?
+                .to_markdown();
+            crate::io::write_atomic(dir.join("summary.md"), md.as_bytes())?;
+        }
+        crate::io::write_atomic(dir.join("ablation.svg"), self.chart().to_svg().as_bytes())?;
+        Ok(())
+    }
+
     /// The results table (Table II's layout; HTML in notebooks, Markdown in a terminal).
     pub fn table(&self) -> Table {
         results_table(&self.rows).caption("IoU (%) per class, group 3+4, mIoU; severity cost under the severity preset")

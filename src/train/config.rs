@@ -25,8 +25,9 @@
 //! [loss]
 //! kind = "w"                  # ce | ial | w | ce+w | soft-w
 //! ground = "severity"         # severity | importance | uniform | path to a CSV matrix
-//! transform = "huber"         # linear | power | huber | step
-//! tau = 0.5
+//! transform = "linear"        # f(d) = d (the default, recommended with the severity preset:
+//!                             # RESULTS.md, issue 16) | power | huber | step
+//! # tau = 0.5                 # Huber's τ; rho = 2.0 for power
 //! class_weights = "none"      # none | enet | median_frequency | [w1, ..., wN] (CE terms)
 //!
 //! [optim]
