@@ -20,13 +20,24 @@ fn example(name: &str) -> PathBuf {
 
 #[test]
 fn the_example_configs_parse_and_validate() {
-    for name in ["drive-enet.toml", "drive-labels.toml"] {
+    for name in ["drive-enet.toml", "drive-labels.toml", "drive-enet-discrete.toml"] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
         assert_eq!((cfg.actors, cfg.rollout), (10, 20), "{name}: the paper's 10 actors and 20-step rollouts");
         let env = cfg.env_config().unwrap();
         assert_eq!((env.reward.alive, env.reward.progress), (0.0, 1.0), "{name}");
     }
+    // The committed records of the discrete agent were run with this config (seeds 0, 1, 2).
+    let discrete = DriveConfig::from_file(example("drive-enet-discrete.toml")).unwrap();
+    let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results/drive-enet-discrete");
+    for seed in [0u64, 1, 2] {
+        let mut recorded = DriveConfig::from_file(records.join(format!("seed-{seed}/config.toml"))).unwrap();
+        assert_eq!(recorded.seed, seed);
+        recorded.name = discrete.name.clone();
+        recorded.seed = discrete.seed;
+        assert_eq!(recorded, discrete, "seed {seed}'s record differs from the example config");
+    }
+    assert!(discrete.state.segmenter.as_ref().is_some_and(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p).is_file()));
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");
     let finetune = rwt::train::AblationConfig::from_file(example("sim-enet-finetune.toml")).unwrap();
@@ -120,6 +131,25 @@ fn drive_train_then_eval_from_the_command_line() {
     assert_eq!(seeds("random"), seeds("Autopilot seeing the true labels"));
     assert_eq!(seeds("random"), seeds("agent"));
     assert_eq!(seeds("random"), seeds("untrained"));
+    // --sampled: the agents sample their actions (the rows say so), on the same episodes.
+    let sampled_json = dir.join("bench-sampled.json");
+    let out = std::process::Command::new(exe)
+        .args(["drive", "eval", "--quick", "--sampled", "--run"])
+        .arg(&run)
+        .arg("--json")
+        .arg(&sampled_json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sampled = BenchmarkRow::read(&sampled_json).unwrap();
+    assert_eq!(sampled.len(), 3);
+    assert!(sampled.iter().all(|r| r.driver.starts_with("agent") && r.driver.ends_with("sampled actions)")));
+    let greedy: Vec<_> = rows.iter().filter(|r| r.driver.starts_with("agent")).collect();
+    let distances = |r: &BenchmarkRow| r.episodes.iter().map(|e| e.distance_m).collect::<Vec<_>>();
+    assert!(
+        greedy.iter().zip(&sampled).any(|(g, s)| distances(g) != distances(s)),
+        "sampled actions drove exactly the greedy episodes"
+    );
     // A --segmenter without NAME=PATH is named.
     let out = std::process::Command::new(exe)
         .args(["drive", "eval", "--quick", "--segmenter", "nonsense", "--run"])

@@ -97,6 +97,11 @@ enum DriveCommand {
         /// Write an animated GIF of the first agent's first training-town episode here.
         #[arg(long)]
         gif: Option<PathBuf>,
+        /// Sample the agents' actions from their policies instead of taking the mean (Beta) /
+        /// mode (discrete): `eval.greedy = false`. The greedy action of a categorical policy
+        /// that spreads its mass over steering actions is often always "throttle".
+        #[arg(long)]
+        sampled: bool,
         /// Two episodes per condition, one seed (also RWT_QUICK=1).
         #[arg(long)]
         quick: bool,
@@ -297,7 +302,7 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
             let n = trained.history.episodes.len();
             println!("{n} training episodes; run folder: {}", out.display());
         }
-        DriveCommand::Eval { runs, baselines, perception, segmenters, json, gif, quick: q } => {
+        DriveCommand::Eval { runs, baselines, perception, segmenters, json, gif, sampled, quick: q } => {
             let mut rows = vec![];
             for (k, dir) in runs.iter().enumerate() {
                 let agent = rl::load(dir)?;
@@ -306,6 +311,10 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                     cfg.eval.episodes = cfg.eval.episodes.min(2);
                     cfg.eval.seeds.truncate(1);
                 }
+                if sampled {
+                    cfg.eval.greedy = false;
+                }
+                let acting = if cfg.eval.greedy { "" } else { ", sampled actions" };
                 let bench = rl::Benchmark::of(&cfg)?;
                 if k == 0 && baselines {
                     let mut random = rl::Driver::Random(rwt::random::seeded(cfg.seed));
@@ -317,7 +326,11 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                         greedy: cfg.eval.greedy,
                         rng: rwt::random::seeded(cfg.seed),
                     };
-                    rows.extend(rl::evaluate(&bench, "untrained agent (initial weights)", &mut fresh)?);
+                    rows.extend(rl::evaluate(
+                        &bench,
+                        &format!("untrained agent (initial weights{acting})"),
+                        &mut fresh,
+                    )?);
                     let mut auto = rl::Driver::Autopilot(rwt::sim::Autopilot::default());
                     rows.extend(rl::evaluate(&bench, "Autopilot (privileged)", &mut auto)?);
                 }
@@ -355,7 +368,7 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                         rows.extend(rl::evaluate(&bench, &format!("Autopilot seeing {name}"), &mut seeing)?);
                     }
                 }
-                let name = format!("agent: {} ({} state)", cfg.name, cfg.state.kind);
+                let name = format!("agent: {} ({} state{acting})", cfg.name, cfg.state.kind);
                 let mut driver = rl::Driver::Agent {
                     net: &agent.net,
                     encoder: agent.encoder.clone(),

@@ -7,6 +7,7 @@
 //! ```text
 //! V, π        = network(s_0 … s_T)                      one batched forward pass, [(T+1)·N]
 //! targets, A  = n-step returns R_t and R_t − V(s_t)      or V-trace v_t and ρ_t(r_t + γ m_t v_{t+1} − V(s_t))
+//! A           ← (A − mean A) / (sd A + 1e-8)              only with normalize_advantages (off: the paper's A2C)
 //! loss        = value_coef · ½ · mean((targets − V)²) − mean(A.detach() · log π(a_t|s_t)) − entropy_coef · mean(H(π))
 //! g           = ∇ loss, clipped to global norm max_grad_norm
 //! step        = RMSprop (α = 0.99, ε = 1e-5) or Adam, lr decayed linearly to 0 over total_updates
@@ -53,6 +54,11 @@ pub struct A2cConfig {
     pub optimizer: OptimizerKind,
     /// V-trace targets (for actors acting with a lagging policy) instead of n-step returns.
     pub vtrace: Option<VTraceConfig>,
+    /// Standardise the advantages over the rollout's `T·N` entries before the policy term
+    /// (zero mean, unit population sd; CleanRL's PPO `norm_adv`). Off in the paper's A2C. It
+    /// makes the policy gradient's scale independent of the reward's, so the entropy bonus and
+    /// the value term keep their relative weights whatever the returns' size.
+    pub normalize_advantages: bool,
 }
 
 impl Default for A2cConfig {
@@ -66,6 +72,7 @@ impl Default for A2cConfig {
             total_updates: 25_000,
             optimizer: OptimizerKind::RmsProp,
             vtrace: None,
+            normalize_advantages: false,
         }
     }
 }
@@ -213,6 +220,7 @@ impl A2c {
                 (v.targets, v.advantages)
             }
         };
+        let advantages = if self.config.normalize_advantages { standardized(&advantages) } else { advantages };
         let dev = values.device();
         let as_tensor = |v: Vec<f64>| -> Result<Tensor> {
             Ok(Tensor::from_vec(v.into_iter().map(|x| x as f32).collect::<Vec<_>>(), t * n, dev)?)
@@ -286,6 +294,14 @@ impl A2c {
         self.optimizer.step(&grads)?;
         Ok(stats)
     }
+}
+
+/// `(x − mean) / (sd + 1e-8)` with the population standard deviation.
+fn standardized(x: &[f64]) -> Vec<f64> {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    x.iter().map(|v| (v - mean) / (sd + 1e-8)).collect()
 }
 
 /// The network on all `(T + 1)·N` states of a full rollout, in one batch.
@@ -393,6 +409,17 @@ mod tests {
         assert!((get(&l.entropy) - h).abs() < 1e-5);
         let total = 0.25 * value + pol - 0.01 * h;
         assert!((get(&l.total) - total).abs() < 1e-4 * total.abs().max(1.0));
+        // With normalize_advantages the policy term uses (A − mean A) / sd A (population sd,
+        // computed here by hand); the value term is unchanged.
+        let norm = A2c::new(A2cConfig { normalize_advantages: true, ..Default::default() }, &vm).unwrap();
+        let ln = norm.losses(&net, &r).unwrap();
+        let adv: Vec<f64> = (0..6).map(|i| ret[i] - v[i] as f64).collect();
+        let mean = adv.iter().sum::<f64>() / 6.0;
+        let sd = (adv.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / 6.0).sqrt();
+        let pol_n: f64 = -(0..6).map(|i| (adv[i] - mean) / sd * lp[i] as f64).sum::<f64>() / 6.0;
+        assert!((get(&ln.policy) - pol_n).abs() < 1e-4 * pol_n.abs().max(1.0), "{} vs {pol_n}", get(&ln.policy));
+        assert!((get(&ln.value) - value).abs() < 1e-4 * value.max(1.0));
+        assert!((pol_n - pol).abs() > 1e-3, "the normalised policy term differs from the plain one");
     }
 
     /// On-policy V-trace (behaviour log-probs = the current policy's) gives A2C's loss.

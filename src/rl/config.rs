@@ -170,12 +170,18 @@ pub struct AgentSection {
     pub max_grad_norm: f64,
     /// V-trace targets (ρ̄ = c̄ = 1) instead of n-step returns.
     pub vtrace: bool,
+    /// Standardise each rollout's advantages before the policy term
+    /// ([`A2cConfig::normalize_advantages`]); off in the paper's A2C.
+    pub normalize_advantages: bool,
     /// The actors act with a copy of the policy refreshed every `lag` updates (0: the current
     /// policy, on-policy A2C); with `vtrace` this is the paper's off-policy A3C.
     pub lag: usize,
     /// Start the Beta policy at a prior that drives forward
     /// ([`super::network::drive_forward_prior`]); `false`: near-uniform Betas.
     pub forward_prior: bool,
+    /// The steer Beta's `α = β` at the forward prior (its standard deviation on `[−1, 1]` is
+    /// `1 / sqrt(2α + 1)`: 0.5 at the default 1.5, 0.22 at 10); must be > 1.
+    pub steer_prior: f64,
     /// Start from these agent weights (a `.safetensors` file, or an agent's run or checkpoint
     /// folder) instead of the seeded initialisation — e.g. to continue a trained agent on
     /// another segmenter's latent; the optimiser and the learning-rate schedule start afresh.
@@ -195,8 +201,10 @@ impl Default for AgentSection {
             value_coef: a.value_coef,
             max_grad_norm: a.max_grad_norm,
             vtrace: false,
+            normalize_advantages: false,
             lag: 0,
             forward_prior: true,
+            steer_prior: crate::rl::FORWARD_PRIOR[0].0,
             init: None,
         }
     }
@@ -282,6 +290,13 @@ impl DriveConfig {
         }
         let a2c = self.a2c_config()?;
         a2c.validate()?;
+        if !(self.agent.steer_prior.is_finite() && self.agent.steer_prior > 1.0) {
+            return Err(Error::invalid(
+                "agent.steer_prior",
+                self.agent.steer_prior,
+                "the steer Beta's α = β must be finite and > 1",
+            ));
+        }
         if self.eval.episodes == 0 {
             return Err(Error::invalid("eval.episodes", 0, "must be >= 1"));
         }
@@ -361,6 +376,7 @@ impl DriveConfig {
             total_updates: self.total_updates().max(1),
             optimizer,
             vtrace: self.agent.vtrace.then(VTraceConfig::default),
+            normalize_advantages: self.agent.normalize_advantages,
         })
     }
 
@@ -418,6 +434,7 @@ mod tests {
         assert!(err("[env]\nreward_progress = -1.0").contains("reward.progress"));
         assert!(err("rollout = 0").contains("rollout"));
         assert!(err("[state]\nmodel = \"unet\"").contains("unet"));
+        assert!(err("[agent]\nsteer_prior = 0.5").contains("agent.steer_prior"));
     }
 
     #[test]

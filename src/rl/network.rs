@@ -216,7 +216,8 @@ pub fn init_weights(varmap: &VarMap, seed: u64) -> Result<()> {
 }
 
 /// The Beta parameters `(α, β)` of steer, throttle and brake that [`drive_forward_prior`]
-/// starts the policy at: steer symmetric (mean 0), throttle mean 3/4.25 ≈ 0.71, brake mean
+/// starts the policy at by default: steer symmetric (mean 0; `α = β` is replaced by the
+/// `steer` argument of [`drive_forward_prior`]), throttle mean 3/4.25 ≈ 0.71, brake mean
 /// 1.25/7.25 ≈ 0.17.
 pub const FORWARD_PRIOR: [(f64, f64); 3] = [(1.5, 1.5), (3.0, 1.25), (1.25, 6.0)];
 
@@ -228,10 +229,21 @@ pub const FORWARD_PRIOR: [(f64, f64); 3] = [(1.5, 1.5), (3.0, 1.25), (1.25, 6.0)
 /// a reward for progress is never seen. At the prior the expected acceleration is
 /// 0.71 · 3.5 − 0.17 · 8 ≈ +1.1 m/s². CARLA-Roach starts its Beta policy the same way (its
 /// throttle/brake dimension initialised to accelerate). A no-op for the discrete action
-/// space. Errors: a network without a `policy.out.bias` of 6 entries.
-pub fn drive_forward_prior(varmap: &VarMap, action_space: ActionSpace) -> Result<()> {
+/// space.
+///
+/// `steer` is the steer Beta's `α = β` (its concentration): on `[−1, 1]` its standard
+/// deviation is `1 / sqrt(2·steer + 1)` — 0.5 at [`FORWARD_PRIOR`]'s 1.5, 0.22 at 10. Every
+/// sampled step turns the wheel by that much, so a wide prior weaves the car off the lane
+/// within seconds before any reward for keeping it is seen.
+///
+/// Errors: a network without a `policy.out.bias` of 6 entries; `steer` not finite or ≤ 1
+/// (the Beta must stay unimodal).
+pub fn drive_forward_prior(varmap: &VarMap, action_space: ActionSpace, steer: f64) -> Result<()> {
     if action_space != ActionSpace::Beta {
         return Ok(());
+    }
+    if !(steer.is_finite() && steer > 1.0) {
+        return Err(Error::invalid("agent.steer_prior", steer, "the steer Beta's α = β must be finite and > 1"));
     }
     let data = varmap.data().lock().map_err(|_| Error::invalid("varmap", "lock", "poisoned"))?;
     let bias = data
@@ -242,6 +254,7 @@ pub fn drive_forward_prior(varmap: &VarMap, action_space: ActionSpace) -> Result
     let logit = |p: f64| ((p - 1.0).exp() - 1.0).ln() as f32;
     let mut values = [0f32; 6];
     for (k, &(a, b)) in FORWARD_PRIOR.iter().enumerate() {
+        let (a, b) = if k == 0 { (steer, steer) } else { (a, b) };
         values[k] = logit(a);
         values[3 + k] = logit(b);
     }
@@ -259,7 +272,7 @@ mod tests {
     fn the_forward_prior_starts_the_car_moving() {
         let dev = Device::Cpu;
         let (vm, net) = ActorCritic::seeded(&small(), &dev, 3).unwrap();
-        drive_forward_prior(&vm, ActionSpace::Beta).unwrap();
+        drive_forward_prior(&vm, ActionSpace::Beta, FORWARD_PRIOR[0].0).unwrap();
         let out = net
             .forward(
                 &Tensor::randn(0f32, 1.0, (4, 8, 6, 7), &dev).unwrap(),
@@ -275,9 +288,25 @@ mod tests {
         }
         let mean = beta.mean().unwrap().to_vec2::<f32>().unwrap();
         assert!((mean[0][1] - 3.0 / 4.25).abs() < 0.01 && (mean[0][2] - 1.25 / 7.25).abs() < 0.01, "{mean:?}");
+        // A narrower steer prior: α = β = 10 (sd 1/sqrt(21) ≈ 0.22 on [−1, 1]); ≤ 1 is refused.
+        drive_forward_prior(&vm, ActionSpace::Beta, 10.0).unwrap();
+        let out = net
+            .forward(
+                &Tensor::randn(0f32, 1.0, (2, 8, 6, 7), &dev).unwrap(),
+                &Tensor::ones((2, 7), DType::F32, &dev).unwrap(),
+            )
+            .unwrap();
+        let Policy::Beta(beta) = net.policy(&out).unwrap() else { panic!("Beta head") };
+        let (a, b) = (beta.alpha().to_vec2::<f32>().unwrap(), beta.beta().to_vec2::<f32>().unwrap());
+        assert!((a[0][0] / 10.0 - 1.0).abs() < 0.02 && (b[0][0] / 10.0 - 1.0).abs() < 0.02, "{a:?} {b:?}");
+        assert!((a[0][1] as f64 / FORWARD_PRIOR[1].0 - 1.0).abs() < 0.02, "throttle unchanged");
+        for bad in [1.0, 0.5, f64::NAN] {
+            let e = drive_forward_prior(&vm, ActionSpace::Beta, bad).unwrap_err().to_string();
+            assert!(e.contains("steer_prior"), "{e}");
+        }
         // The discrete head is left alone.
         let (vm2, _) = ActorCritic::seeded(&small().with_action_space(ActionSpace::Discrete), &dev, 3).unwrap();
-        drive_forward_prior(&vm2, ActionSpace::Discrete).unwrap();
+        drive_forward_prior(&vm2, ActionSpace::Discrete, FORWARD_PRIOR[0].0).unwrap();
     }
 
     fn small() -> ActorCriticConfig {

@@ -308,7 +308,7 @@ pub fn agent(cfg: &DriveConfig, encoder: &StateEncoder, device: &Device) -> Resu
     let net_cfg = ActorCriticConfig::for_latent(c, lh, lw).with_action_space(cfg.action_space()?);
     let (varmap, net) = ActorCritic::seeded(&net_cfg, device, cfg.seed)?;
     if cfg.agent.forward_prior {
-        super::network::drive_forward_prior(&varmap, net_cfg.action_space)?;
+        super::network::drive_forward_prior(&varmap, net_cfg.action_space, cfg.agent.steer_prior)?;
     }
     if let Some(init) = &cfg.agent.init {
         weights::load(&varmap, agent_weights_path(init)?, true)?;
