@@ -242,12 +242,15 @@ fn drive_progress() -> impl FnMut(&rl::DriveEvent) {
         }
         rl::DriveEvent::Segment(s) => {
             let line = format!(
-                "segment {} ({} steps): {} episodes, loss {:.3}, entropy {:.3}, {:.0} steps/s{}",
+                "segment {} ({} steps): {} episodes, loss {:.3}, entropy {:.3}, |steer| {:.2} throttle {:.2} brake {:.2}, {:.0} steps/s{}",
                 s.segment + 1,
                 s.run_steps,
                 s.episodes,
                 s.loss,
                 s.entropy,
+                s.action_means[0],
+                s.action_means[1],
+                s.action_means[2],
                 s.steps_per_second,
                 if s.skipped.is_empty() { String::new() } else { format!(", {} updates skipped", s.skipped.len()) }
             );

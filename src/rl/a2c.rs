@@ -365,7 +365,7 @@ mod tests {
         for k in 0..t {
             let actions = match cfg.action_space {
                 ActionSpace::Beta => Tensor::full(0.3f32, (n, 3), &dev).unwrap(),
-                ActionSpace::Discrete => Tensor::full(2u32, n, &dev).unwrap(),
+                ActionSpace::Discrete | ActionSpace::Grid => Tensor::full(2u32, n, &dev).unwrap(),
             };
             let lp = Tensor::zeros(n, DType::F32, &dev).unwrap();
             let rewards: Vec<f32> = (0..n).map(|a| (k + a) as f32 * 0.1).collect();

@@ -24,6 +24,22 @@ pub const DISCRETE_ACTIONS: [Action; 9] = [
     Action::new(1.0, 0.0, 0.0),  // full left
 ];
 
+/// A second 9-action set, steer × longitudinal: steer left ½, straight, right ½, each with
+/// throttle ¾, coasting or brake ½. CARLA's [`DISCRETE_ACTIONS`] cannot steer and accelerate
+/// at once (every steer action coasts), so a policy that has learned to keep up speed pays for
+/// every correction; here each steering choice keeps the longitudinal choice.
+pub const GRID_ACTIONS: [Action; 9] = [
+    Action::new(0.5, 0.75, 0.0),  // left, throttle
+    Action::new(0.5, 0.0, 0.0),   // left, coast
+    Action::new(0.5, 0.0, 0.5),   // left, brake
+    Action::new(0.0, 0.75, 0.0),  // straight, throttle
+    Action::new(0.0, 0.0, 0.0),   // straight, coast (no-op)
+    Action::new(0.0, 0.0, 0.5),   // straight, brake
+    Action::new(-0.5, 0.75, 0.0), // right, throttle
+    Action::new(-0.5, 0.0, 0.0),  // right, coast
+    Action::new(-0.5, 0.0, 0.5),  // right, brake
+];
+
 /// Categorical distributions from unnormalised log-probabilities.
 ///
 /// # Shapes

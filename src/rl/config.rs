@@ -24,7 +24,7 @@
 //! model = "enet"
 //!
 //! [agent]
-//! action_space = "beta"        # beta | discrete (CARLA's 9 A3C actions)
+//! action_space = "beta"        # beta | discrete (CARLA's 9 A3C actions) | grid (steer × throttle/coast/brake)
 //! optimizer = "rmsprop"        # rmsprop | adam
 //! lr = 7e-4                    # decayed linearly to 0
 //! vtrace = false               # V-trace targets (for lag > 0)
@@ -154,7 +154,8 @@ impl Default for StateSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentSection {
-    /// `beta` (continuous steer, throttle, brake) or `discrete` (CARLA's 9 A3C actions).
+    /// `beta` (continuous steer, throttle, brake), `discrete` (CARLA's 9 A3C actions) or
+    /// `grid` (9 actions that steer and drive at once, [`super::GRID_ACTIONS`]).
     pub action_space: String,
     /// `rmsprop` or `adam`.
     pub optimizer: String,
@@ -355,7 +356,8 @@ impl DriveConfig {
         match self.agent.action_space.as_str() {
             "beta" => Ok(ActionSpace::Beta),
             "discrete" => Ok(ActionSpace::Discrete),
-            other => Err(Error::invalid("agent.action_space", other, "expected beta or discrete")),
+            "grid" => Ok(ActionSpace::Grid),
+            other => Err(Error::invalid("agent.action_space", other, "expected beta, discrete or grid")),
         }
     }
 

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `ln Γ` and `ψ` in candle ([`lgamma`], [`digamma`]) | `special.rs` | Abramowitz & Stegun 6.1.40, 6.3.18 |
 //! | a Beta distribution per action dimension ([`Beta`]) | `beta.rs` | CARLA-Roach; Chou et al. 2017 |
-//! | a categorical over CARLA's 9 A3C actions ([`Categorical`], [`DISCRETE_ACTIONS`]) | `categorical.rs` | Dosovitskiy et al. 2017 |
+//! | a categorical over CARLA's 9 A3C actions ([`Categorical`], [`DISCRETE_ACTIONS`]) or over steer × throttle/coast/brake ([`GRID_ACTIONS`]) | `categorical.rs` | Dosovitskiy et al. 2017 |
 //! | the action space as one config choice ([`ActionSpace`], [`Policy`]) | `policy.rs` | |
 //! | the state: latent maps of the two most recent frames + measurements ([`State`], [`StateEncoder`], [`frozen_segmenter`]) | `state.rs` | Section III.C |
 //! | the paper's actor-critic network ([`ActorCritic`], [`ActorCriticConfig`]) | `network.rs` | Section III.C |
@@ -82,7 +82,7 @@ pub use benchmark::{
     animate, animate_pair, drive, evaluate, mean_sd, Benchmark, BenchmarkRow, Condition, Driver, RecordedFrame,
 };
 pub use beta::{softplus, Beta, UNIT_MARGIN};
-pub use categorical::{Categorical, DISCRETE_ACTIONS};
+pub use categorical::{Categorical, DISCRETE_ACTIONS, GRID_ACTIONS};
 pub use collect::{collect, reset_states, CollectTimes, FinishedEpisode};
 pub use config::{AgentSection, DriveConfig, EnvSection, EvalSection, StateSection};
 pub use network::{

@@ -5,13 +5,14 @@
 //! |---|---|---|---|---|
 //! | `Beta` (the paper's continuous action, CARLA-Roach's policy) | 6: raw `α`, then raw `β`, for (steer, throttle, brake) | [`Beta`] per dimension | `[B, 3]` in `(0, 1)` | steer `2u − 1`, throttle `u`, brake `u` |
 //! | `Discrete` (CARLA's A3C baseline) | 9 logits | [`Categorical`] | `[B]` `u32` index | [`DISCRETE_ACTIONS`] |
+//! | `Grid` (steer × throttle/coast/brake) | 9 logits | [`Categorical`] | `[B]` `u32` index | [`GRID_ACTIONS`] |
 //!
 //! Log-probabilities and entropies are those of the action the environment receives: the
 //! steer's affine map `s = 2u − 1` adds `−ln 2` to its log-density and `+ln 2` to its
 //! entropy, so the two spaces' numbers mean the same thing.
 
 use super::beta::Beta;
-use super::categorical::{Categorical, DISCRETE_ACTIONS};
+use super::categorical::{Categorical, DISCRETE_ACTIONS, GRID_ACTIONS};
 use crate::sim::Action;
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
@@ -26,105 +27,24 @@ pub enum ActionSpace {
     Beta,
     /// The 9 discrete actions of CARLA's A3C baseline ([`DISCRETE_ACTIONS`]).
     Discrete,
+    /// 9 discrete actions that steer and drive at once ([`GRID_ACTIONS`]).
+    Grid,
 }
 
 impl ActionSpace {
     /// Both spaces.
-    pub const ALL: [ActionSpace; 2] = [ActionSpace::Beta, ActionSpace::Discrete];
+    pub const ALL: [ActionSpace; 3] = [ActionSpace::Beta, ActionSpace::Discrete, ActionSpace::Grid];
 
-    /// Width of the policy head: 6 for `Beta`, 9 for `Discrete`.
-    pub fn head_size(self) -> usize {
+    /// The environment's actions for raw actions as the policy samples them: `[B, 3]` in
+    /// `(0, 1)` for [`ActionSpace::Beta`] (steer `2u − 1`, throttle `u`, brake `u`, clamped to
+    /// their ranges), `[B]` indices into [`DISCRETE_ACTIONS`] / [`GRID_ACTIONS`] for
+    /// [`ActionSpace::Discrete`] / [`ActionSpace::Grid`].
+    ///
+    /// # Errors
+    /// A tensor of the other shape, or an index ≥ 9, named.
+    pub fn actions(self, raw: &Tensor) -> Result<Vec<Action>> {
         match self {
-            ActionSpace::Beta => 6,
-            ActionSpace::Discrete => DISCRETE_ACTIONS.len(),
-        }
-    }
-
-    /// The policy of a head's outputs `[B, head_size]`.
-    pub fn policy(self, head: &Tensor) -> Result<Policy> {
-        let (_, p) = head.dims2().map_err(|_| {
-            Error::shape("policy head", format!("[B, {}]", self.head_size()), format!("{:?}", head.dims()))
-        })?;
-        if p != self.head_size() {
-            return Err(Error::shape(
-                format!("policy head for the {} action space", self.as_str()),
-                format!("[B, {}]", self.head_size()),
-                format!("{:?}", head.dims()),
-            ));
-        }
-        Ok(match self {
-            ActionSpace::Beta => Policy::Beta(Beta::from_logits(head)?),
-            ActionSpace::Discrete => Policy::Discrete(Categorical::from_logits(head)?),
-        })
-    }
-
-    /// The name in configs: `"beta"` or `"discrete"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionSpace::Beta => "beta",
-            ActionSpace::Discrete => "discrete",
-        }
-    }
-}
-
-impl std::str::FromStr for ActionSpace {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        ActionSpace::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::invalid("action space", s, "expected beta or discrete"))
-    }
-}
-
-/// A batch of policy distributions over the environment's actions.
-#[derive(Clone, Debug)]
-pub enum Policy {
-    /// Beta marginals over the unit-interval forms of (steer, throttle, brake).
-    Beta(Beta),
-    /// A categorical over [`DISCRETE_ACTIONS`].
-    Discrete(Categorical),
-}
-
-impl Policy {
-    /// One draw per row: `[B, 3]` unit values (`Beta`) or `[B]` `u32` indices (`Discrete`).
-    pub fn sample(&self, rng: &mut impl Rng) -> Result<Tensor> {
-        match self {
-            Policy::Beta(d) => d.sample(rng),
-            Policy::Discrete(d) => d.sample(rng),
-        }
-    }
-
-    /// The deterministic choice for evaluation: the Beta means, or the most likely action.
-    pub fn greedy(&self) -> Result<Tensor> {
-        match self {
-            Policy::Beta(d) => d.mean(),
-            Policy::Discrete(d) => d.mode(),
-        }
-    }
-
-    /// `log π(a | s)` of raw actions (as [`Policy::sample`] returns them), summed over the
-    /// action's dimensions, `[B]`, differentiable.
-    pub fn log_prob(&self, raw: &Tensor) -> Result<Tensor> {
-        match self {
-            Policy::Beta(d) => Ok(d.log_prob(raw)?.sum(1)?.affine(1.0, -LN_2)?),
-            Policy::Discrete(d) => d.log_prob(raw),
-        }
-    }
-
-    /// The entropy of every row, `[B]` (nats), differentiable.
-    pub fn entropy(&self) -> Result<Tensor> {
-        match self {
-            Policy::Beta(d) => Ok(d.entropy()?.sum(1)?.affine(1.0, LN_2)?),
-            Policy::Discrete(d) => d.entropy(),
-        }
-    }
-
-    /// The environment's actions for raw actions `[B, 3]` / `[B]`.
-    pub fn actions(&self, raw: &Tensor) -> Result<Vec<Action>> {
-        match self {
-            Policy::Beta(_) => {
+            ActionSpace::Beta => {
                 let rows = raw
                     .to_dtype(DType::F32)?
                     .to_vec2::<f32>()
@@ -142,17 +62,128 @@ impl Policy {
                     })
                     .collect()
             }
-            Policy::Discrete(_) => raw
-                .to_dtype(DType::U32)?
-                .to_vec1::<u32>()
-                .map_err(|_| Error::shape("discrete raw actions", "[B]", format!("{:?}", raw.dims())))?
-                .into_iter()
-                .map(|k| {
-                    DISCRETE_ACTIONS.get(k as usize).copied().ok_or_else(|| {
-                        Error::invalid("discrete action", k, format!("must be < {}", DISCRETE_ACTIONS.len()))
+            ActionSpace::Discrete | ActionSpace::Grid => {
+                let table = self.table();
+                raw.to_dtype(DType::U32)?
+                    .to_vec1::<u32>()
+                    .map_err(|_| Error::shape("discrete raw actions", "[B]", format!("{:?}", raw.dims())))?
+                    .into_iter()
+                    .map(|k| {
+                        table
+                            .get(k as usize)
+                            .copied()
+                            .ok_or_else(|| Error::invalid("discrete action", k, format!("must be < {}", table.len())))
                     })
-                })
-                .collect(),
+                    .collect()
+            }
+        }
+    }
+
+    /// The action table of a discrete space (empty for `Beta`).
+    pub fn table(self) -> &'static [Action] {
+        match self {
+            ActionSpace::Beta => &[],
+            ActionSpace::Discrete => &DISCRETE_ACTIONS,
+            ActionSpace::Grid => &GRID_ACTIONS,
+        }
+    }
+
+    /// Width of the policy head: 6 for `Beta`, 9 for `Discrete` and `Grid`.
+    pub fn head_size(self) -> usize {
+        match self {
+            ActionSpace::Beta => 6,
+            ActionSpace::Discrete | ActionSpace::Grid => self.table().len(),
+        }
+    }
+
+    /// The policy of a head's outputs `[B, head_size]`.
+    pub fn policy(self, head: &Tensor) -> Result<Policy> {
+        let (_, p) = head.dims2().map_err(|_| {
+            Error::shape("policy head", format!("[B, {}]", self.head_size()), format!("{:?}", head.dims()))
+        })?;
+        if p != self.head_size() {
+            return Err(Error::shape(
+                format!("policy head for the {} action space", self.as_str()),
+                format!("[B, {}]", self.head_size()),
+                format!("{:?}", head.dims()),
+            ));
+        }
+        Ok(match self {
+            ActionSpace::Beta => Policy::Beta(Beta::from_logits(head)?),
+            ActionSpace::Discrete | ActionSpace::Grid => Policy::Discrete(Categorical::from_logits(head)?, self),
+        })
+    }
+
+    /// The name in configs: `"beta"`, `"discrete"` or `"grid"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionSpace::Beta => "beta",
+            ActionSpace::Discrete => "discrete",
+            ActionSpace::Grid => "grid",
+        }
+    }
+}
+
+impl std::str::FromStr for ActionSpace {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        ActionSpace::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| Error::invalid("action space", s, "expected beta, discrete or grid"))
+    }
+}
+
+/// A batch of policy distributions over the environment's actions.
+#[derive(Clone, Debug)]
+pub enum Policy {
+    /// Beta marginals over the unit-interval forms of (steer, throttle, brake).
+    Beta(Beta),
+    /// A categorical over a discrete space's action table ([`ActionSpace::table`]: the
+    /// `Discrete` or `Grid` space).
+    Discrete(Categorical, ActionSpace),
+}
+
+impl Policy {
+    /// One draw per row: `[B, 3]` unit values (`Beta`) or `[B]` `u32` indices (`Discrete`).
+    pub fn sample(&self, rng: &mut impl Rng) -> Result<Tensor> {
+        match self {
+            Policy::Beta(d) => d.sample(rng),
+            Policy::Discrete(d, _) => d.sample(rng),
+        }
+    }
+
+    /// The deterministic choice for evaluation: the Beta means, or the most likely action.
+    pub fn greedy(&self) -> Result<Tensor> {
+        match self {
+            Policy::Beta(d) => d.mean(),
+            Policy::Discrete(d, _) => d.mode(),
+        }
+    }
+
+    /// `log π(a | s)` of raw actions (as [`Policy::sample`] returns them), summed over the
+    /// action's dimensions, `[B]`, differentiable.
+    pub fn log_prob(&self, raw: &Tensor) -> Result<Tensor> {
+        match self {
+            Policy::Beta(d) => Ok(d.log_prob(raw)?.sum(1)?.affine(1.0, -LN_2)?),
+            Policy::Discrete(d, _) => d.log_prob(raw),
+        }
+    }
+
+    /// The entropy of every row, `[B]` (nats), differentiable.
+    pub fn entropy(&self) -> Result<Tensor> {
+        match self {
+            Policy::Beta(d) => Ok(d.entropy()?.sum(1)?.affine(1.0, LN_2)?),
+            Policy::Discrete(d, _) => d.entropy(),
+        }
+    }
+
+    /// The environment's actions for raw actions `[B, 3]` / `[B]` ([`ActionSpace::actions`]).
+    pub fn actions(&self, raw: &Tensor) -> Result<Vec<Action>> {
+        match self {
+            Policy::Beta(_) => ActionSpace::Beta.actions(raw),
+            Policy::Discrete(_, space) => space.actions(raw),
         }
     }
 }
@@ -188,6 +219,11 @@ mod tests {
         assert!(h.iter().all(|h| (h - 9f32.ln()).abs() < 1e-6));
         let acts = disc.actions(&Tensor::new(&[2u32, 8], &dev).unwrap()).unwrap();
         assert_eq!(acts, vec![Action::new(0.0, 1.0, 0.0), Action::new(1.0, 0.0, 0.0)]);
+        // The grid: the same categorical, its own table (index 0 steers left with throttle).
+        let grid = ActionSpace::Grid.policy(&Tensor::zeros((2, 9), DType::F32, &dev).unwrap()).unwrap();
+        let acts = grid.actions(&Tensor::new(&[0u32, 8], &dev).unwrap()).unwrap();
+        assert_eq!(acts, vec![Action::new(0.5, 0.75, 0.0), Action::new(-0.5, 0.0, 0.5)]);
+        assert!(grid.actions(&Tensor::new(&[9u32], &dev).unwrap()).unwrap_err().to_string().contains("must be < 9"));
     }
 
     #[test]
@@ -206,6 +242,7 @@ mod tests {
             assert!(space.policy(&wrong).unwrap_err().to_string().contains(space.as_str()));
         }
         assert_eq!("Discrete".parse::<ActionSpace>().unwrap(), ActionSpace::Discrete);
+        assert_eq!("grid".parse::<ActionSpace>().unwrap(), ActionSpace::Grid);
         assert!("gaussian".parse::<ActionSpace>().is_err());
     }
 }
