@@ -6,6 +6,8 @@
 //!
 //! `cargo bench --bench drive` (`RWT_QUICK=1` for fewer updates). ENet is untrained (the
 //! speed does not depend on its weights); the agent's policy is the freshly initialised one.
+//! The loop runs twice, with the paper's Beta policy and with CARLA's 9 discrete actions (the
+//! same network but for the head), and prints the ratio of their steps/s.
 //!
 //! Then the update alone against PyTorch: the same network, a Beta policy, n-step returns, the
 //! A2C loss, clipping and an RMSprop step on the same `(T + 1)·N` states, on the same number of
@@ -15,8 +17,8 @@
 use rwt::candle_core::Device;
 use rwt::models::{weights, ModelKind, SegmenterConfig};
 use rwt::rl::{
-    collect, frozen_segmenter, reset_states, A2c, A2cConfig, ActorCritic, ActorCriticConfig, CollectTimes, Rollout,
-    StateEncoder,
+    collect, frozen_segmenter, reset_states, A2c, A2cConfig, ActionSpace, ActorCritic, ActorCriticConfig, CollectTimes,
+    Rollout, StateEncoder,
 };
 use rwt::sim::{EnvConfig, VecEnv, TRAINING_TOWN};
 use std::time::Instant;
@@ -38,13 +40,9 @@ fn torch_update(
     Ok((s, v["torch"].as_str().unwrap_or("?").to_string()))
 }
 
-fn main() -> rwt::Result<()> {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("drive bench: run with `cargo bench --bench drive`");
-        return Ok(());
-    }
-    let quick = std::env::var("RWT_QUICK").is_ok_and(|v| v == "1");
-    let updates = if quick { 3 } else { 20 };
+/// The whole loop with `space`'s policy head: `updates` A2C updates after one warm-up.
+/// Returns steps/s and the seconds per step of simulation, latent, policy and update.
+fn whole_loop(space: ActionSpace, updates: usize) -> rwt::Result<(f64, [f64; 4])> {
     let (actors, steps) = (10, 20);
     let dev = Device::Cpu;
     let env_cfg = EnvConfig::new(TRAINING_TOWN);
@@ -54,14 +52,9 @@ fn main() -> rwt::Result<()> {
     let mut encoder = StateEncoder::new(frozen_segmenter(ModelKind::Enet, &seg_cfg, &seg_vars, &dev)?, &dev);
     let (h, w) = (env_cfg.camera.height as usize, env_cfg.camera.width as usize);
     let (c, lh, lw) = encoder.latent_shape(h, w)?;
-    let net_cfg = ActorCriticConfig::for_latent(c, lh, lw);
+    let net_cfg = ActorCriticConfig::for_latent(c, lh, lw).with_action_space(space);
     let (agent_vars, net) = ActorCritic::seeded(&net_cfg, &dev, 0)?;
     let mut a2c = A2c::new(A2cConfig::default(), &agent_vars)?;
-    println!(
-        "{} threads, camera {h}x{w}, ENet latent [{c}, {lh}, {lw}], {actors} actors x {steps} steps, {updates} updates",
-        rayon::current_num_threads()
-    );
-
     let mut rollout = Rollout::new(steps, actors)?;
     rollout.begin(&reset_states(&mut env, &mut encoder, 0)?)?;
     let (mut rng, mut run_steps) = (rwt::random::seeded(0), 0usize);
@@ -84,15 +77,57 @@ fn main() -> rwt::Result<()> {
     }
     let total = start.elapsed().as_secs_f64();
     let n = (run_steps - counted) as f64;
-    println!("{:<34} {:>9.1} steps/s  ({n} steps, {episodes} episodes ended)", "whole loop", n / total);
+    println!(
+        "{:<34} {:>9.1} steps/s  ({n} steps, {episodes} episodes ended)",
+        format!("whole loop, {} policy", space.as_str()),
+        n / total
+    );
+    let parts = [times.env_s, times.latent_s, times.policy_s, update_s];
     for (part, s) in [
-        ("simulation + rendering", times.env_s),
-        ("ENet latent (10 actors, batched)", times.latent_s),
-        ("policy forward + sampling", times.policy_s),
-        ("A2C update (200 states)", update_s),
-    ] {
-        println!("{part:<34} {:>9.2} ms/step  {:>5.1} %", 1e3 * s / n, 100.0 * s / total);
+        "simulation + rendering",
+        "ENet latent (10 actors, batched)",
+        "policy forward + sampling",
+        "A2C update (200 states)",
+    ]
+    .iter()
+    .zip(parts)
+    {
+        println!("  {part:<32} {:>9.2} ms/step  {:>5.1} %", 1e3 * s / n, 100.0 * s / total);
     }
+    Ok((n / total, parts.map(|s| s / n)))
+}
+
+fn main() -> rwt::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("drive bench: run with `cargo bench --bench drive`");
+        return Ok(());
+    }
+    let quick = std::env::var("RWT_QUICK").is_ok_and(|v| v == "1");
+    let updates = if quick { 3 } else { 20 };
+    let (actors, steps) = (10, 20);
+    println!(
+        "{} threads, camera 96x192, ENet latent, {actors} actors x {steps} steps, {updates} updates per policy",
+        rayon::current_num_threads()
+    );
+    // The paper's Beta policy, then CARLA's 9 discrete actions (`action_space = "discrete"`):
+    // the same network but for the head, in the same process.
+    let (beta, _) = whole_loop(ActionSpace::Beta, updates)?;
+    let (discrete, _) = whole_loop(ActionSpace::Discrete, updates)?;
+    println!("discrete / Beta steps/s: {:.2}x", discrete / beta);
+
+    let dev = Device::Cpu;
+    let env_cfg = EnvConfig::new(TRAINING_TOWN);
+    let mut env = VecEnv::driving(&env_cfg, actors)?;
+    let seg_cfg = SegmenterConfig { num_classes: 19, width: 1.0, dropout: false };
+    let (seg_vars, _) = weights::build(ModelKind::Enet, &seg_cfg, &dev)?;
+    let mut encoder = StateEncoder::new(frozen_segmenter(ModelKind::Enet, &seg_cfg, &seg_vars, &dev)?, &dev);
+    let (h, w) = (env_cfg.camera.height as usize, env_cfg.camera.width as usize);
+    let (c, lh, lw) = encoder.latent_shape(h, w)?;
+    let (agent_vars, net) = ActorCritic::seeded(&ActorCriticConfig::for_latent(c, lh, lw), &dev, 0)?;
+    let mut a2c = A2c::new(A2cConfig::default(), &agent_vars)?;
+    let mut rollout = Rollout::new(steps, actors)?;
+    rollout.begin(&reset_states(&mut env, &mut encoder, 0)?)?;
+    let (mut rng, mut run_steps) = (rwt::random::seeded(0), 0usize);
 
     // The update alone, rwt against PyTorch on the same shapes and threads, on one full
     // rollout updated five times.
