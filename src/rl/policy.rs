@@ -32,7 +32,7 @@ pub enum ActionSpace {
 }
 
 impl ActionSpace {
-    /// Both spaces.
+    /// Every space.
     pub const ALL: [ActionSpace; 3] = [ActionSpace::Beta, ActionSpace::Discrete, ActionSpace::Grid];
 
     /// The environment's actions for raw actions as the policy samples them: `[B, 3]` in
