@@ -20,7 +20,7 @@ use rwt::rl::{
     collect, frozen_segmenter, reset_states, A2c, A2cConfig, ActionSpace, ActorCritic, ActorCriticConfig, CollectTimes,
     Rollout, StateEncoder,
 };
-use rwt::sim::{EnvConfig, VecEnv, TRAINING_TOWN};
+use rwt::sim::{DrivingEnv, EnvConfig, VecEnv, TRAINING_TOWN};
 use std::time::Instant;
 
 #[path = "common/torch_peer.rs"]
@@ -40,61 +40,88 @@ fn torch_update(
     Ok((s, v["torch"].as_str().unwrap_or("?").to_string()))
 }
 
-/// The whole loop with `space`'s policy head: `updates` A2C updates after one warm-up.
-/// Returns steps/s and the seconds per step of simulation, latent, policy and update.
-fn whole_loop(space: ActionSpace, updates: usize) -> rwt::Result<(f64, [f64; 4])> {
-    let (actors, steps) = (10, 20);
-    let dev = Device::Cpu;
-    let env_cfg = EnvConfig::new(TRAINING_TOWN);
-    let mut env = VecEnv::driving(&env_cfg, actors)?;
-    let seg_cfg = SegmenterConfig { num_classes: 19, width: 1.0, dropout: false };
-    let (seg_vars, _) = weights::build(ModelKind::Enet, &seg_cfg, &dev)?;
-    let mut encoder = StateEncoder::new(frozen_segmenter(ModelKind::Enet, &seg_cfg, &seg_vars, &dev)?, &dev);
-    let (h, w) = (env_cfg.camera.height as usize, env_cfg.camera.width as usize);
-    let (c, lh, lw) = encoder.latent_shape(h, w)?;
-    let net_cfg = ActorCriticConfig::for_latent(c, lh, lw).with_action_space(space);
-    let (agent_vars, net) = ActorCritic::seeded(&net_cfg, &dev, 0)?;
-    let mut a2c = A2c::new(A2cConfig::default(), &agent_vars)?;
-    let mut rollout = Rollout::new(steps, actors)?;
-    rollout.begin(&reset_states(&mut env, &mut encoder, 0)?)?;
-    let (mut rng, mut run_steps) = (rwt::random::seeded(0), 0usize);
+/// The loop's parts for one policy head: 10 actors in the training town, the untrained ENet
+/// encoder, the seeded actor-critic, its A2C learner and a begun 20-step rollout.
+struct Loop {
+    env: VecEnv<DrivingEnv>,
+    encoder: StateEncoder,
+    net: ActorCritic,
+    a2c: A2c,
+    rollout: Rollout,
+    rng: rand::rngs::StdRng,
+    run_steps: usize,
+    /// The latent map's `[C, H, W]`.
+    latent: (usize, usize, usize),
+}
+
+impl Loop {
+    fn new(space: ActionSpace, actors: usize, steps: usize) -> rwt::Result<Loop> {
+        let dev = Device::Cpu;
+        let env_cfg = EnvConfig::new(TRAINING_TOWN);
+        let mut env = VecEnv::driving(&env_cfg, actors)?;
+        let seg_cfg = SegmenterConfig { num_classes: 19, width: 1.0, dropout: false };
+        let (seg_vars, _) = weights::build(ModelKind::Enet, &seg_cfg, &dev)?;
+        let mut encoder = StateEncoder::new(frozen_segmenter(ModelKind::Enet, &seg_cfg, &seg_vars, &dev)?, &dev);
+        let (h, w) = (env_cfg.camera.height as usize, env_cfg.camera.width as usize);
+        let (c, lh, lw) = encoder.latent_shape(h, w)?;
+        let net_cfg = ActorCriticConfig::for_latent(c, lh, lw).with_action_space(space);
+        let (agent_vars, net) = ActorCritic::seeded(&net_cfg, &dev, 0)?;
+        let a2c = A2c::new(A2cConfig::default(), &agent_vars)?;
+        let mut rollout = Rollout::new(steps, actors)?;
+        rollout.begin(&reset_states(&mut env, &mut encoder, 0)?)?;
+        Ok(Loop { env, encoder, net, a2c, rollout, rng: rwt::random::seeded(0), run_steps: 0, latent: (c, lh, lw) })
+    }
+
+    /// One rollout collected; its episodes that ended and the collection's times.
+    fn collect(&mut self) -> rwt::Result<(usize, CollectTimes)> {
+        let (finished, t) = collect(
+            &mut self.env,
+            &mut self.encoder,
+            &self.net,
+            &mut self.rollout,
+            &mut self.rng,
+            &mut self.run_steps,
+        )?;
+        Ok((finished.len(), t))
+    }
+}
+
+/// The whole loop of `lp`: `updates` A2C updates after one warm-up. Prints and returns
+/// steps/s.
+fn whole_loop(lp: &mut Loop, name: &str, updates: usize) -> rwt::Result<f64> {
     // One warm-up iteration (allocations, thread pools).
-    collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut run_steps)?;
-    a2c.update(&net, &rollout)?;
-    rollout.carry_over()?;
+    lp.collect()?;
+    lp.a2c.update(&lp.net, &lp.rollout)?;
+    lp.rollout.carry_over()?;
 
     let (mut times, mut update_s, mut episodes) = (CollectTimes::default(), 0.0, 0);
-    let counted = run_steps;
+    let counted = lp.run_steps;
     let start = Instant::now();
     for _ in 0..updates {
-        let (finished, t) = collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut run_steps)?;
+        let (ended, t) = lp.collect()?;
         times.add(&t);
-        episodes += finished.len();
+        episodes += ended;
         let t0 = Instant::now();
-        a2c.update(&net, &rollout)?;
+        lp.a2c.update(&lp.net, &lp.rollout)?;
         update_s += t0.elapsed().as_secs_f64();
-        rollout.carry_over()?;
+        lp.rollout.carry_over()?;
     }
     let total = start.elapsed().as_secs_f64();
-    let n = (run_steps - counted) as f64;
+    let n = (lp.run_steps - counted) as f64;
     println!(
         "{:<34} {:>9.1} steps/s  ({n} steps, {episodes} episodes ended)",
-        format!("whole loop, {} policy", space.as_str()),
+        format!("whole loop, {name} policy"),
         n / total
     );
-    let parts = [times.env_s, times.latent_s, times.policy_s, update_s];
     for (part, s) in [
-        "simulation + rendering",
-        "ENet latent (10 actors, batched)",
-        "policy forward + sampling",
-        "A2C update (200 states)",
-    ]
-    .iter()
-    .zip(parts)
-    {
+        ("simulation + rendering", times.env_s),
+        ("ENet latent (10 actors, batched)", times.latent_s),
+        ("policy forward + sampling", times.policy_s),
+        ("A2C update (200 states)", update_s),
+    ] {
         println!("  {part:<32} {:>9.2} ms/step  {:>5.1} %", 1e3 * s / n, 100.0 * s / total);
     }
-    Ok((n / total, parts.map(|s| s / n)))
+    Ok(n / total)
 }
 
 fn main() -> rwt::Result<()> {
@@ -111,31 +138,19 @@ fn main() -> rwt::Result<()> {
     );
     // The paper's Beta policy, then CARLA's 9 discrete actions (`action_space = "discrete"`):
     // the same network but for the head, in the same process.
-    let (beta, _) = whole_loop(ActionSpace::Beta, updates)?;
-    let (discrete, _) = whole_loop(ActionSpace::Discrete, updates)?;
-    println!("discrete / Beta steps/s: {:.2}x", discrete / beta);
-
-    let dev = Device::Cpu;
-    let env_cfg = EnvConfig::new(TRAINING_TOWN);
-    let mut env = VecEnv::driving(&env_cfg, actors)?;
-    let seg_cfg = SegmenterConfig { num_classes: 19, width: 1.0, dropout: false };
-    let (seg_vars, _) = weights::build(ModelKind::Enet, &seg_cfg, &dev)?;
-    let mut encoder = StateEncoder::new(frozen_segmenter(ModelKind::Enet, &seg_cfg, &seg_vars, &dev)?, &dev);
-    let (h, w) = (env_cfg.camera.height as usize, env_cfg.camera.width as usize);
-    let (c, lh, lw) = encoder.latent_shape(h, w)?;
-    let (agent_vars, net) = ActorCritic::seeded(&ActorCriticConfig::for_latent(c, lh, lw), &dev, 0)?;
-    let mut a2c = A2c::new(A2cConfig::default(), &agent_vars)?;
-    let mut rollout = Rollout::new(steps, actors)?;
-    rollout.begin(&reset_states(&mut env, &mut encoder, 0)?)?;
-    let (mut rng, mut run_steps) = (rwt::random::seeded(0), 0usize);
+    let mut beta = Loop::new(ActionSpace::Beta, actors, steps)?;
+    let beta_rate = whole_loop(&mut beta, "beta", updates)?;
+    let discrete_rate = whole_loop(&mut Loop::new(ActionSpace::Discrete, actors, steps)?, "discrete", updates)?;
+    println!("discrete / Beta steps/s: {:.2}x", discrete_rate / beta_rate);
+    let (c, lh, lw) = beta.latent;
 
     // The update alone, rwt against PyTorch on the same shapes and threads, on one full
     // rollout updated five times.
-    collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut run_steps)?;
+    beta.collect()?;
     let mut times = vec![];
     for _ in 0..5 {
         let t0 = Instant::now();
-        a2c.update(&net, &rollout)?;
+        beta.a2c.update(&beta.net, &beta.rollout)?;
         times.push(t0.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
