@@ -20,24 +20,30 @@ fn example(name: &str) -> PathBuf {
 
 #[test]
 fn the_example_configs_parse_and_validate() {
-    for name in ["drive-enet.toml", "drive-labels.toml", "drive-enet-discrete.toml"] {
+    for name in ["drive-enet.toml", "drive-labels.toml", "drive-enet-discrete.toml", "drive-enet-imitation.toml"] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
         assert_eq!((cfg.actors, cfg.rollout), (10, 20), "{name}: the paper's 10 actors and 20-step rollouts");
         let env = cfg.env_config().unwrap();
         assert_eq!((env.reward.alive, env.reward.progress), (0.0, 1.0), "{name}");
     }
-    // The committed records of the discrete agent were run with this config (seeds 0, 1, 2).
-    let discrete = DriveConfig::from_file(example("drive-enet-discrete.toml")).unwrap();
-    let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results/drive-enet-discrete");
-    for seed in [0u64, 1, 2] {
-        let mut recorded = DriveConfig::from_file(records.join(format!("seed-{seed}/config.toml"))).unwrap();
-        assert_eq!(recorded.seed, seed);
-        recorded.name = discrete.name.clone();
-        recorded.seed = discrete.seed;
-        assert_eq!(recorded, discrete, "seed {seed}'s record differs from the example config");
+    // The committed records of the discrete and the imitating agents were run with these
+    // configs (seeds 0, 1, 2).
+    for (config, folder) in
+        [("drive-enet-discrete.toml", "drive-enet-discrete"), ("drive-enet-imitation.toml", "drive-enet-imitation")]
+    {
+        let example_cfg = DriveConfig::from_file(example(config)).unwrap();
+        let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
+        for seed in [0u64, 1, 2] {
+            let mut recorded = DriveConfig::from_file(records.join(format!("seed-{seed}/config.toml"))).unwrap();
+            assert_eq!(recorded.seed, seed);
+            recorded.name = example_cfg.name.clone();
+            recorded.seed = example_cfg.seed;
+            assert_eq!(recorded, example_cfg, "{folder}: seed {seed}'s record differs from the example config");
+        }
+        let segmenter = example_cfg.state.segmenter.as_ref();
+        assert!(segmenter.is_some_and(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p).is_file()));
     }
-    assert!(discrete.state.segmenter.as_ref().is_some_and(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p).is_file()));
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");
     let finetune = rwt::train::AblationConfig::from_file(example("sim-enet-finetune.toml")).unwrap();

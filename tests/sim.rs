@@ -363,3 +363,24 @@ fn synthetic_dataset_is_deterministic_and_split_by_town() {
         assert!(seen[c as usize], "class {c} never rendered");
     }
 }
+
+/// The route ahead in the car's frame, against the closed form: on a straight eastbound lane,
+/// facing east on the lane's centre line, the route 8 and 20 m ahead is straight ahead
+/// (`[8, 0, 20, 0]`); facing north at the same spot it is to the right (`[0, −8, 0, −20]`);
+/// the measurement vector with the route appends them divided by 20 m.
+#[test]
+fn the_route_ahead_is_in_the_cars_frame() {
+    let mut env = empty_env(TRAINING_TOWN);
+    let (lane, _) = east_lane(&env);
+    assert!(lane.length() > 8.0 + ROUTE_LOOKAHEAD[1] + 5.0);
+    let close = |a: [f32; 4], b: [f32; 4]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 0.05);
+    env.place_ego(lane.at(8.0), 0.0, 0.0);
+    let m = env.observe().measurements;
+    assert!(close(m.route_ahead, [8.0, 0.0, 20.0, 0.0]), "{:?}", m.route_ahead);
+    env.place_ego(lane.at(8.0), std::f32::consts::FRAC_PI_2, 0.0);
+    let m = env.observe().measurements;
+    assert!(close(m.route_ahead, [0.0, -8.0, 0.0, -20.0]), "{:?}", m.route_ahead);
+    let v = m.vector_with_route();
+    assert_eq!(v[..Measurements::LEN], m.vector());
+    assert!(close([v[7], v[8], v[9], v[10]], [0.0, -0.4, 0.0, -1.0]), "{v:?}");
+}

@@ -242,9 +242,10 @@ fn drive_progress() -> impl FnMut(&rl::DriveEvent) {
         }
         rl::DriveEvent::Segment(s) => {
             let line = format!(
-                "segment {} ({} steps): {} episodes, loss {:.3}, entropy {:.3}, |steer| {:.2} throttle {:.2} brake {:.2}, {:.0} steps/s{}",
+                "segment {} ({} steps{}): {} episodes, loss {:.3}, entropy {:.3}, |steer| {:.2} throttle {:.2} brake {:.2}, {:.0} steps/s{}",
                 s.segment + 1,
                 s.run_steps,
+                if s.expert_share > 0.0 { format!(", imitating: Autopilot share {:.2}", s.expert_share) } else { String::new() },
                 s.episodes,
                 s.loss,
                 s.entropy,
@@ -371,7 +372,8 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                         rows.extend(rl::evaluate(&bench, &format!("Autopilot seeing {name}"), &mut seeing)?);
                     }
                 }
-                let name = format!("agent: {} ({} state{acting})", cfg.name, cfg.state.kind);
+                let name =
+                    format!("agent: {} (training seed {}, {} state{acting})", cfg.name, cfg.seed, cfg.state.kind);
                 let mut driver = rl::Driver::Agent {
                     net: &agent.net,
                     encoder: agent.encoder.clone(),

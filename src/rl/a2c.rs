@@ -59,6 +59,11 @@ pub struct A2cConfig {
     /// makes the policy gradient's scale independent of the reward's, so the entropy bonus and
     /// the value term keep their relative weights whatever the returns' size.
     pub normalize_advantages: bool,
+    /// Multiplies the rollout's rewards before the returns (1: the rewards as they are). With
+    /// returns of tens (1 per metre driven), the value loss outweighs the policy term under
+    /// the shared trunk's global-norm clip; a scale of 0.1 keeps the targets near 1 (as
+    /// reward scaling in Stable-Baselines' `VecNormalize`, here a constant).
+    pub reward_scale: f64,
 }
 
 impl Default for A2cConfig {
@@ -73,6 +78,7 @@ impl Default for A2cConfig {
             optimizer: OptimizerKind::RmsProp,
             vtrace: None,
             normalize_advantages: false,
+            reward_scale: 1.0,
         }
     }
 }
@@ -96,6 +102,9 @@ impl A2cConfig {
         }
         if self.total_updates == 0 {
             return Err(Error::invalid("total_updates", 0, "must be >= 1"));
+        }
+        if !(self.reward_scale.is_finite() && self.reward_scale > 0.0) {
+            return Err(Error::invalid("reward_scale", self.reward_scale, "must be finite and > 0"));
         }
         if let Some(v) = self.vtrace {
             v.validate()?;
@@ -191,10 +200,29 @@ impl A2c {
     /// The loss of `rollout` under `net` (see the module docs), with its graph.
     pub fn losses(&self, net: &ActorCritic, rollout: &Rollout) -> Result<Losses> {
         let out = forward(net, rollout)?;
-        self.losses_of(net, rollout, &out)
+        self.losses_of(net, rollout, &out, None)
     }
 
-    fn losses_of(&self, net: &ActorCritic, rollout: &Rollout, out: &ActorCriticOutput) -> Result<Losses> {
+    /// The imitation loss of a rollout whose actions are an expert's
+    /// ([`super::collect_with`]): the policy term is the negative log-likelihood of the stored
+    /// actions, `−mean(log π(a*|s))` (behaviour cloning; every advantage set to 1), the value
+    /// and entropy terms are A2C's (the critic learns the returns of the executed actions).
+    pub fn imitation_losses(&self, net: &ActorCritic, rollout: &Rollout) -> Result<Losses> {
+        let out = forward(net, rollout)?;
+        let values = out.value.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        self.losses_of(net, rollout, &out, Some(&values))
+    }
+
+    /// The loss terms; `imitation`: the behaviour-cloning loss, with the value targets
+    /// bootstrapped from these values `[(T + 1)·N]` (held fixed over an imitation update's
+    /// epochs: re-bootstrapping from a critic trained on the same batch diverges).
+    fn losses_of(
+        &self,
+        net: &ActorCritic,
+        rollout: &Rollout,
+        out: &ActorCriticOutput,
+        imitation: Option<&[f64]>,
+    ) -> Result<Losses> {
         let (t, n) = (rollout.steps(), rollout.actors());
         let values = out.value.to_dtype(DType::F32)?;
         let policy = net.config().action_space.policy(&out.head.narrow(0, 0, t * n)?)?;
@@ -204,10 +232,20 @@ impl A2c {
         let log_probs = policy.log_prob(&actions.reshape(action_dims)?)?.to_dtype(DType::F32)?;
         let entropy = policy.entropy()?.to_dtype(DType::F32)?.mean_all()?;
 
-        let v_all = values.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let v_all = match imitation {
+            Some(v) => v.to_vec(),
+            None => values.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+        };
+        let scaled: Vec<f64>;
+        let rewards = if self.config.reward_scale == 1.0 {
+            rollout.rewards()
+        } else {
+            scaled = rollout.rewards().iter().map(|r| r * self.config.reward_scale).collect();
+            &scaled
+        };
         let (targets, advantages) = match self.config.vtrace {
             None => {
-                let returns = n_step_returns(rollout.rewards(), rollout.masks(), &v_all[t * n..], self.config.gamma)?;
+                let returns = n_step_returns(rewards, rollout.masks(), &v_all[t * n..], self.config.gamma)?;
                 let adv = returns.iter().zip(&v_all).map(|(r, v)| r - v).collect::<Vec<_>>();
                 (returns, adv)
             }
@@ -216,11 +254,17 @@ impl A2c {
                 let current = log_probs.to_dtype(DType::F64)?.to_vec1::<f64>()?;
                 let log_ratios: Vec<f64> =
                     current.iter().zip(behaviour.to_vec1::<f64>()?).map(|(c, b)| c - b).collect();
-                let v = vtrace(rollout.rewards(), rollout.masks(), &v_all, &log_ratios, self.config.gamma, cfg)?;
+                let v = vtrace(rewards, rollout.masks(), &v_all, &log_ratios, self.config.gamma, cfg)?;
                 (v.targets, v.advantages)
             }
         };
-        let advantages = if self.config.normalize_advantages { standardized(&advantages) } else { advantages };
+        let advantages = if imitation.is_some() {
+            vec![1.0; advantages.len()]
+        } else if self.config.normalize_advantages {
+            standardized(&advantages)
+        } else {
+            advantages
+        };
         let dev = values.device();
         let as_tensor = |v: Vec<f64>| -> Result<Tensor> {
             Ok(Tensor::from_vec(v.into_iter().map(|x| x as f32).collect::<Vec<_>>(), t * n, dev)?)
@@ -238,6 +282,27 @@ impl A2c {
     /// full or does not fit the network; a non-finite loss or gradient is not an error but a
     /// skipped update ([`UpdateStats::skipped`]).
     pub fn update(&mut self, net: &ActorCritic, rollout: &Rollout) -> Result<UpdateStats> {
+        self.update_with(net, rollout, None)
+    }
+
+    /// [`A2c::update`] with [`A2c::imitation_losses`]: `epochs` behaviour-cloning steps on a
+    /// rollout labelled by an expert, all at the rate of one scheduled update (the update
+    /// counter advances by one), the value targets bootstrapped from the critic as it was
+    /// before the first step. Returns the last step's statistics; skipped steps are
+    /// counted in [`A2c::skipped`].
+    pub fn imitation_update(&mut self, net: &ActorCritic, rollout: &Rollout, epochs: usize) -> Result<UpdateStats> {
+        let values = forward(net, rollout)?.value.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let mut stats = UpdateStats::default();
+        for e in 0..epochs.max(1) {
+            if e > 0 {
+                self.updates -= 1;
+            }
+            stats = self.update_with(net, rollout, Some(&values))?;
+        }
+        Ok(stats)
+    }
+
+    fn update_with(&mut self, net: &ActorCritic, rollout: &Rollout, imitation: Option<&[f64]>) -> Result<UpdateStats> {
         let out = forward(net, rollout)?;
         let probe = (out.head.sum_all()?.to_dtype(DType::F64)? + out.value.sum_all()?.to_dtype(DType::F64)?)?;
         let probe = probe.to_scalar::<f64>()?;
@@ -253,7 +318,7 @@ impl A2c {
                 ..Default::default()
             });
         }
-        let losses = self.losses_of(net, rollout, &out)?;
+        let losses = self.losses_of(net, rollout, &out, imitation)?;
         let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
         let mut stats = UpdateStats {
             loss: scalar(&losses.total)?,
@@ -365,7 +430,7 @@ mod tests {
         for k in 0..t {
             let actions = match cfg.action_space {
                 ActionSpace::Beta => Tensor::full(0.3f32, (n, 3), &dev).unwrap(),
-                ActionSpace::Discrete | ActionSpace::Grid => Tensor::full(2u32, n, &dev).unwrap(),
+                ActionSpace::Discrete | ActionSpace::Grid | ActionSpace::Fine => Tensor::full(2u32, n, &dev).unwrap(),
             };
             let lp = Tensor::zeros(n, DType::F32, &dev).unwrap();
             let rewards: Vec<f32> = (0..n).map(|a| (k + a) as f32 * 0.1).collect();
@@ -420,6 +485,23 @@ mod tests {
         assert!((get(&ln.policy) - pol_n).abs() < 1e-4 * pol_n.abs().max(1.0), "{} vs {pol_n}", get(&ln.policy));
         assert!((get(&ln.value) - value).abs() < 1e-4 * value.max(1.0));
         assert!((pol_n - pol).abs() > 1e-3, "the normalised policy term differs from the plain one");
+        // With reward_scale = 0.1 the returns are those of the rewards times 0.1 (computed by
+        // hand with n_step_returns on the scaled rewards).
+        let scaled = A2c::new(A2cConfig { reward_scale: 0.1, ..Default::default() }, &vm).unwrap();
+        let ls = scaled.losses(&net, &r).unwrap();
+        let rewards: Vec<f64> = r.rewards().iter().map(|x| 0.1 * x).collect();
+        let ret_s = n_step_returns(&rewards, r.masks(), &[v[6] as f64, v[7] as f64], 0.99).unwrap();
+        let value_s: f64 = (0..6).map(|i| (ret_s[i] - v[i] as f64).powi(2)).sum::<f64>() / 6.0;
+        let pol_s: f64 = -(0..6).map(|i| (ret_s[i] - v[i] as f64) * lp[i] as f64).sum::<f64>() / 6.0;
+        assert!((get(&ls.value) - value_s).abs() < 1e-4 * value_s.max(1.0), "{} vs {value_s}", get(&ls.value));
+        assert!((get(&ls.policy) - pol_s).abs() < 1e-4 * pol_s.abs().max(1.0));
+        assert!((value_s - value).abs() > 1e-3, "the scaled returns differ from the plain ones");
+        assert!(A2cConfig { reward_scale: 0.0, ..Default::default() }.validate().is_err());
+        // Imitation: the policy term is −mean log π of the stored actions; value unchanged.
+        let li = a2c.imitation_losses(&net, &r).unwrap();
+        let nll = -lp.iter().map(|&l| l as f64).sum::<f64>() / 6.0;
+        assert!((get(&li.policy) - nll).abs() < 1e-4 * nll.abs().max(1.0), "{} vs {nll}", get(&li.policy));
+        assert!((get(&li.value) - value).abs() < 1e-4 * value.max(1.0));
     }
 
     /// On-policy V-trace (behaviour log-probs = the current policy's) gives A2C's loss.

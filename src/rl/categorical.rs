@@ -40,6 +40,32 @@ pub const GRID_ACTIONS: [Action; 9] = [
     Action::new(-0.5, 0.0, 0.5),  // right, brake
 ];
 
+/// The steering levels of [`FINE_ACTIONS`]: finer near straight ahead, where lane keeping
+/// steers.
+pub const FINE_STEER: [f32; 9] = [-1.0, -0.6, -0.3, -0.1, 0.0, 0.1, 0.3, 0.6, 1.0];
+
+/// The longitudinal choices of [`FINE_ACTIONS`], `(throttle, brake)`: throttle 0.8 and 0.4,
+/// coast, brake 0.3 and 1 (the Autopilot's gentle and full brake).
+pub const FINE_LONGITUDINAL: [(f32, f32); 5] = [(0.8, 0.0), (0.4, 0.0), (0.0, 0.0), (0.0, 0.3), (0.0, 1.0)];
+
+/// 45 actions, [`FINE_STEER`] × [`FINE_LONGITUDINAL`] (index `5·s + l`): fine enough that the
+/// scripted Autopilot's continuous actions have a near neighbour, for imitation
+/// ([`crate::rl::ActionSpace::raw_of`]); the 9 of [`GRID_ACTIONS`] quantise its cruising
+/// throttle (about 0.1–0.3) to coasting and its steering to ±0.5, and CARLA's 9 cannot steer
+/// and accelerate at once.
+pub const FINE_ACTIONS: [Action; 45] = fine_actions();
+
+const fn fine_actions() -> [Action; 45] {
+    let mut out = [Action::new(0.0, 0.0, 0.0); 45];
+    let mut i = 0;
+    while i < 45 {
+        let (throttle, brake) = FINE_LONGITUDINAL[i % 5];
+        out[i] = Action::new(FINE_STEER[i / 5], throttle, brake);
+        i += 1;
+    }
+    out
+}
+
 /// Categorical distributions from unnormalised log-probabilities.
 ///
 /// # Shapes

@@ -10,9 +10,10 @@
 use super::network::ActorCritic;
 use super::rollout::Rollout;
 use super::state::{State, StateEncoder};
-use crate::sim::{Environment, EpisodeLog, VecEnv};
+use crate::sim::{Action, Environment, EpisodeLog, VecEnv};
 use crate::{Error, Result};
 use rand::rngs::StdRng;
+use rand::Rng;
 use std::time::Instant;
 
 /// Seconds spent in each part of acting.
@@ -67,6 +68,35 @@ pub fn collect<E: Environment>(
     rng: &mut StdRng,
     run_steps: &mut usize,
 ) -> Result<(Vec<FinishedEpisode>, CollectTimes)> {
+    collect_with(env, encoder, net, rollout, rng, run_steps, None)
+}
+
+/// A driver whose actions label the states for imitation (DAgger, Ross et al. 2011): the
+/// rollout stores *its* action for every state, and each actor executes it with probability
+/// `share`, else the policy's sample.
+pub struct Expert<'a, E> {
+    /// The expert's action in an environment's current state.
+    pub act: &'a (dyn Fn(&E) -> Action + Sync),
+    /// Probability that an actor executes the expert's action instead of the policy's, in `[0, 1]`.
+    pub share: f64,
+}
+
+/// [`collect`], or with an `expert`: the rollout's actions (and behaviour log-probabilities)
+/// are the expert's actions in the policy's raw form ([`super::ActionSpace::raw_of`]), and each step
+/// executes the expert's action with probability `expert.share` per actor (drawn from `rng`)
+/// and the policy's sample otherwise. Errors: as [`collect`]; a share outside `[0, 1]`.
+pub fn collect_with<E: Environment>(
+    env: &mut VecEnv<E>,
+    encoder: &mut StateEncoder,
+    net: &ActorCritic,
+    rollout: &mut Rollout,
+    rng: &mut StdRng,
+    run_steps: &mut usize,
+    expert: Option<&Expert<'_, E>>,
+) -> Result<(Vec<FinishedEpisode>, CollectTimes)> {
+    if let Some(e) = expert.filter(|e| !(0.0..=1.0).contains(&e.share)) {
+        return Err(Error::invalid("expert share", e.share, "must be in [0, 1]"));
+    }
     if env.len() != rollout.actors() {
         return Err(Error::shape("environments", rollout.actors().to_string(), env.len().to_string()));
     }
@@ -77,9 +107,18 @@ pub fn collect<E: Environment>(
         let t0 = Instant::now();
         let out = net.forward(&state.latent, &state.measurements)?;
         let policy = net.policy(&out)?;
-        let raw = policy.sample(rng)?;
+        let mut raw = policy.sample(rng)?;
+        let mut actions = policy.actions(&raw)?;
+        if let Some(expert) = expert {
+            let labels: Vec<Action> = env.envs().iter().map(|e| (expert.act)(e)).collect();
+            for (a, &label) in actions.iter_mut().zip(&labels) {
+                if rng.random::<f64>() < expert.share {
+                    *a = label;
+                }
+            }
+            raw = net.config().action_space.raw_of(&labels, raw.device())?;
+        }
         let log_probs = policy.log_prob(&raw)?.detach();
-        let actions = policy.actions(&raw)?;
         let t1 = Instant::now();
         let transitions = env.step(&actions).map_err(|e| {
             Error::invalid("environment step", rollout.len(), format!("failed at this rollout step: {e}"))
@@ -145,6 +184,32 @@ mod tests {
         rollout.carry_over().unwrap();
         collect(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut steps).unwrap();
         assert_eq!(steps, 12);
+    }
+
+    /// With an expert at share 1 every executed action is the expert's (full brake from rest:
+    /// the car never moves) and the rollout stores it in raw form (CARLA's "full brake" is
+    /// index 4); a share outside [0, 1] is an error naming it.
+    #[test]
+    fn an_expert_at_share_one_drives_and_labels() {
+        let dev = Device::Cpu;
+        let env_cfg = EnvConfig::new(TRAINING_TOWN).with_camera(CameraConfig::agent().with_size(96, 48));
+        let mut env = VecEnv::driving(&env_cfg, 2).unwrap();
+        let mut encoder = StateEncoder::label_maps(19, 8, &dev).unwrap();
+        let (c, h, w) = encoder.latent_shape(48, 96).unwrap();
+        let cfg = ActorCriticConfig::for_latent(c, h, w).with_action_space(crate::rl::ActionSpace::Discrete);
+        let (_, net) = ActorCritic::seeded(&cfg, &dev, 0).unwrap();
+        let mut rollout = Rollout::new(4, 2).unwrap();
+        rollout.begin(&reset_states(&mut env, &mut encoder, 3).unwrap()).unwrap();
+        let brake = |_: &crate::sim::DrivingEnv| Action::new(0.0, 0.0, 1.0);
+        let (mut rng, mut steps) = (crate::random::seeded(0), 0);
+        let expert = Expert { act: &brake, share: 1.0 };
+        collect_with(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut steps, Some(&expert)).unwrap();
+        assert!(env.envs().iter().all(|e| e.distance() == 0.0));
+        assert_eq!(rollout.actions().unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap(), vec![4; 8]);
+        rollout.carry_over().unwrap();
+        let bad = Expert { act: &brake, share: 1.5 };
+        let err = collect_with(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut steps, Some(&bad));
+        assert!(err.unwrap_err().to_string().contains("expert share"));
     }
 
     /// An environment that fails at its third step.

@@ -142,11 +142,16 @@ pub struct StateSection {
     pub model: String,
     /// Its width multiplier.
     pub width: f64,
+    /// Append where the route goes to the measurements ([`crate::sim::Measurements::route_ahead`]:
+    /// the route 8 and 20 m ahead in the car's frame). The paper's agent has only the
+    /// planner's command, which says *that* a turn comes, not where the road goes; default
+    /// `false` (the paper's state).
+    pub route: bool,
 }
 
 impl Default for StateSection {
     fn default() -> Self {
-        StateSection { kind: "latent".into(), segmenter: None, model: "enet".into(), width: 1.0 }
+        StateSection { kind: "latent".into(), segmenter: None, model: "enet".into(), width: 1.0, route: false }
     }
 }
 
@@ -155,7 +160,8 @@ impl Default for StateSection {
 #[serde(default, deny_unknown_fields)]
 pub struct AgentSection {
     /// `beta` (continuous steer, throttle, brake), `discrete` (CARLA's 9 A3C actions) or
-    /// `grid` (9 actions that steer and drive at once, [`super::GRID_ACTIONS`]).
+    /// `grid` (9 actions that steer and drive at once, [`super::GRID_ACTIONS`]) or `fine` (45
+    /// actions, [`super::FINE_ACTIONS`]: fine enough to imitate the Autopilot).
     pub action_space: String,
     /// `rmsprop` or `adam`.
     pub optimizer: String,
@@ -183,6 +189,16 @@ pub struct AgentSection {
     /// The steer Beta's `α = β` at the forward prior (its standard deviation on `[−1, 1]` is
     /// `1 / sqrt(2α + 1)`: 0.5 at the default 1.5, 0.22 at 10); must be > 1.
     pub steer_prior: f64,
+    /// Multiplies the rewards the learner sees (not the episodes' recorded rewards), so that
+    /// the value targets stay near unit scale ([`A2cConfig::reward_scale`]); default 1.
+    pub reward_scale: f64,
+    /// Segments at the start of the run that imitate the scripted Autopilot (DAgger, see
+    /// [`super::train`]) before A2C takes over; 0 (default): A2C from the first update, as
+    /// in the paper's Section III.C. Must leave at least one A2C segment.
+    pub imitation_segments: usize,
+    /// Gradient steps on each rollout of an imitation segment (default 4): behaviour cloning
+    /// needs more steps than one per rollout.
+    pub imitation_epochs: usize,
     /// Start from these agent weights (a `.safetensors` file, or an agent's run or checkpoint
     /// folder) instead of the seeded initialisation — e.g. to continue a trained agent on
     /// another segmenter's latent; the optimiser and the learning-rate schedule start afresh.
@@ -206,6 +222,9 @@ impl Default for AgentSection {
             lag: 0,
             forward_prior: true,
             steer_prior: crate::rl::FORWARD_PRIOR[0].0,
+            reward_scale: 1.0,
+            imitation_segments: 0,
+            imitation_epochs: 4,
             init: None,
         }
     }
@@ -298,6 +317,17 @@ impl DriveConfig {
                 "the steer Beta's α = β must be finite and > 1",
             ));
         }
+        let segments = self.total_updates() / self.segment;
+        if self.agent.imitation_segments >= segments {
+            return Err(Error::invalid(
+                "agent.imitation_segments",
+                self.agent.imitation_segments,
+                format!("must leave at least one A2C segment of the run's {segments}"),
+            ));
+        }
+        if self.agent.imitation_epochs == 0 {
+            return Err(Error::invalid("agent.imitation_epochs", 0, "must be >= 1"));
+        }
         if self.eval.episodes == 0 {
             return Err(Error::invalid("eval.episodes", 0, "must be >= 1"));
         }
@@ -357,7 +387,8 @@ impl DriveConfig {
             "beta" => Ok(ActionSpace::Beta),
             "discrete" => Ok(ActionSpace::Discrete),
             "grid" => Ok(ActionSpace::Grid),
-            other => Err(Error::invalid("agent.action_space", other, "expected beta, discrete or grid")),
+            "fine" => Ok(ActionSpace::Fine),
+            other => Err(Error::invalid("agent.action_space", other, "expected beta, discrete, grid or fine")),
         }
     }
 
@@ -379,6 +410,7 @@ impl DriveConfig {
             optimizer,
             vtrace: self.agent.vtrace.then(VTraceConfig::default),
             normalize_advantages: self.agent.normalize_advantages,
+            reward_scale: self.agent.reward_scale,
         })
     }
 
@@ -397,6 +429,8 @@ impl DriveConfig {
         if self.state.segmenter.is_none() {
             self.state.width = self.state.width.min(0.25);
         }
+        // One imitation segment at most: the quick run has two.
+        self.agent.imitation_segments = self.agent.imitation_segments.min(1);
         self.eval.episodes = self.eval.episodes.min(2);
         self.eval.seeds.truncate(1);
         self
@@ -437,6 +471,9 @@ mod tests {
         assert!(err("rollout = 0").contains("rollout"));
         assert!(err("[state]\nmodel = \"unet\"").contains("unet"));
         assert!(err("[agent]\nsteer_prior = 0.5").contains("agent.steer_prior"));
+        assert!(err("[agent]\nreward_scale = 0.0").contains("reward_scale"));
+        assert!(err("[state]\nroute = 1").contains("route"));
+        assert!(err("[agent]\nimitation_segments = 80").contains("agent.imitation_segments"));
     }
 
     #[test]

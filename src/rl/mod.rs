@@ -7,16 +7,16 @@
 //! |---|---|---|
 //! | `ln Γ` and `ψ` in candle ([`lgamma`], [`digamma`]) | `special.rs` | Abramowitz & Stegun 6.1.40, 6.3.18 |
 //! | a Beta distribution per action dimension ([`Beta`]) | `beta.rs` | CARLA-Roach; Chou et al. 2017 |
-//! | a categorical over CARLA's 9 A3C actions ([`Categorical`], [`DISCRETE_ACTIONS`]) or over steer × throttle/coast/brake ([`GRID_ACTIONS`]) | `categorical.rs` | Dosovitskiy et al. 2017 |
+//! | a categorical over CARLA's 9 A3C actions ([`Categorical`], [`DISCRETE_ACTIONS`]) or over steer × throttle/coast/brake ([`GRID_ACTIONS`], [`FINE_ACTIONS`]) | `categorical.rs` | Dosovitskiy et al. 2017 |
 //! | the action space as one config choice ([`ActionSpace`], [`Policy`]) | `policy.rs` | |
 //! | the state: latent maps of the two most recent frames + measurements ([`State`], [`StateEncoder`], [`frozen_segmenter`]) | `state.rs` | Section III.C |
 //! | the paper's actor-critic network ([`ActorCritic`], [`ActorCriticConfig`]) | `network.rs` | Section III.C |
 //! | rollout storage `[T + 1, N, …]` ([`Rollout`]) | `rollout.rs` | tch-rs `a2c.rs` |
-//! | acting: `T` steps of every actor of a `VecEnv` into a rollout, timed ([`collect`], [`reset_states`]) | `collect.rs` | |
+//! | acting: `T` steps of every actor of a `VecEnv` into a rollout, timed ([`collect`], [`reset_states`]); with an [`Expert`] labelling the states and sharing the driving ([`collect_with`]) | `collect.rs` | DAgger, Ross et al. 2011 |
 //! | n-step returns and V-trace targets ([`n_step_returns`], [`vtrace`]) | `returns.rs` | Espeholt et al. 2018 |
-//! | the A2C loss and update: clipping, linear decay, skipped non-finite updates ([`A2c`], [`A2cConfig`]) | `a2c.rs` | Mnih et al. 2016; OpenAI baselines |
+//! | the A2C loss and update: clipping, linear decay, skipped non-finite updates ([`A2c`], [`A2cConfig`]); the imitation update ([`A2c::imitation_update`]) | `a2c.rs` | Mnih et al. 2016; OpenAI baselines |
 //! | a run in one TOML file ([`DriveConfig`]) | `config.rs` | |
-//! | training: segments, run folder, atomic checkpoints, exact resume ([`train()`], [`DriveHistory`]) | `train.rs` | |
+//! | training: segments, run folder, atomic checkpoints, exact resume ([`train()`], [`DriveHistory`]); imitation segments before A2C (`agent.imitation_segments`) | `train.rs` | |
 //! | the reinforced ground matrix: segmenter, agent and `D` by alternating optimisation, Fig. 6 ([`reinforce()`], [`ReinforceConfig`], [`reinforce::ground_step`], [`reinforce::fig6`]) | `reinforce.rs` | Section III.C, Fig. 4, Fig. 6 |
 //! | the seeded benchmark of Tables IV–VI: random, Autopilot and agent drivers, animations ([`Benchmark`], [`Driver`], [`evaluate`], [`animate`]) | `benchmark.rs` | Tables IV–VI |
 //!
@@ -82,20 +82,23 @@ pub use benchmark::{
     animate, animate_pair, drive, evaluate, mean_sd, Benchmark, BenchmarkRow, Condition, Driver, RecordedFrame,
 };
 pub use beta::{softplus, Beta, UNIT_MARGIN};
-pub use categorical::{Categorical, DISCRETE_ACTIONS, GRID_ACTIONS};
-pub use collect::{collect, reset_states, CollectTimes, FinishedEpisode};
+pub use categorical::{Categorical, DISCRETE_ACTIONS, FINE_ACTIONS, FINE_LONGITUDINAL, FINE_STEER, GRID_ACTIONS};
+pub use collect::{collect, collect_with, reset_states, CollectTimes, Expert, FinishedEpisode};
 pub use config::{AgentSection, DriveConfig, EnvSection, EvalSection, StateSection};
 pub use network::{
     drive_forward_prior, init_weights, ActorCritic, ActorCriticConfig, ActorCriticOutput, FORWARD_PRIOR,
 };
-pub use policy::{ActionSpace, Policy};
+pub use policy::{ActionSpace, Policy, RAW_MARGIN};
 pub use reinforce::{
     reinforce, reinforce_for, ReinforceConfig, ReinforceEvent, ReinforceHistory, Reinforced, RoundRecord,
 };
 pub use returns::{n_step_returns, vtrace, VTrace, VTraceConfig};
 pub use rollout::Rollout;
 pub use special::{digamma, lgamma};
-pub use state::{frames_tensor, frozen_segmenter, label_maps_tensor, measurements_tensor, State, StateEncoder};
+pub use state::{
+    frames_tensor, frozen_segmenter, label_maps_tensor, measurements_tensor, measurements_with_route_tensor, State,
+    StateEncoder,
+};
 pub use train::{
     agent, agent_weights_path, copy_weights, load, segmenter_weights, state_encoder, state_encoder_with, train,
     train_for, train_until, DriveEvent, DriveHistory, EpisodeRecord, SegmentRecord, TrainedAgent,

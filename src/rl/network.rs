@@ -52,6 +52,12 @@ impl ActorCriticConfig {
         }
     }
 
+    /// The same with `n` measurements ([`Measurements::LEN_WITH_ROUTE`] for a state with the
+    /// route ahead, [`crate::rl::StateEncoder::measurements_len`]).
+    pub fn with_measurements(self, n: usize) -> Self {
+        ActorCriticConfig { measurements: n, ..self }
+    }
+
     /// The same with another action space.
     pub fn with_action_space(self, action_space: ActionSpace) -> Self {
         ActorCriticConfig { action_space, ..self }

@@ -6,18 +6,23 @@
 //! | `Beta` (the paper's continuous action, CARLA-Roach's policy) | 6: raw `α`, then raw `β`, for (steer, throttle, brake) | [`Beta`] per dimension | `[B, 3]` in `(0, 1)` | steer `2u − 1`, throttle `u`, brake `u` |
 //! | `Discrete` (CARLA's A3C baseline) | 9 logits | [`Categorical`] | `[B]` `u32` index | [`DISCRETE_ACTIONS`] |
 //! | `Grid` (steer × throttle/coast/brake) | 9 logits | [`Categorical`] | `[B]` `u32` index | [`GRID_ACTIONS`] |
+//! | `Fine` (9 steer levels × 5 throttle/brake) | 45 logits | [`Categorical`] | `[B]` `u32` index | [`FINE_ACTIONS`] |
 //!
 //! Log-probabilities and entropies are those of the action the environment receives: the
 //! steer's affine map `s = 2u − 1` adds `−ln 2` to its log-density and `+ln 2` to its
 //! entropy, so the two spaces' numbers mean the same thing.
 
 use super::beta::Beta;
-use super::categorical::{Categorical, DISCRETE_ACTIONS, GRID_ACTIONS};
+use super::categorical::{Categorical, DISCRETE_ACTIONS, FINE_ACTIONS, GRID_ACTIONS};
 use crate::sim::Action;
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
 use rand::Rng;
 use std::f64::consts::LN_2;
+
+/// How far inside `(0, 1)` [`ActionSpace::raw_of`] keeps a Beta raw action: an expert's
+/// full brake or zero throttle becomes `1 − 0.02` or `0.02`.
+pub const RAW_MARGIN: f32 = 0.02;
 
 /// Which actions the agent chooses from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -29,11 +34,13 @@ pub enum ActionSpace {
     Discrete,
     /// 9 discrete actions that steer and drive at once ([`GRID_ACTIONS`]).
     Grid,
+    /// 45 discrete actions, 9 steering levels × 5 throttle/brake choices ([`FINE_ACTIONS`]).
+    Fine,
 }
 
 impl ActionSpace {
     /// Every space.
-    pub const ALL: [ActionSpace; 3] = [ActionSpace::Beta, ActionSpace::Discrete, ActionSpace::Grid];
+    pub const ALL: [ActionSpace; 4] = [ActionSpace::Beta, ActionSpace::Discrete, ActionSpace::Grid, ActionSpace::Fine];
 
     /// The environment's actions for raw actions as the policy samples them: `[B, 3]` in
     /// `(0, 1)` for [`ActionSpace::Beta`] (steer `2u − 1`, throttle `u`, brake `u`, clamped to
@@ -62,7 +69,7 @@ impl ActionSpace {
                     })
                     .collect()
             }
-            ActionSpace::Discrete | ActionSpace::Grid => {
+            ActionSpace::Discrete | ActionSpace::Grid | ActionSpace::Fine => {
                 let table = self.table();
                 raw.to_dtype(DType::U32)?
                     .to_vec1::<u32>()
@@ -79,20 +86,54 @@ impl ActionSpace {
         }
     }
 
+    /// The raw actions that stand for environment actions — the inverse of
+    /// [`ActionSpace::actions`], for labelling states with an expert's actions (imitation):
+    /// `[B, 3]` unit values for `Beta` (steer `(s + 1)/2`, throttle, brake, each clamped to
+    /// `[RAW_MARGIN, 1 − RAW_MARGIN]`, where the Beta densities are finite), `[B]` indices of
+    /// the nearest table action (Euclidean in (steer, throttle, brake)) for the discrete
+    /// spaces. `f32`/`u32` on `device`.
+    pub fn raw_of(self, actions: &[Action], device: &candle_core::Device) -> Result<Tensor> {
+        match self {
+            ActionSpace::Beta => {
+                let unit = |x: f32| x.clamp(RAW_MARGIN, 1.0 - RAW_MARGIN);
+                let data: Vec<f32> = actions
+                    .iter()
+                    .flat_map(|a| [unit((a.steer + 1.0) / 2.0), unit(a.throttle), unit(a.brake)])
+                    .collect();
+                Ok(Tensor::from_vec(data, (actions.len(), 3), device)?)
+            }
+            ActionSpace::Discrete | ActionSpace::Grid | ActionSpace::Fine => {
+                let d2 = |a: &Action, b: &Action| {
+                    (a.steer - b.steer).powi(2) + (a.throttle - b.throttle).powi(2) + (a.brake - b.brake).powi(2)
+                };
+                let table = self.table();
+                let idx: Vec<u32> = actions
+                    .iter()
+                    .map(|a| {
+                        (0..table.len()).min_by(|&i, &j| d2(a, &table[i]).total_cmp(&d2(a, &table[j]))).unwrap_or(0)
+                            as u32
+                    })
+                    .collect();
+                Ok(Tensor::from_vec(idx, actions.len(), device)?)
+            }
+        }
+    }
+
     /// The action table of a discrete space (empty for `Beta`).
     pub fn table(self) -> &'static [Action] {
         match self {
             ActionSpace::Beta => &[],
             ActionSpace::Discrete => &DISCRETE_ACTIONS,
             ActionSpace::Grid => &GRID_ACTIONS,
+            ActionSpace::Fine => &FINE_ACTIONS,
         }
     }
 
-    /// Width of the policy head: 6 for `Beta`, 9 for `Discrete` and `Grid`.
+    /// Width of the policy head: 6 for `Beta`, 9 for `Discrete` and `Grid`, 45 for `Fine`.
     pub fn head_size(self) -> usize {
         match self {
             ActionSpace::Beta => 6,
-            ActionSpace::Discrete | ActionSpace::Grid => self.table().len(),
+            ActionSpace::Discrete | ActionSpace::Grid | ActionSpace::Fine => self.table().len(),
         }
     }
 
@@ -110,7 +151,9 @@ impl ActionSpace {
         }
         Ok(match self {
             ActionSpace::Beta => Policy::Beta(Beta::from_logits(head)?),
-            ActionSpace::Discrete | ActionSpace::Grid => Policy::Discrete(Categorical::from_logits(head)?, self),
+            ActionSpace::Discrete | ActionSpace::Grid | ActionSpace::Fine => {
+                Policy::Discrete(Categorical::from_logits(head)?, self)
+            }
         })
     }
 
@@ -120,6 +163,7 @@ impl ActionSpace {
             ActionSpace::Beta => "beta",
             ActionSpace::Discrete => "discrete",
             ActionSpace::Grid => "grid",
+            ActionSpace::Fine => "fine",
         }
     }
 }
@@ -131,7 +175,7 @@ impl std::str::FromStr for ActionSpace {
         ActionSpace::ALL
             .into_iter()
             .find(|a| a.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::invalid("action space", s, "expected beta, discrete or grid"))
+            .ok_or_else(|| Error::invalid("action space", s, "expected beta, discrete, grid or fine"))
     }
 }
 
@@ -224,6 +268,33 @@ mod tests {
         let acts = grid.actions(&Tensor::new(&[0u32, 8], &dev).unwrap()).unwrap();
         assert_eq!(acts, vec![Action::new(0.5, 0.75, 0.0), Action::new(-0.5, 0.0, 0.5)]);
         assert!(grid.actions(&Tensor::new(&[9u32], &dev).unwrap()).unwrap_err().to_string().contains("must be < 9"));
+    }
+
+    /// `raw_of` inverts `actions`: every table action maps to its own index; a Beta action
+    /// comes back as itself when inside the margins and clamped to them otherwise; an
+    /// off-table action maps to the nearest entry.
+    #[test]
+    fn raw_of_inverts_actions() {
+        let dev = Device::Cpu;
+        for space in [ActionSpace::Discrete, ActionSpace::Grid, ActionSpace::Fine] {
+            let table = space.table();
+            let raw = space.raw_of(table, &dev).unwrap();
+            assert_eq!(raw.to_vec1::<u32>().unwrap(), (0..table.len() as u32).collect::<Vec<u32>>());
+            assert_eq!(space.actions(&raw).unwrap(), table.to_vec());
+        }
+        // Steer 0.7 with a little throttle: CARLA's nearest is "half left" (0.5, 0, 0), the
+        // grid's "left, coast".
+        let turn = [Action::new(0.7, 0.1, 0.0)];
+        assert_eq!(ActionSpace::Discrete.raw_of(&turn, &dev).unwrap().to_vec1::<u32>().unwrap(), [7]);
+        assert_eq!(ActionSpace::Grid.raw_of(&turn, &dev).unwrap().to_vec1::<u32>().unwrap(), [1]);
+        // The fine set: steer 0.6 (index 7) with coasting (2): 5·7 + 2 = 37.
+        assert_eq!(ActionSpace::Fine.raw_of(&turn, &dev).unwrap().to_vec1::<u32>().unwrap(), [37]);
+        assert_eq!(FINE_ACTIONS[37], Action::new(0.6, 0.0, 0.0));
+        let inside = [Action::new(-0.5, 0.3, 0.1)];
+        let back = ActionSpace::Beta.actions(&ActionSpace::Beta.raw_of(&inside, &dev).unwrap()).unwrap();
+        assert!((back[0].steer + 0.5).abs() < 1e-6 && (back[0].throttle - 0.3).abs() < 1e-6);
+        let edge = ActionSpace::Beta.raw_of(&[Action::new(1.0, 0.0, 1.0)], &dev).unwrap();
+        assert_eq!(edge.to_vec2::<f32>().unwrap(), [[1.0 - RAW_MARGIN, RAW_MARGIN, 1.0 - RAW_MARGIN]]);
     }
 
     #[test]

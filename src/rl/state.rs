@@ -65,6 +65,7 @@ pub struct StateEncoder {
     perception: Perception,
     device: Device,
     previous: Option<Tensor>,
+    route: bool,
 }
 
 impl StateEncoder {
@@ -75,6 +76,7 @@ impl StateEncoder {
             perception: Perception::Latent { segmenter, normalize: Normalize::default() },
             device: device.clone(),
             previous: None,
+            route: false,
         }
     }
 
@@ -93,6 +95,7 @@ impl StateEncoder {
             perception: Perception::LabelMaps { classes, stride },
             device: device.clone(),
             previous: None,
+            route: false,
         })
     }
 
@@ -135,6 +138,23 @@ impl StateEncoder {
             Perception::LabelMaps { classes, stride } => {
                 label_maps_tensor(observations, *classes, *stride, &self.device)
             }
+        }
+    }
+
+    /// The same, with [`Measurements::route_ahead`] appended to the measurements
+    /// ([`Measurements::vector_with_route`]) when `route`.
+    pub fn with_route(mut self, route: bool) -> Self {
+        self.route = route;
+        self
+    }
+
+    /// Length of the states' measurement vectors: [`Measurements::LEN`], or
+    /// [`Measurements::LEN_WITH_ROUTE`] with the route.
+    pub fn measurements_len(&self) -> usize {
+        if self.route {
+            Measurements::LEN_WITH_ROUTE
+        } else {
+            Measurements::LEN
         }
     }
 
@@ -181,7 +201,12 @@ impl StateEncoder {
         };
         let stacked = Tensor::cat(&[&latent, &previous], 1)?;
         self.previous = Some(latent);
-        Ok(State { latent: stacked, measurements: measurements_tensor(observations, &self.device)? })
+        let measurements = if self.route {
+            measurements_with_route_tensor(observations, &self.device)?
+        } else {
+            measurements_tensor(observations, &self.device)?
+        };
+        Ok(State { latent: stacked, measurements })
     }
 }
 
@@ -253,6 +278,13 @@ pub fn measurements_tensor(observations: &[&Observation], device: &Device) -> Re
     Ok(Tensor::from_vec(data, (observations.len(), Measurements::LEN), device)?)
 }
 
+/// The measurement vectors with the route ahead ([`Measurements::vector_with_route`]),
+/// `[N, Measurements::LEN_WITH_ROUTE]` (`f32`).
+pub fn measurements_with_route_tensor(observations: &[&Observation], device: &Device) -> Result<Tensor> {
+    let data: Vec<f32> = observations.iter().flat_map(|o| o.measurements.vector_with_route()).collect();
+    Ok(Tensor::from_vec(data, (observations.len(), Measurements::LEN_WITH_ROUTE), device)?)
+}
+
 /// A copy of a trained segmenter whose parameters are plain tensors, not variables, so its
 /// forward passes record no autograd graph: the frozen segmenter of the state. The tensors
 /// share storage with `varmap`'s variables.
@@ -297,8 +329,13 @@ mod tests {
     fn observation(grey: u8, speed: f32) -> Observation {
         let mut frame = Frame::new(16, 8);
         frame.rgb.pixels_mut().for_each(|p| p.0 = [grey, grey, grey]);
-        let measurements =
-            Measurements { speed, distance_to_goal: 100.0, collision_damage: 0.0, command: Command::Left };
+        let measurements = Measurements {
+            speed,
+            distance_to_goal: 100.0,
+            collision_damage: 0.0,
+            command: Command::Left,
+            route_ahead: [8.0, 1.0, 19.0, 4.0],
+        };
         Observation { frame, measurements }
     }
 

@@ -13,6 +13,13 @@
 //!     write history.json, then checkpoint/{agent,optimizer}.safetensors, then checkpoint/state.txt
 //! ```
 //!
+//! With `agent.imitation_segments = m > 0` the first `m` segments imitate the scripted
+//! [`Autopilot`] instead (DAgger, Ross et al. 2011; the paper's Table VI agents also learn from
+//! demonstrations): the rollout stores the Autopilot's action for every state, each actor
+//! executes it with probability `β_k = 1 − k/m` (else the policy's sample), and the update is
+//! [`A2c::imitation_update`] (negative log-likelihood of the Autopilot's actions, plus A2C's
+//! value and entropy terms). The A2C segments then start from the imitating policy and critic.
+//!
 //! Everything random in a segment is a function of `(seed, k)`, and a segment's checkpoint holds
 //! the weights, the optimiser's buffers and the update counter, so resuming from it repeats the
 //! rest of the run exactly (tested). The price: episodes still running at a segment's end are
@@ -34,16 +41,17 @@
 //! | `checkpoint/` | `agent.safetensors`, `optimizer.safetensors`, `state.txt` (written last) |
 //! | `segmenter.safetensors` | a copy of the frozen segmenter's weights (latent state) |
 //! | `curves.svg` | episode reward, length and Drive % over steps; the loss terms |
+//! | `imitation/` | with `agent.imitation_segments`: the policy when imitation ended, as a run folder |
 
 use super::a2c::{A2c, UpdateStats};
-use super::collect::{collect, reset_states, CollectTimes, FinishedEpisode};
+use super::collect::{collect_with, reset_states, CollectTimes, Expert, FinishedEpisode};
 use super::config::DriveConfig;
 use super::network::{ActorCritic, ActorCriticConfig};
 use super::rollout::Rollout;
 use super::state::{frozen_segmenter, StateEncoder};
 use crate::models::weights;
 use crate::plot::{self, LineChart, Svg};
-use crate::sim::{InfractionKind, Termination, VecEnv};
+use crate::sim::{Autopilot, DrivingEnv, InfractionKind, Termination, VecEnv};
 use crate::{Error, Result};
 use candle_core::Device;
 use candle_nn::VarMap;
@@ -55,6 +63,8 @@ const AGENT: &str = "agent.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.txt";
 const SEGMENTER: &str = "segmenter.safetensors";
+/// The subfolder holding the policy at the end of the imitation phase.
+pub const IMITATION: &str = "imitation";
 
 /// One finished training episode, as the history keeps it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -139,9 +149,14 @@ pub struct SegmentRecord {
     pub update_s: f64,
     /// Means of the segment's sampled actions in the environment's units: `|steer|`,
     /// throttle, brake — what the policy has become (e.g. a categorical policy that collapses
-    /// onto full throttle). Records written before this field read as zeros.
+    /// onto full throttle); in imitation segments, of the Autopilot's actions that label the
+    /// states (what the rollout stores). Records written before this field read as zeros.
     #[serde(default)]
     pub action_means: [f64; 3],
+    /// Imitation segments (`agent.imitation_segments`): the probability with which an actor
+    /// executed the Autopilot's action (DAgger's β); 0 in A2C segments.
+    #[serde(default)]
+    pub expert_share: f64,
 }
 
 /// The record of a run: every finished episode and every segment.
@@ -281,7 +296,7 @@ pub fn segmenter_weights(cfg: &DriveConfig) -> Result<Option<PathBuf>> {
 /// of `state.segmenter` when `weights` is `None`) or the privileged label maps at ENet's
 /// stride 8. Errors name a missing or mismatched weights file.
 pub fn state_encoder_with(cfg: &DriveConfig, weights_file: Option<&Path>, device: &Device) -> Result<StateEncoder> {
-    match cfg.state.kind.as_str() {
+    let encoder = match cfg.state.kind.as_str() {
         "labels" => StateEncoder::label_maps(crate::classes::CITYSCAPES.len(), 8, device),
         _ => {
             let kind = cfg.model_kind()?;
@@ -296,7 +311,8 @@ pub fn state_encoder_with(cfg: &DriveConfig, weights_file: Option<&Path>, device
             }
             Ok(StateEncoder::new(frozen_segmenter(kind, &seg_cfg, &varmap, device)?, device))
         }
-    }
+    }?;
+    Ok(encoder.with_route(cfg.state.route))
 }
 
 /// [`state_encoder_with`] the weights `state.segmenter` names.
@@ -310,7 +326,9 @@ pub fn state_encoder(cfg: &DriveConfig, device: &Device) -> Result<StateEncoder>
 pub fn agent(cfg: &DriveConfig, encoder: &StateEncoder, device: &Device) -> Result<(VarMap, ActorCritic)> {
     let [h, w] = cfg.env.camera;
     let (c, lh, lw) = encoder.latent_shape(h as usize, w as usize)?;
-    let net_cfg = ActorCriticConfig::for_latent(c, lh, lw).with_action_space(cfg.action_space()?);
+    let net_cfg = ActorCriticConfig::for_latent(c, lh, lw)
+        .with_action_space(cfg.action_space()?)
+        .with_measurements(encoder.measurements_len());
     let (varmap, net) = ActorCritic::seeded(&net_cfg, device, cfg.seed)?;
     if cfg.agent.forward_prior {
         super::network::drive_forward_prior(&varmap, net_cfg.action_space, cfg.agent.steer_prior)?;
@@ -448,9 +466,17 @@ fn train_segments(
         let (mut sums, mut applied, mut skipped, mut ended) = ([0.0f64; 5], 0usize, vec![], 0usize);
         let mut last_rate = 0.0;
         let (mut action_sums, mut action_count) = ([0.0f64; 3], 0usize);
+        // The first `imitation_segments` segments imitate the Autopilot (DAgger): its share of
+        // the executed actions falls linearly from 1.
+        let imitating = cfg.agent.imitation_segments;
+        let share = (k < imitating).then(|| 1.0 - k as f64 / imitating as f64);
+        let autopilot = Autopilot::default();
+        let expert_act = |e: &DrivingEnv| autopilot.act(e);
+        let expert = share.map(|share| Expert { act: &expert_act, share });
         for _ in 0..cfg.segment {
             let acting = behaviour.as_ref().map_or(&net, |(_, b)| b);
-            let (finished, t) = collect(&mut env, &mut encoder, acting, &mut rollout, &mut rng, &mut run_steps)?;
+            let (finished, t) =
+                collect_with(&mut env, &mut encoder, acting, &mut rollout, &mut rng, &mut run_steps, expert.as_ref())?;
             times.add(&t);
             for a in space.actions(&flat_actions(&rollout.actions()?)?)? {
                 for (sum, v) in action_sums.iter_mut().zip([a.steer.abs(), a.throttle, a.brake]) {
@@ -461,7 +487,11 @@ fn train_segments(
             ended += finished.len();
             history.episodes.extend(finished.iter().map(EpisodeRecord::from));
             let t0 = Instant::now();
-            let stats = a2c.update(&net, &rollout)?;
+            let stats = if expert.is_some() {
+                a2c.imitation_update(&net, &rollout, cfg.agent.imitation_epochs)?
+            } else {
+                a2c.update(&net, &rollout)?
+            };
             update_s += t0.elapsed().as_secs_f64();
             match &stats.skipped {
                 Some(why) => skipped.push(why.clone()),
@@ -518,11 +548,15 @@ fn train_segments(
             policy_s: times.policy_s,
             update_s,
             action_means: action_sums.map(|v| v / action_count.max(1) as f64),
+            expert_share: share.unwrap_or(0.0),
         });
         // History first, then the checkpoint whose state.txt marks the segment as done.
         crate::train::report::write_json(dir.join("history.json"), &history)?;
         save_checkpoint(&ckpt, &varmap, &a2c, k + 1)?;
         crate::io::write_atomic(dir.join("curves.svg"), history.curves().to_svg().as_bytes())?;
+        if k + 1 == cfg.agent.imitation_segments {
+            save_imitation_snapshot(&dir, cfg, &history, &varmap)?;
+        }
         if let Some(s) = history.segments.last() {
             observe(&DriveEvent::Segment(s));
         }
@@ -533,6 +567,22 @@ fn train_segments(
 /// A rollout's raw actions `[T, N, 3]` / `[T, N]` as one batch `[T·N, 3]` / `[T·N]`.
 fn flat_actions(raw: &candle_core::Tensor) -> Result<candle_core::Tensor> {
     Ok(if raw.rank() == 3 { raw.flatten_to(1)? } else { raw.flatten_all()? })
+}
+
+/// The policy at the end of the imitation phase, kept as a run folder of its own,
+/// `<run>/imitation/` (`config.toml`, `history.json` of the imitation segments,
+/// `checkpoint/agent.safetensors`; the config named `<name> after imitation`), so that
+/// [`load`] and `rwt drive eval` take it as an agent:
+/// the benchmark then shows what A2C added to (or took from) the imitating policy.
+fn save_imitation_snapshot(run: &Path, cfg: &DriveConfig, history: &DriveHistory, varmap: &VarMap) -> Result<()> {
+    let dir = run.join(IMITATION);
+    let ckpt = dir.join("checkpoint");
+    std::fs::create_dir_all(&ckpt).map_err(|e| Error::Io { path: ckpt.clone(), source: e })?;
+    // Named apart from the run, so that benchmark rows tell the two policies apart.
+    let snapshot = DriveConfig { name: format!("{} after imitation", cfg.name), ..cfg.clone() };
+    crate::io::write_atomic(dir.join("config.toml"), snapshot.to_toml()?.as_bytes())?;
+    crate::train::report::write_json(dir.join("history.json"), history)?;
+    weights::save(varmap, ckpt.join(AGENT))
 }
 
 /// Writes the agent's weights, the optimiser's buffers and `state.txt` (last) into `dir`.
@@ -693,6 +743,49 @@ mod tests {
     }
 
     /// The privileged state with a lagging behaviour policy and V-trace trains too.
+    /// Two imitation segments of three (DAgger shares 1 and ½, recorded), the route in the
+    /// measurements and the 45-action space; the imitation segments' stored actions are the
+    /// Autopilot's, so their action means are its (no brake from rest on an empty start, some
+    /// throttle); the run resumes to the same curve after a stop inside the imitation phase.
+    #[test]
+    fn imitation_segments_then_a2c_resume_to_the_same_curve() {
+        let mut cfg = tiny("imitate");
+        cfg.state.kind = "labels".into();
+        cfg.state.route = true;
+        cfg.agent.action_space = "fine".into();
+        cfg.agent.imitation_segments = 2;
+        cfg.agent.imitation_epochs = 2;
+        cfg.agent.reward_scale = 0.1;
+        let (a, b) = (tmp("imitate-a"), tmp("imitate-b"));
+        let straight = train(&cfg, &a, |_| {}).unwrap();
+        let shares: Vec<f64> = straight.history.segments.iter().map(|s| s.expert_share).collect();
+        assert_eq!(shares, [1.0, 0.5, 0.0]);
+        assert_eq!(straight.net.config().measurements, crate::sim::Measurements::LEN_WITH_ROUTE);
+        assert!(straight.history.segments.iter().all(|s| s.loss.is_finite() && s.skipped.is_empty()));
+        // Imitation updates count one scheduled update per rollout, whatever the epochs.
+        assert_eq!(straight.history.segments[1].updates, 2 * cfg.segment);
+        assert!(straight.history.segments[0].action_means[1] > 0.0);
+        // The policy at the end of imitation is kept as a run folder: it loads, with the two
+        // imitation segments, and differs from the final (A2C-trained) weights.
+        let snapshot = load(a.join(IMITATION)).unwrap();
+        assert_eq!(snapshot.history.segments.len(), 2);
+        assert_eq!(
+            DriveConfig::from_file(a.join(IMITATION).join("config.toml")).unwrap().name,
+            "imitate after imitation"
+        );
+        let w = |vm: &VarMap| {
+            vm.data().lock().unwrap()["policy.out.weight"].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        assert_ne!(w(&snapshot.varmap), w(&straight.varmap));
+        train_for(&cfg, &b, 1, |_| {}).unwrap();
+        let resumed = train(&cfg, &b, |_| {}).unwrap();
+        assert_eq!(resumed.history.episodes, straight.history.episodes);
+        let losses =
+            |h: &DriveHistory| h.segments.iter().map(|s| (s.loss, s.entropy, s.expert_share)).collect::<Vec<_>>();
+        assert_eq!(losses(&resumed.history), losses(&straight.history));
+        let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
+    }
+
     #[test]
     fn label_maps_and_a_lagging_policy() {
         let mut cfg = tiny("labels");

@@ -106,16 +106,40 @@ pub struct Measurements {
     pub collision_damage: f32,
     /// The route planner's command.
     pub command: Command,
+    /// Where the route goes: the route's points [`ROUTE_LOOKAHEAD`] metres ahead of the car's
+    /// projection on it, in the car's frame, `[forward, left]` metres each (the "target
+    /// points" of waypoint-conditioned driving agents, e.g. TransFuser, Chitta et al. 2022;
+    /// CARLA's leaderboard hands agents the same route). Zero without a route.
+    pub route_ahead: [f32; 4],
 }
+
+/// Arc lengths ahead of the car's projection on the route at which
+/// [`Measurements::route_ahead`] samples the route, metres.
+pub const ROUTE_LOOKAHEAD: [f32; 2] = [8.0, 20.0];
 
 impl Measurements {
     /// Length of [`Measurements::vector`].
     pub const LEN: usize = 7;
 
+    /// Length of [`Measurements::vector_with_route`].
+    pub const LEN_WITH_ROUTE: usize = Self::LEN + 4;
+
     /// The agent's input: `[speed / 25 km/h, distance / 250 m, damage, one-hot command (4)]`.
     pub fn vector(&self) -> [f32; Self::LEN] {
         let c = self.command.one_hot();
         [self.speed * 3.6 / 25.0, self.distance_to_goal / 250.0, self.collision_damage, c[0], c[1], c[2], c[3]]
+    }
+
+    /// [`Measurements::vector`] followed by [`Measurements::route_ahead`] / 20 m: the
+    /// paper's measurements and where the route goes (`state.route = true` in a
+    /// [`crate::rl::DriveConfig`]).
+    pub fn vector_with_route(&self) -> [f32; Self::LEN_WITH_ROUTE] {
+        let mut v = [0.0; Self::LEN_WITH_ROUTE];
+        v[..Self::LEN].copy_from_slice(&self.vector());
+        for (o, r) in v[Self::LEN..].iter_mut().zip(self.route_ahead) {
+            *o = r / ROUTE_LOOKAHEAD[1];
+        }
+        v
     }
 }
 
@@ -369,7 +393,23 @@ impl DrivingEnv {
     fn measurements(&self, damage: f32) -> Measurements {
         let (distance, command) =
             self.route.as_ref().map_or((0.0, Command::FollowLane), |r| (r.remaining(), r.command()));
-        Measurements { speed: self.ego.speed, distance_to_goal: distance, collision_damage: damage, command }
+        let mut route_ahead = [0.0; 4];
+        if let Some(r) = &self.route {
+            let forward = V2::from_angle(self.ego.yaw);
+            let left = V2::new(-forward.y, forward.x);
+            for (k, ahead) in ROUTE_LOOKAHEAD.iter().enumerate() {
+                let d = r.point_at(r.progress() + ahead) - self.ego.position;
+                route_ahead[2 * k] = d.dot(forward);
+                route_ahead[2 * k + 1] = d.dot(left);
+            }
+        }
+        Measurements {
+            speed: self.ego.speed,
+            distance_to_goal: distance,
+            collision_damage: damage,
+            command,
+            route_ahead,
+        }
     }
 
     /// The most severe collision of the ego car's current footprint, if any.

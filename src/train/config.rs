@@ -610,7 +610,14 @@ impl RunConfig {
 
 /// Parses TOML text into a `what` (a config); the error carries the parser's message.
 pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T> {
-    toml::from_str(text).map_err(|e| Error::invalid(what, "TOML", e.message().to_string()))
+    toml::from_str(text).map_err(|e| {
+        // The parser's span names the offending line (a wrong type does not name its key).
+        let at = e.span().map(|span| {
+            let line = text[..span.start.min(text.len())].matches('\n').count();
+            format!("line {} (`{}`): ", line + 1, text.lines().nth(line).unwrap_or("").trim())
+        });
+        Error::invalid(what, "TOML", format!("{}{}", at.unwrap_or_default(), e.message()))
+    })
 }
 
 /// The class set a dataset is labelled in (`field` names the config key in errors).
