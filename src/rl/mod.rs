@@ -95,10 +95,7 @@ pub use reinforce::{
 pub use returns::{n_step_returns, vtrace, VTrace, VTraceConfig};
 pub use rollout::Rollout;
 pub use special::{digamma, lgamma};
-pub use state::{
-    frames_tensor, frozen_segmenter, label_maps_tensor, measurements_tensor, measurements_with_route_tensor, State,
-    StateEncoder,
-};
+pub use state::{frames_tensor, frozen_segmenter, label_maps_tensor, measurements_tensor, State, StateEncoder};
 pub use train::{
     agent, agent_weights_path, copy_weights, load, segmenter_weights, state_encoder, state_encoder_with, train,
     train_for, train_until, DriveEvent, DriveHistory, EpisodeRecord, SegmentRecord, TrainedAgent,

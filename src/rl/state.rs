@@ -202,7 +202,7 @@ impl StateEncoder {
         let stacked = Tensor::cat(&[&latent, &previous], 1)?;
         self.previous = Some(latent);
         let measurements = if self.route {
-            measurements_with_route_tensor(observations, &self.device)?
+            rows_tensor(observations, Measurements::vector_with_route, &self.device)?
         } else {
             measurements_tensor(observations, &self.device)?
         };
@@ -274,15 +274,17 @@ pub fn label_maps_tensor(
 
 /// The measurement vectors of `observations`, `[N, Measurements::LEN]` (`f32`).
 pub fn measurements_tensor(observations: &[&Observation], device: &Device) -> Result<Tensor> {
-    let data: Vec<f32> = observations.iter().flat_map(|o| o.measurements.vector()).collect();
-    Ok(Tensor::from_vec(data, (observations.len(), Measurements::LEN), device)?)
+    rows_tensor(observations, Measurements::vector, device)
 }
 
-/// The measurement vectors with the route ahead ([`Measurements::vector_with_route`]),
-/// `[N, Measurements::LEN_WITH_ROUTE]` (`f32`).
-pub fn measurements_with_route_tensor(observations: &[&Observation], device: &Device) -> Result<Tensor> {
-    let data: Vec<f32> = observations.iter().flat_map(|o| o.measurements.vector_with_route()).collect();
-    Ok(Tensor::from_vec(data, (observations.len(), Measurements::LEN_WITH_ROUTE), device)?)
+/// One row `vector(measurements)` per observation, `[N, L]` (`f32`).
+fn rows_tensor<const L: usize>(
+    observations: &[&Observation],
+    vector: impl Fn(&Measurements) -> [f32; L],
+    device: &Device,
+) -> Result<Tensor> {
+    let data: Vec<f32> = observations.iter().flat_map(|o| vector(&o.measurements)).collect();
+    Ok(Tensor::from_vec(data, (observations.len(), L), device)?)
 }
 
 /// A copy of a trained segmenter whose parameters are plain tensors, not variables, so its

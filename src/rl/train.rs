@@ -742,7 +742,6 @@ mod tests {
         let _ = (std::fs::remove_dir_all(&d), std::fs::remove_dir_all(&e));
     }
 
-    /// The privileged state with a lagging behaviour policy and V-trace trains too.
     /// Two imitation segments of three (DAgger shares 1 and ½, recorded), the route in the
     /// measurements and the 45-action space; the imitation segments' stored actions are the
     /// Autopilot's, so their action means are its (no brake from rest on an empty start, some
@@ -786,6 +785,7 @@ mod tests {
         let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
     }
 
+    /// The privileged state with a lagging behaviour policy and V-trace trains too.
     #[test]
     fn label_maps_and_a_lagging_policy() {
         let mut cfg = tiny("labels");

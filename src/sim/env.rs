@@ -396,11 +396,10 @@ impl DrivingEnv {
         let mut route_ahead = [0.0; 4];
         if let Some(r) = &self.route {
             let forward = V2::from_angle(self.ego.yaw);
-            let left = V2::new(-forward.y, forward.x);
             for (k, ahead) in ROUTE_LOOKAHEAD.iter().enumerate() {
                 let d = r.point_at(r.progress() + ahead) - self.ego.position;
                 route_ahead[2 * k] = d.dot(forward);
-                route_ahead[2 * k + 1] = d.dot(left);
+                route_ahead[2 * k + 1] = -d.dot(forward.right());
             }
         }
         Measurements {
