@@ -269,6 +269,51 @@ fn time_limit_truncates_and_the_goal_terminates() {
     assert!(t.terminated && t.info.episode.unwrap().success());
 }
 
+/// A car held on the brake ends as `Blocked` after exactly `blocked_steps` steps; one that
+/// creeps on (moving more than `BLOCKED_RADIUS_M` now and then) restarts the count and runs to
+/// the step limit; zero steps is a named error.
+#[test]
+fn standing_still_is_blocked() {
+    let mut cfg = EnvConfig::new(TRAINING_TOWN);
+    cfg.traffic = TrafficConfig::empty();
+    cfg.max_steps = 60;
+    cfg.blocked_steps = Some(20);
+    let mut env = DrivingEnv::new(cfg.clone()).unwrap();
+    env.reset(3).unwrap();
+    let mut ended = None;
+    for k in 1..=60 {
+        let t = env.step(Action::new(0.0, 0.0, 1.0)).unwrap();
+        if t.done() {
+            assert!(t.terminated && !t.truncated);
+            ended = Some((k, t.info.termination));
+            break;
+        }
+    }
+    assert_eq!(ended, Some((20, Some(Termination::Blocked))));
+
+    // Moving on: placed by hand 1.5 m forward and back every 10 steps.
+    env.reset(3).unwrap();
+    let (start, yaw) = (env.ego().position, env.ego().yaw);
+    let mut last = None;
+    for k in 1..=60 {
+        if k % 10 == 0 {
+            let ahead = if k % 20 == 0 { 0.0 } else { 1.5 };
+            env.place_ego(start + rwt::sim::V2::from_angle(yaw) * ahead, yaw, 0.0);
+        }
+        let t = env.step(Action::new(0.0, 0.0, 1.0)).unwrap();
+        last = Some(t.info.termination);
+        if t.done() {
+            assert_eq!(k, 60);
+        }
+    }
+    assert_eq!(last, Some(Some(Termination::TimeLimit)));
+    const { assert!(rwt::sim::BLOCKED_RADIUS_M < 1.5) };
+
+    cfg.blocked_steps = Some(0);
+    let err = DrivingEnv::new(cfg).err().unwrap().to_string();
+    assert!(err.contains("blocked_steps"), "{err}");
+}
+
 #[test]
 fn autopilot_reaches_goals_in_an_empty_town() {
     let mut env = empty_env(TRAINING_TOWN);

@@ -102,6 +102,11 @@ enum DriveCommand {
         /// that spreads its mass over steering actions is often always "throttle".
         #[arg(long)]
         sampled: bool,
+        /// Act with the expected action of the agents' policies (`eval.expected_action = true`):
+        /// for a discrete policy, E[steer] and E[throttle − brake] instead of its most likely
+        /// entry. Ignored with --sampled.
+        #[arg(long)]
+        expected: bool,
         /// Two episodes per condition, one seed (also RWT_QUICK=1).
         #[arg(long)]
         quick: bool,
@@ -306,7 +311,7 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
             let n = trained.history.episodes.len();
             println!("{n} training episodes; run folder: {}", out.display());
         }
-        DriveCommand::Eval { runs, baselines, perception, segmenters, json, gif, sampled, quick: q } => {
+        DriveCommand::Eval { runs, baselines, perception, segmenters, json, gif, sampled, expected, quick: q } => {
             let mut rows = vec![];
             for (k, dir) in runs.iter().enumerate() {
                 let agent = rl::load(dir)?;
@@ -318,7 +323,10 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                 if sampled {
                     cfg.eval.greedy = false;
                 }
-                let acting = if cfg.eval.greedy { "" } else { ", sampled actions" };
+                if expected {
+                    cfg.eval.expected_action = true;
+                }
+                let acting = cfg.eval.acting().suffix();
                 let bench = rl::Benchmark::of(&cfg)?;
                 if k == 0 && baselines {
                     let mut random = rl::Driver::Random(rwt::random::seeded(cfg.seed));
@@ -327,7 +335,7 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                     let mut fresh = rl::Driver::Agent {
                         net: &untrained,
                         encoder: agent.encoder.clone(),
-                        greedy: cfg.eval.greedy,
+                        acting: cfg.eval.acting(),
                         rng: rwt::random::seeded(cfg.seed),
                     };
                     rows.extend(rl::evaluate(
@@ -377,7 +385,7 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                 let mut driver = rl::Driver::Agent {
                     net: &agent.net,
                     encoder: agent.encoder.clone(),
-                    greedy: cfg.eval.greedy,
+                    acting: cfg.eval.acting(),
                     rng: rwt::random::seeded(cfg.seed),
                 };
                 rows.extend(rl::evaluate(&bench, &name, &mut driver)?);

@@ -10,6 +10,12 @@
 //! kind (pooled over seeds) and Tables V–VI's Drive %, km/h and success rate (mean ± sd over
 //! seeds).
 //!
+//! Drive % counts the steps driven before a failure ends an episode (crash, off-lane, off-road,
+//! or standing still for `eval.blocked_s` seconds: [`crate::sim::Termination::Blocked`]), out
+//! of the step limit — an episode that reaches its goal counts as fully driven. Without the
+//! blocked rule a policy that never moves scores 100 %; with it, `blocked_s` / the episode's
+//! length (10 s of 50 s: 20 %).
+//!
 //! Episode seeds are `2⁴⁰ + 1000·seed + i`, disjoint from every training episode's.
 
 use super::config::DriveConfig;
@@ -52,10 +58,13 @@ pub struct Benchmark {
 
 impl Benchmark {
     /// The benchmark of a run: its training environment, the same in `eval.new_town`, and in
-    /// `eval.new_weather`, each `eval.episodes` episodes for every seed of `eval.seeds`.
+    /// `eval.new_weather`, each `eval.episodes` episodes for every seed of `eval.seeds`; in
+    /// all three an episode ends as blocked after `eval.blocked_s` seconds of standing still.
     pub fn of(cfg: &DriveConfig) -> Result<Benchmark> {
         cfg.validate()?;
-        let train = cfg.env_config()?;
+        let mut train = cfg.env_config()?;
+        let blocked = (cfg.eval.blocked_s / train.dt as f64).round() as usize;
+        train.blocked_steps = (blocked > 0).then_some(blocked);
         let mut town = train.clone();
         town.town = crate::sim::TownConfig::new(cfg.eval.new_town);
         let weather: Weather = cfg.eval.new_weather.parse()?;
@@ -76,6 +85,29 @@ impl Benchmark {
     }
 }
 
+/// How an evaluated agent picks its action from its policy (`eval.greedy`,
+/// `eval.expected_action`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acting {
+    /// The Beta mean / the categorical's most likely action ([`super::Policy::greedy`]).
+    Greedy,
+    /// The expected action ([`super::Policy::expected_actions`]; Beta: its mean, as `Greedy`).
+    Expected,
+    /// A draw from the policy.
+    Sampled,
+}
+
+impl Acting {
+    /// Its suffix in row names: "", ", expected actions" or ", sampled actions".
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Acting::Greedy => "",
+            Acting::Expected => ", expected actions",
+            Acting::Sampled => ", sampled actions",
+        }
+    }
+}
+
 /// Who drives.
 pub enum Driver<'a> {
     /// Steer ~ U[−1, 1], throttle ~ U[0, 1], brake ~ U[0, 1], independently every step.
@@ -86,14 +118,14 @@ pub enum Driver<'a> {
     /// segmenter predicts on its camera (`None`: the simulator's labels, perfect perception),
     /// located with the depth image.
     Perceiving(Autopilot, Option<Arc<dyn Segmenter>>),
-    /// The actor-critic on its state encoder; `greedy`: the policy's mean / mode, else a sample.
+    /// The actor-critic on its state encoder, acting as `acting` says.
     Agent {
         /// The network.
         net: &'a ActorCritic,
         /// Its state encoder (its memory is reset at every batch of episodes).
         encoder: StateEncoder,
-        /// Act with the mean (Beta) / mode (discrete) instead of sampling.
-        greedy: bool,
+        /// Greedy, expected or sampled actions.
+        acting: Acting,
         /// For sampling.
         rng: StdRng,
     },
@@ -119,15 +151,18 @@ impl Driver<'_> {
                     .map(|((e, o), labels)| a.act_perceiving(e, labels, &o.frame.depth))
                     .collect()
             }
-            Driver::Agent { net, encoder, greedy, rng } => {
+            Driver::Agent { net, encoder, acting, rng } => {
                 if start {
                     encoder.reset();
                 }
                 let state = encoder.encode(observations, &vec![start; observations.len()])?;
                 let out = net.forward(&state.latent, &state.measurements)?;
                 let policy = net.policy(&out)?;
-                let raw = if *greedy { policy.greedy()? } else { policy.sample(rng)? };
-                policy.actions(&raw)
+                match acting {
+                    Acting::Greedy => policy.actions(&policy.greedy()?),
+                    Acting::Expected => policy.expected_actions(),
+                    Acting::Sampled => policy.actions(&policy.sample(rng)?),
+                }
             }
         }
     }
@@ -446,6 +481,11 @@ mod tests {
         assert_eq!(b.conditions.len(), 3);
         assert_ne!(b.conditions[1].env.town, b.conditions[0].env.town);
         assert_ne!(b.conditions[2].env.weather, b.conditions[0].env.weather);
+        // eval.blocked_s = 10 at 0.1 s per step, in every condition; 0 turns it off.
+        assert!(b.conditions.iter().all(|c| c.env.blocked_steps == Some(100)));
+        let mut never = cfg.clone();
+        never.eval.blocked_s = 0.0;
+        assert!(Benchmark::of(&never).unwrap().conditions.iter().all(|c| c.env.blocked_steps.is_none()));
         let seeds = b.episode_seeds(0);
         let env = &b.conditions[0].env;
         let (auto, _) = drive(env, &seeds, &mut Driver::Autopilot(Autopilot::default()), None).unwrap();

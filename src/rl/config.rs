@@ -36,6 +36,9 @@
 //! seeds = [0, 1, 2]
 //! new_town = 2
 //! new_weather = "rain"
+//! greedy = true               # mean (Beta) / mode (discrete); false: sampled actions
+//! expected_action = false      # with greedy: the expected action (discrete policies)
+//! blocked_s = 10.0             # standing still this long ends an episode as blocked (0: never)
 //! ```
 //!
 //! Every field has a default; unknown keys are errors that name them.
@@ -245,6 +248,14 @@ pub struct EvalSection {
     pub new_weather: String,
     /// Act with the policy's mean (Beta) / mode (discrete) instead of sampling.
     pub greedy: bool,
+    /// With `greedy`: act with the expected action instead ([`super::Policy::expected_actions`];
+    /// differs from the mode for discrete policies).
+    pub expected_action: bool,
+    /// Seconds of standing still (within [`crate::sim::BLOCKED_RADIUS_M`]) that end a
+    /// benchmark episode as blocked, a failure that lowers Drive % ([`EnvConfig::blocked_steps`]);
+    /// 0: never. 10 s is a fifth of the paper's 50 s episode (CARLA's leaderboard gives 180 s
+    /// of routes lasting minutes).
+    pub blocked_s: f64,
 }
 
 impl Default for EvalSection {
@@ -255,6 +266,20 @@ impl Default for EvalSection {
             new_town: NEW_TOWNS[0],
             new_weather: "rain".into(),
             greedy: true,
+            expected_action: false,
+            blocked_s: 10.0,
+        }
+    }
+}
+
+impl EvalSection {
+    /// How the benchmark's agent acts: sampled unless `greedy`, then the expected action with
+    /// `expected_action`, else the mean / mode.
+    pub fn acting(&self) -> super::Acting {
+        match (self.greedy, self.expected_action) {
+            (false, _) => super::Acting::Sampled,
+            (true, true) => super::Acting::Expected,
+            (true, false) => super::Acting::Greedy,
         }
     }
 }
@@ -333,6 +358,9 @@ impl DriveConfig {
         }
         if self.eval.seeds.is_empty() {
             return Err(Error::invalid("eval.seeds", "[]", "give at least one benchmark seed"));
+        }
+        if !(self.eval.blocked_s.is_finite() && self.eval.blocked_s >= 0.0) {
+            return Err(Error::invalid("eval.blocked_s", self.eval.blocked_s, "must be finite and >= 0 (0: never)"));
         }
         self.weather(&self.eval.new_weather).map_err(|_| {
             Error::invalid("eval.new_weather", &self.eval.new_weather, "expected one of clear-noon, dusk, rain, fog")
@@ -466,6 +494,7 @@ mod tests {
         assert!(err("[env]\nweather = \"snow\"").contains("env.weather"));
         assert!(err("[eval]\nnew_weather = \"snow\"").contains("eval.new_weather"));
         assert!(err("[eval]\nseeds = []").contains("eval.seeds"));
+        assert!(err("[eval]\nblocked_s = -1.0").contains("eval.blocked_s"));
         assert!(err("total_steps = 10").contains("total_steps"));
         assert!(err("[env]\nreward_progress = -1.0").contains("reward.progress"));
         assert!(err("rollout = 0").contains("rollout"));

@@ -54,7 +54,7 @@
 //! let cfg = DriveConfig::from_file("examples/configs/drive-enet.toml")?;
 //! let agent = rl::train(&cfg, "runs/drive-enet", |_| {})?;
 //! let bench = Benchmark::of(&cfg)?;
-//! let mut driver = Driver::Agent { net: &agent.net, encoder: agent.encoder.clone(), greedy: true, rng: rwt::random::seeded(0) };
+//! let mut driver = Driver::Agent { net: &agent.net, encoder: agent.encoder.clone(), acting: rwt::rl::Acting::Greedy, rng: rwt::random::seeded(0) };
 //! let rows = rl::evaluate(&bench, "agent", &mut driver)?;
 //! println!("{}", BenchmarkRow::table(&rows).to_markdown());
 //! # Ok::<(), rwt::Error>(())
@@ -79,7 +79,7 @@ mod train;
 
 pub use a2c::{clip_grad_norm, A2c, A2cConfig, Losses, OptimizerKind, UpdateStats};
 pub use benchmark::{
-    animate, animate_pair, drive, evaluate, mean_sd, Benchmark, BenchmarkRow, Condition, Driver, RecordedFrame,
+    animate, animate_pair, drive, evaluate, mean_sd, Acting, Benchmark, BenchmarkRow, Condition, Driver, RecordedFrame,
 };
 pub use beta::{softplus, Beta, UNIT_MARGIN};
 pub use categorical::{Categorical, DISCRETE_ACTIONS, FINE_ACTIONS, FINE_LONGITUDINAL, FINE_STEER, GRID_ACTIONS};

@@ -206,6 +206,34 @@ impl Policy {
         }
     }
 
+    /// The expected action of every row, for evaluation: the Beta policy's mean action (as
+    /// [`Policy::greedy`]); for a discrete policy `E[steer]` and the expected longitudinal
+    /// command `u = E[throttle − brake]`, applied as throttle `max(u, 0)` and brake
+    /// `max(−u, 0)` — the point estimate of a policy that spreads its mass over neighbouring
+    /// entries of the table (when the Autopilot's labels alternate between coasting,
+    /// throttle 0.4 and braking, the single most likely entry is often not throttle).
+    pub fn expected_actions(&self) -> Result<Vec<Action>> {
+        match self {
+            Policy::Beta(d) => ActionSpace::Beta.actions(&d.mean()?),
+            Policy::Discrete(d, space) => {
+                let table = space.table();
+                let probs = d.log_probs().exp()?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+                Ok(probs
+                    .iter()
+                    .map(|row| {
+                        let (mut steer, mut u) = (0.0f64, 0.0f64);
+                        for (p, a) in row.iter().zip(table) {
+                            steer += p * a.steer as f64;
+                            u += p * (a.throttle - a.brake) as f64;
+                        }
+                        let steer = (steer as f32).clamp(-1.0, 1.0);
+                        Action::new(steer, (u.max(0.0) as f32).min(1.0), ((-u).max(0.0) as f32).min(1.0))
+                    })
+                    .collect())
+            }
+        }
+    }
+
     /// `log π(a | s)` of raw actions (as [`Policy::sample`] returns them), summed over the
     /// action's dimensions, `[B]`, differentiable.
     pub fn log_prob(&self, raw: &Tensor) -> Result<Tensor> {
@@ -295,6 +323,25 @@ mod tests {
         assert!((back[0].steer + 0.5).abs() < 1e-6 && (back[0].throttle - 0.3).abs() < 1e-6);
         let edge = ActionSpace::Beta.raw_of(&[Action::new(1.0, 0.0, 1.0)], &dev).unwrap();
         assert_eq!(edge.to_vec2::<f32>().unwrap(), [[1.0 - RAW_MARGIN, RAW_MARGIN, 1.0 - RAW_MARGIN]]);
+    }
+
+    /// Half the mass on (steer 0.6, throttle 0.8), half on (steer −1, brake 1): steer
+    /// ½·0.6 − ½·1 = −0.2, u = ½·0.8 − ½·1 = −0.1, so brake 0.1 and no throttle. The Beta
+    /// policy's expected action is its mean's.
+    #[test]
+    fn expected_actions_closed_form() {
+        let dev = Device::Cpu;
+        let (a, b) = (5 * 7, 4); // FINE_ACTIONS[35] = (0.6, 0.8, 0), [4] = (−1, 0, 1)
+        assert_eq!((FINE_ACTIONS[a], FINE_ACTIONS[b]), (Action::new(0.6, 0.8, 0.0), Action::new(-1.0, 0.0, 1.0)));
+        let mut logits = vec![-60.0f32; 45];
+        logits[a] = 0.0;
+        logits[b] = 0.0;
+        let head = Tensor::from_vec(logits, (1, 45), &dev).unwrap();
+        let e = ActionSpace::Fine.policy(&head).unwrap().expected_actions().unwrap();
+        assert!((e[0].steer + 0.2).abs() < 1e-5 && e[0].throttle == 0.0 && (e[0].brake - 0.1).abs() < 1e-5, "{e:?}");
+        let head = Tensor::randn(0f32, 1.0, (4, 6), &dev).unwrap();
+        let p = ActionSpace::Beta.policy(&head).unwrap();
+        assert_eq!(p.expected_actions().unwrap(), p.actions(&p.greedy().unwrap()).unwrap());
     }
 
     #[test]

@@ -41,7 +41,17 @@ pub struct EnvConfig {
     pub route_length: (f32, f32),
     /// The goal is reached within this distance along the route, metres.
     pub goal_radius: f32,
+    /// End the episode ([`Termination::Blocked`], a failure) when the car has stayed within
+    /// [`BLOCKED_RADIUS_M`] of one point for this many steps; `None`: never. CARLA's
+    /// leaderboard ("agent blocked", 180 s) and CARLA-Roach (90 s) end routes this way, so
+    /// that standing still is not a safe way to score; the benchmark sets it
+    /// (`eval.blocked_s`), training does not unless asked.
+    pub blocked_steps: Option<usize>,
 }
+
+/// Metres the car must move away from where it stood still for the count of
+/// [`EnvConfig::blocked_steps`] to restart.
+pub const BLOCKED_RADIUS_M: f32 = 1.0;
 
 impl EnvConfig {
     /// The paper's setting in town `town_seed`: clear noon, the agent's 96 × 192 camera,
@@ -58,6 +68,7 @@ impl EnvConfig {
             max_steps: 500,
             route_length: (80.0, 220.0),
             goal_radius: 4.0,
+            blocked_steps: None,
         }
     }
 
@@ -90,6 +101,9 @@ impl EnvConfig {
         }
         if !(self.goal_radius.is_finite() && self.goal_radius > 0.0) {
             return Err(Error::invalid("goal_radius", self.goal_radius, "must be > 0"));
+        }
+        if self.blocked_steps == Some(0) {
+            return Err(Error::invalid("blocked_steps", 0, "must be >= 1 (None: never blocked)"));
         }
         Ok(())
     }
@@ -223,6 +237,9 @@ pub struct DrivingEnv {
     infractions: Vec<Infraction>,
     off_lane_on: bool,
     off_road_on: bool,
+    /// Where the car last stood still, and for how many steps it has stayed within
+    /// [`BLOCKED_RADIUS_M`] of it.
+    still: (V2, usize),
     done: bool,
     solids: Vec<Solid>,
 }
@@ -264,6 +281,7 @@ impl DrivingEnv {
             infractions: vec![],
             off_lane_on: false,
             off_road_on: false,
+            still: (V2::default(), 0),
             done: true,
             solids: vec![],
         })
@@ -506,6 +524,7 @@ impl Environment for DrivingEnv {
         self.infractions.clear();
         self.off_lane_on = false;
         self.off_road_on = false;
+        self.still = (self.ego.position, 0);
         self.done = false;
         Ok(self.observe())
     }
@@ -544,6 +563,11 @@ impl Environment for DrivingEnv {
         self.off_lane_on = if self.off_lane_on { ol > 0.0 } else { ol > INFRACTION_ONSET };
         self.off_road_on = if self.off_road_on { or > 0.0 } else { or > INFRACTION_ONSET };
         self.infractions.extend(new.iter().cloned());
+        self.still = if self.ego.position.dist(self.still.0) < BLOCKED_RADIUS_M {
+            (self.still.0, self.still.1 + 1)
+        } else {
+            (self.ego.position, 0)
+        };
 
         let remaining = match self.route.as_mut() {
             Some(r) => r.track(self.ego.position),
@@ -560,6 +584,8 @@ impl Environment for DrivingEnv {
             Some(Termination::OffRoad)
         } else if remaining <= self.config.goal_radius {
             Some(Termination::GoalReached)
+        } else if self.config.blocked_steps.is_some_and(|b| self.still.1 >= b) {
+            Some(Termination::Blocked)
         } else if self.steps >= self.config.max_steps {
             Some(Termination::TimeLimit)
         } else {

@@ -77,6 +77,9 @@ pub enum Termination {
     OffLane,
     /// Half or more off the road.
     OffRoad,
+    /// The car stood still for [`super::EnvConfig::blocked_steps`] steps (CARLA's "agent
+    /// blocked"): a failure, like the three before.
+    Blocked,
     /// The step limit (a truncation, not a termination).
     TimeLimit,
 }
@@ -129,7 +132,10 @@ pub struct DrivingMetrics {
     pub hours: f64,
     /// Average speed, km/h.
     pub km_per_hour: f64,
-    /// Drive %: steps driven / steps possible (Table V).
+    /// Drive % (Table V): steps driven / steps possible, where an episode could have run to
+    /// its step limit unless it reached its goal (then its own steps: no route was left).
+    /// The paper: "100 % indicates the agent does not have the early termination"; only the
+    /// failures (crash, off-lane, off-road, blocked) lower it.
     pub drive_percent: f64,
     /// Fraction of episodes that reached the goal (Table VI).
     pub success_rate: f64,
@@ -145,7 +151,7 @@ impl DrivingMetrics {
         let km: f64 = episodes.iter().map(|e| e.distance_m).sum::<f64>() / 1000.0;
         let hours: f64 = episodes.iter().map(|e| e.duration_s).sum::<f64>() / 3600.0;
         let steps: usize = episodes.iter().map(|e| e.steps).sum();
-        let possible: usize = episodes.iter().map(|e| e.max_steps).sum();
+        let possible: usize = episodes.iter().map(|e| if e.success() { e.steps } else { e.max_steps }).sum();
         let successes = episodes.iter().filter(|e| e.success()).count();
         let counts: Vec<(InfractionKind, usize)> = InfractionKind::ALL
             .iter()
@@ -232,7 +238,8 @@ mod tests {
         assert!((m.km - 0.5).abs() < 1e-12);
         assert!((m.hours - 85.0 / 3600.0).abs() < 1e-12);
         assert!((m.km_per_hour - 0.5 / (85.0 / 3600.0)).abs() < 1e-9);
-        assert!((m.drive_percent - 100.0 * 850.0 / 1500.0).abs() < 1e-9);
+        // The goal-reached episode could not have driven more than its 100 steps.
+        assert!((m.drive_percent - 100.0 * 850.0 / 1100.0).abs() < 1e-9);
         assert!((m.success_rate - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(m.km_between(OffLane), Some(0.25));
         assert_eq!(m.km_between(CollisionPerson), Some(0.5));

@@ -52,7 +52,10 @@ mod weather;
 
 pub use autopilot::{Autopilot, OBSTACLE_LABELS, PERCEIVED_PIXELS};
 pub use camera::{CameraConfig, CameraPose, Frame, Renderer, Solid};
-pub use env::{DrivingEnv, EnvConfig, Environment, Measurements, Observation, StepInfo, Transition, ROUTE_LOOKAHEAD};
+pub use env::{
+    DrivingEnv, EnvConfig, Environment, Measurements, Observation, StepInfo, Transition, BLOCKED_RADIUS_M,
+    ROUTE_LOOKAHEAD,
+};
 pub use geometry::{Footprint, V2};
 pub use infraction::{DrivingMetrics, EpisodeLog, Infraction, InfractionKind, Termination, INFRACTION_ONSET};
 pub use reward::{collision_severity, lane_and_road_degrees, Obstacle, RewardConfig, Severity, CLEARANCE};
