@@ -20,7 +20,13 @@ fn example(name: &str) -> PathBuf {
 
 #[test]
 fn the_example_configs_parse_and_validate() {
-    for name in ["drive-enet.toml", "drive-labels.toml", "drive-enet-discrete.toml", "drive-enet-imitation.toml"] {
+    for name in [
+        "drive-enet.toml",
+        "drive-labels.toml",
+        "drive-enet-discrete.toml",
+        "drive-enet-imitation.toml",
+        "drive-enet-dagger.toml",
+    ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
         assert_eq!((cfg.actors, cfg.rollout), (10, 20), "{name}: the paper's 10 actors and 20-step rollouts");
@@ -29,9 +35,11 @@ fn the_example_configs_parse_and_validate() {
     }
     // The committed records of the discrete and the imitating agents were run with these
     // configs (seeds 0, 1, 2).
-    for (config, folder) in
-        [("drive-enet-discrete.toml", "drive-enet-discrete"), ("drive-enet-imitation.toml", "drive-enet-imitation")]
-    {
+    for (config, folder) in [
+        ("drive-enet-discrete.toml", "drive-enet-discrete"),
+        ("drive-enet-imitation.toml", "drive-enet-imitation"),
+        ("drive-enet-dagger.toml", "drive-enet-dagger"),
+    ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
         for seed in [0u64, 1, 2] {

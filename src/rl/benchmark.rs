@@ -63,8 +63,9 @@ impl Benchmark {
     pub fn of(cfg: &DriveConfig) -> Result<Benchmark> {
         cfg.validate()?;
         let mut train = cfg.env_config()?;
-        let blocked = (cfg.eval.blocked_s / train.dt as f64).round() as usize;
-        train.blocked_steps = (blocked > 0).then_some(blocked);
+        // The nearest whole number of steps; any positive time is at least one.
+        let blocked = (cfg.eval.blocked_s / train.dt as f64).round().max(1.0) as usize;
+        train.blocked_steps = (cfg.eval.blocked_s > 0.0).then_some(blocked);
         let mut town = train.clone();
         town.town = crate::sim::TownConfig::new(cfg.eval.new_town);
         let weather: Weather = cfg.eval.new_weather.parse()?;

@@ -43,8 +43,8 @@ pub struct EnvConfig {
     pub goal_radius: f32,
     /// End the episode ([`Termination::Blocked`], a failure) when the car has stayed within
     /// [`BLOCKED_RADIUS_M`] of one point for this many steps; `None`: never. CARLA's
-    /// leaderboard ("agent blocked", 180 s) and CARLA-Roach (90 s) end routes this way, so
-    /// that standing still is not a safe way to score; the benchmark sets it
+    /// leaderboard ends routes this way ("agent blocked", 180 s), so that standing still is
+    /// not a safe way to score; the benchmark sets it
     /// (`eval.blocked_s`), training does not unless asked.
     pub blocked_steps: Option<usize>,
 }
