@@ -8,14 +8,21 @@
 //!   pixels/s on `[2, 19, 256, 512]`, plain (the algorithm PyTorch runs) and with rwt's
 //!   defaults (ε-scaling, over-relaxation), against a batched log-domain Sinkhorn in PyTorch
 //!   on the same inputs, ε and tolerance.
-//! - `enet`: ENet forward (evaluation, no graph) and forward + backward (a training step's CE
-//!   loss) at 512×1024, batch 8, 19 classes, against PyTorch's ENet with cuDNN.
+//! - `enet`: ENet forward (evaluation, no graph), the training-mode forward with its loss, and
+//!   forward + backward (a training step's CE loss) at 512×1024, batch 8, 19 classes, against
+//!   PyTorch's ENet with cuDNN. Built with `--features cudnn`, candle's convolutions run on
+//!   cuDNN (`make gpu-bundle` with `RWT_GPU_BUNDLE_CUDNN=1` adds that build as a second binary).
 //!
 //! Each figure is the median of the timed repeats after one warm-up, the GPU synchronised
 //! around each. PyTorch runs where `python3 -c "import torch"` works and sees the GPU
-//! (`RWT_TORCH_PYTHON` names another interpreter); else it is skipped with a message.
+//! (`RWT_TORCH_PYTHON` names another interpreter, `RWT_BENCH_NO_PEER=1` skips it); else it is
+//! skipped with a message.
 //!
-//! `cargo bench --features cuda --bench cuda [-- losses sinkhorn enet]` (all three by default;
+//! - `enet-parts`: where an ENet step's time goes — the layers of its first stage at 512×1024,
+//!   batch 8 (a 3×3 and a 1×1 convolution, forward, input gradient and weight gradient; the
+//!   batch-norm + PReLU unit forward and backward; one element-wise op over the same tensor).
+//!
+//! `cargo bench --features cuda --bench cuda [-- losses sinkhorn enet enet-parts]` (all by default;
 //! `RWT_QUICK=1` for small shapes; `RWT_BENCH_JSON=file` also appends the figures, a JSON line
 //! per benchmark).
 //! Without a GPU it says so and exits 0, unless `RWT_REQUIRE_CUDA=1`.
@@ -38,7 +45,7 @@ fn main() -> rwt::Result<()> {
     }
     let mut which: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
     if which.is_empty() {
-        which = vec!["losses", "sinkhorn", "enet"];
+        which = vec!["losses", "sinkhorn", "enet", "enet-parts"];
     }
     let dev = match Device::new_cuda(0).map_err(|e| first_line(&e)) {
         Ok(d) => d,
@@ -58,8 +65,9 @@ fn main() -> rwt::Result<()> {
             "losses" => losses(&dev, quick, &torch)?,
             "sinkhorn" => sinkhorn(&dev, quick, &torch)?,
             "enet" => enet(&dev, quick, &torch)?,
+            "enet-parts" => enet_parts(&dev, quick)?,
             other => {
-                eprintln!("unknown benchmark {other} (losses, sinkhorn, enet)");
+                eprintln!("unknown benchmark {other} (losses, sinkhorn, enet, enet-parts)");
                 std::process::exit(2)
             }
         };
@@ -102,6 +110,10 @@ struct Torch {
 
 impl Torch {
     fn find() -> Torch {
+        if std::env::var("RWT_BENCH_NO_PEER").is_ok_and(|v| v == "1") {
+            println!("PyTorch peers skipped: RWT_BENCH_NO_PEER=1");
+            return Torch { python: None };
+        }
         let python = std::env::var("RWT_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
         let probe = Command::new(&python)
             .args(["-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"])
@@ -314,18 +326,29 @@ fn enet(dev: &Device, quick: bool, torch: &Torch) -> rwt::Result<Value> {
         net.forward_padded(&x, false)?;
         Ok(())
     })?;
+    // The training-mode forward and loss alone: the backward pass is the rest of a step.
+    let fwd_train = median(dev, repeats, || {
+        let out = net.forward_padded(&x, true)?;
+        loss::cross_entropy(&out.logits, &y, LossConfig::default())?;
+        Ok(())
+    })?;
     let step = median(dev, repeats, || {
         let out = net.forward_padded(&x, true)?;
         loss::cross_entropy(&out.logits, &y, LossConfig::default())?.backward()?;
         Ok(())
     })?;
     let ips = |t: f64| b as f64 / t;
-    println!("\n== ENet on the GPU, {h}x{w}, batch {b}, {classes} classes, f32, median of {repeats}");
+    // Built with the `cudnn` feature, candle runs the forward convolutions (and the weight
+    // gradients, which are convolutions too) with cuDNN; input gradients stay its own kernel.
+    let convs = if cfg!(feature = "cudnn") { "cuDNN convolutions" } else { "candle's im2col + cuBLAS convolutions" };
+    println!("\n== ENet on the GPU ({convs}), {h}x{w}, batch {b}, {classes} classes, f32, median of {repeats}");
     println!("| | s | img/s |");
     println!("|---|---|---|");
     println!("| rwt forward | {fwd:.4} | {:.1} |", ips(fwd));
+    println!("| rwt forward + loss, training mode | {fwd_train:.4} | {:.1} |", ips(fwd_train));
     println!("| rwt forward + backward | {step:.4} | {:.1} |", ips(step));
-    let mut r = json!({"shape": [b, 3, h, w], "forward_s": fwd, "forward_backward_s": step});
+    let mut r = json!({"shape": [b, 3, h, w], "forward_s": fwd, "forward_train_s": fwd_train,
+                       "forward_backward_s": step, "cudnn": cfg!(feature = "cudnn")});
     if let Some(p) = torch.run(&[vec!["enet".into()], strs(&[b, h, w, classes, repeats])].concat(), &[]) {
         let (tf, ts) =
             (p["forward_s"].as_f64().unwrap_or(f64::NAN), p["forward_backward_s"].as_f64().unwrap_or(f64::NAN));
@@ -339,4 +362,82 @@ fn enet(dev: &Device, quick: bool, torch: &Torch) -> rwt::Result<Value> {
         r["torch"] = p;
     }
     Ok(r)
+}
+
+/// The parts of an ENet step at its first stage (1/4 resolution of 512×1024, batch 8: 64
+/// channels at 128×256 in and out of a bottleneck, 16 inside): seconds of each, median of 5.
+fn enet_parts(dev: &Device, quick: bool) -> rwt::Result<Value> {
+    use rwt::candle_core::DType;
+    use rwt::candle_nn::{VarBuilder, VarMap};
+    let (b, h, w) = if quick { (2, 32, 64) } else { (8, 128, 256) };
+    let repeats = 5;
+    let mut rng = rwt::random::seeded(3);
+    let mut r = serde_json::Map::new();
+    let mut row = |name: &str, t: f64| {
+        println!("| {name} | {:.2} |", t * 1e3);
+        r.insert(name.to_string(), json!(t));
+    };
+    println!("\n== ENet's first-stage layers on the GPU, [{b}, 64 | 16, {h}, {w}], f32, median of {repeats}");
+    println!("| part | ms |");
+    println!("|---|---|");
+    // Convolutions: forward, then each gradient on its own (a gradient of the other input is
+    // not asked for: the other is a constant).
+    for (name, c_in, c_out, k, pad) in [("3x3 conv 16 -> 16", 16, 16, 3, 1), ("1x1 conv 64 -> 16", 64, 16, 1, 0)] {
+        let x = rwt::random::normal(&mut rng, (b, c_in, h, w), 1.0, dev)?;
+        let wt = rwt::random::normal(&mut rng, (c_out, c_in, k, k), 0.1, dev)?;
+        let g = rwt::random::normal(&mut rng, (b, c_out, h, w), 1.0, dev)?;
+        row(
+            &format!("{name}: forward"),
+            median(dev, repeats, || {
+                x.conv2d(&wt, pad, 1, 1, 1)?;
+                Ok(())
+            })?,
+        );
+        let xv = Var::from_tensor(&x)?;
+        row(
+            &format!("{name}: input gradient (transposed conv)"),
+            median(dev, repeats, || {
+                (xv.as_tensor().conv2d(&wt, pad, 1, 1, 1)? * &g)?.sum_all()?.backward()?;
+                Ok(())
+            })?,
+        );
+        let wv = Var::from_tensor(&wt)?;
+        row(
+            &format!("{name}: weight gradient"),
+            median(dev, repeats, || {
+                (x.conv2d(wv.as_tensor(), pad, 1, 1, 1)? * &g)?.sum_all()?.backward()?;
+                Ok(())
+            })?,
+        );
+    }
+    // Batch-norm (batch statistics) + PReLU over 64 channels, as the layers compose it.
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, dev);
+    let bn = rwt::models::layers::batch_norm(64, vb.pp("bn"))?;
+    let act = rwt::models::layers::Act::prelu(64, vb.pp("act"))?;
+    let x = rwt::random::normal(&mut rng, (b, 64, h, w), 1.0, dev)?;
+    let g = rwt::random::normal(&mut rng, (b, 64, h, w), 1.0, dev)?;
+    row(
+        "batch-norm + PReLU 64: forward (training)",
+        median(dev, repeats, || {
+            act.after(&bn, &x, true)?;
+            Ok(())
+        })?,
+    );
+    let xv = Var::from_tensor(&x)?;
+    row(
+        "batch-norm + PReLU 64: forward + backward",
+        median(dev, repeats, || {
+            (act.after(&bn, xv.as_tensor(), true)? * &g)?.sum_all()?.backward()?;
+            Ok(())
+        })?,
+    );
+    row(
+        "one element-wise op over [b, 64, h, w] (affine)",
+        median(dev, repeats, || {
+            x.affine(2.0, 1.0)?;
+            Ok(())
+        })?,
+    );
+    Ok(Value::Object(r))
 }

@@ -13,7 +13,7 @@
 #    wheels), and fails naming what is missing;
 # 4. runs every CUDA test (bin/cuda-tests: GPU against CPU, RWT_REQUIRE_CUDA=1);
 # 5. trains ENet for a few steps through the `rwt` CLI with RWT_DEVICE=cuda;
-# 6. runs the CUDA benchmarks (losses, Sinkhorn, ENet), against PyTorch CUDA where
+# 6. runs the CUDA benchmarks (losses, Sinkhorn, ENet and its layers), against PyTorch CUDA where
 #    `python3 -c "import torch"` works;
 # each step under a time limit, and all of them under a deadline (RWT_GPU_DEADLINE seconds,
 # default 460), writing summary.md, run.log, tests.log, train.log, bench.log and bench.jsonl
@@ -204,6 +204,27 @@ export RWT_BENCH_JSON="$out/bench.jsonl"
 step 60 bench.log "bench: exact W vs fused CE" "$bin/cuda-bench" --bench losses
 step 90 bench.log "bench: soft-target Sinkhorn W" "$bin/cuda-bench" --bench sinkhorn
 step 120 bench.log "bench: ENet" "$bin/cuda-bench" --bench enet
+step 60 bench.log "bench: ENet's first-stage layers" "$bin/cuda-bench" --bench enet-parts
+# The ENet benchmark again from the build with candle's `cudnn` feature, when the bundle has it
+# (RWT_GPU_BUNDLE_CUDNN=1) and libcudnn.so.9 is found (PyTorch's nvidia/cudnn/lib).
+if [ -x "$bin/cuda-bench-cudnn" ]; then
+  # PyTorch's own cuDNN first (the version it was built with), then the system's.
+  cudnn_dir=""
+  for d in $(printf '%s\n' "${candidates[@]}" | grep '/nvidia/cudnn/lib$') "${candidates[@]}"; do
+    [ -n "$d" ] && [ -e "$d/libcudnn.so.9" ] && { cudnn_dir="$d"; break; }
+  done
+  if [ -n "$cudnn_dir" ]; then
+    echo "  libcudnn.so.9: $cudnn_dir"
+    # NVIDIA_TF32_OVERRIDE=0: cuDNN's default math may round f32 convolutions' inputs to TF32;
+    # the PyTorch peer turns TF32 off too (cudnn.allow_tf32 = False), so both stay f32. The
+    # peer ran in the step above (RWT_BENCH_NO_PEER=1).
+    step 120 bench.log "bench: ENet, cuDNN build" \
+      env NVIDIA_TF32_OVERRIDE=0 RWT_BENCH_NO_PEER=1 LD_LIBRARY_PATH="$cudnn_dir:$LD_LIBRARY_PATH" "$bin/cuda-bench-cudnn" --bench enet
+  else
+    echo "== bench: ENet, cuDNN build: skipped, no libcudnn.so.9 found"
+    rows+=("| bench: ENet, cuDNN build | skipped (no libcudnn.so.9) | 0 |")
+  fi
+fi
 
 # Summary.
 total=$(elapsed)
@@ -219,13 +240,13 @@ total=$(elapsed)
   printf '%s\n' "${rows[@]}"
   echo "| whole run.sh | $( [ $total -lt 480 ] && echo 'under 8 minutes' || echo 'OVER 8 MINUTES') | $total |"
   echo
-  echo "Tests: $(grep -E '^test result:' "$out/tests.log" | tail -1)"
+  echo "Tests: $(grep -E '^test result:' "$out/tests.log" | head -1)"
   # Each failed test and its message (the line after "panicked at").
   grep -A1 --no-group-separator 'panicked at' "$out/tests.log" | grep -v '^ *[0-9]*: \|^ *at ' | head -24 | sed 's/^/    /'
   echo
   echo "Figures (bench.log):"
   echo
-  grep -E '^W / CE|^ratio|^rwt \(|speed-up|^PyTorch|skipped|^\| rwt|^\| PyTorch' "$out/bench.log" | sed 's/^/    /'
+  grep -E '^W / CE|^ratio|^rwt \(|speed-up|^PyTorch|skipped|^\| rwt|^\| PyTorch|^== ENet|^\| (3x3|1x1|batch-norm|one element-wise)' "$out/bench.log" | sed 's/^/    /'
   echo
   echo "Targets: every CUDA test passes; W <= 1.1x CE; ENet forward+backward ratio (PyTorch time / rwt time) >= 1; run.sh under 480 s."
 } >"$out/summary.md"

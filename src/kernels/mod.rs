@@ -8,7 +8,7 @@
 //!
 //! | op | file | what it computes | replaces | checked by |
 //! |---|---|---|---|---|
-//! | pixel loss | `pixel_loss.rs` (+ `_cuda.rs`, `.cu`) | per pixel: softmax, `w[y]·CE + Σ s_p C[y][p]` (CE, IAL, exact one-hot `W` of Eq. 2, `CE + λW`), its gradient `w[y](s − e_y) + s ⊙ (C[y] − L_W)` | softmax, gather, matmul with the cost rows, reduction | `tests/theorem1.rs::fused_and_composed_agree_in_f32`, `tests/gradients.rs` (central differences in f64) |
+//! | pixel loss | `pixel_loss.rs` (+ `_cuda.rs`, `.cu`) | per pixel: softmax, `w[y]·CE + Σ s_p C[y][p]` (CE, IAL, exact one-hot `W` of Eq. 2, `CE + λW`), its gradient `w[y](s − e_y) + s ⊙ (C[y] − L_W)`; on CUDA the forward kernel also counts the valid labels and finds the first out-of-range one | softmax, gather, matmul with the cost rows, reduction; a label check of ten device ops | `tests/theorem1.rs::fused_and_composed_agree_in_f32`, `tests/gradients.rs` (central differences in f64) |
 //! | soft-target `W` | `sinkhorn_loss.rs` (+ `_cuda.rs`, `.cu`) | one log-domain Sinkhorn solve per pixel, the gradient from the dual potential | a batched Sinkhorn built from tensor ops | `tests/soft_loss.rs` (host solver, finite differences) |
 //! | convolution | `conv.rs` | im2col + GEMM forward and backward, transposed convolution whose kernel tiles its output, bias | candle's direct CPU convolution backward | `conv::tests::conv_matches_candle`, `conv_transpose_matches_candle`, `add_bias_matches_candle` |
 //! | batch-norm (+ PReLU / ReLU) | `batch_norm.rs` | the whole layer, training and evaluation, running statistics as PyTorch | a dozen element-wise ops | `batch_norm::tests::fused_matches_composed_values_gradients_and_running_stats`, `fused_prelu_matches_composed`, `running_statistics_follow_pytorch` |
@@ -37,14 +37,44 @@
 /// # Ok::<(), rwt::candle_core::Error>(())
 /// ```
 pub fn with_composed_layers<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
+    with_thread_flag(&numeric::FUSED_CPU, false, f)
+}
+
+/// Runs `f` with the thread-local `flag` set to `value`, restored afterwards (also on a panic).
+fn with_thread_flag<R>(
+    flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+    value: bool,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            numeric::FUSED_CPU.with(|on| on.set(self.0));
+            self.0.with(|on| on.set(self.1));
         }
     }
-    let _restore = Restore(numeric::FUSED_CPU.with(|on| on.replace(false)));
+    let _restore = Restore(flag, flag.with(|on| on.replace(value)));
     f()
+}
+
+/// Runs `f` like [`with_composed_layers`], with each convolution's value computed in f64 and
+/// rounded to f32 (its gradients still in f32): a second f32 evaluation of the same network
+/// that differs from the first only in rounding. For comparisons: a deep network's f32
+/// gradients at initialisation move by up to 1e-2 of their scale between such evaluations
+/// (a pre-activation within rounding of a ReLU's kink, or of a max-pool's tie, flips its
+/// unit's gradient), so the CUDA tests measure the GPU's f32 gradients against the spread of
+/// the CPU's f32 evaluations, not against one of them.
+///
+/// ```
+/// use rwt::candle_core::{DType, Device, Tensor};
+/// use rwt::models::{weights, ModelKind, SegmenterConfig};
+/// let (_, net) = weights::build_seeded(ModelKind::Enet, &SegmenterConfig::new(3), &Device::Cpu, 0)?;
+/// let x = Tensor::ones((1, 3, 32, 32), DType::F32, &Device::Cpu)?;
+/// let y = rwt::kernels::with_f64_convolution_values(|| net.forward_all(&x, false))?;
+/// assert_eq!(y.logits.dims(), &[1, 3, 32, 32]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn with_f64_convolution_values<R>(f: impl FnOnce() -> R) -> R {
+    with_thread_flag(&numeric::F64_CONV_VALUES, true, || with_composed_layers(f))
 }
 
 pub(crate) mod batch_norm;

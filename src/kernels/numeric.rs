@@ -15,6 +15,9 @@ pub(crate) fn cpu_f32(ts: &[&Tensor]) -> bool {
 thread_local! {
     /// Whether the fused CPU kernels serve on this thread (see [`cpu_f32`]).
     pub(crate) static FUSED_CPU: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    /// Whether composed convolutions compute their value in f64 (see
+    /// [`crate::kernels::with_f64_convolution_values`]).
+    pub(crate) static F64_CONV_VALUES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The values of a storage that a contiguous layout covers; `what` names the input in the

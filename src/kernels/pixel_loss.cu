@@ -32,27 +32,46 @@ __device__ __forceinline__ void rwt_stats(const T* zp, unsigned long long s, uns
     *acc_out = acc;
 }
 
+// The forward kernel also validates the labels as it reads them: stats[0] counts the labels
+// that are a class (warp ballot, then one shared and one global atomic per block), stats[1]
+// takes the smallest flat index of a label that is neither a class nor the ignore label
+// (initialised to ULLONG_MAX by the caller). No thread returns early: every one reaches the
+// block's barrier.
 template <typename T>
 __device__ void rwt_pixel_fwd(const T* z, const unsigned int* labels, const T* ce_w, const T* cost, T* out,
-                              unsigned int n, unsigned long long s, unsigned long long pixels,
-                              unsigned int ignore, int has_ignore, int has_ce, int has_cost) {
+                              unsigned long long* stats, unsigned int n, unsigned long long s,
+                              unsigned long long pixels, unsigned int ignore, int has_ignore, int has_ce,
+                              int has_cost) {
+    __shared__ unsigned int block_valid;
+    if (threadIdx.x == 0) block_valid = 0;
+    __syncthreads();
     unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= pixels) return;
-    unsigned long long b = i / s, j = i % s;
-    const T* zp = z + b * n * s + j;
-    unsigned int y = labels[i];
-    if ((has_ignore && y == ignore) || y >= n) {
-        out[i] = 0;
-        return;
+    int valid = 0;
+    if (i < pixels) {
+        unsigned long long b = i / s, j = i % s;
+        const T* zp = z + b * n * s + j;
+        unsigned int y = labels[i];
+        if (has_ignore && y == ignore) {
+            out[i] = 0;
+        } else if (y >= n) {
+            out[i] = 0;
+            atomicMin(&stats[1], i);
+        } else {
+            valid = 1;
+            T m, sum, acc;
+            rwt_stats<T>(zp, s, n, cost, y, has_cost, &m, &sum, &acc);
+            T loss = 0;
+            // (m - z_y) + log(sum), not (m + log(sum)) - z_y: at |z| >> 1 the O(1) log term
+            // would be rounded away against m (an f32 ulp at 1e8 is 8).
+            if (has_ce) loss += ce_w[y] * ((m - zp[y * s]) + rwt_log<T>(sum));
+            if (has_cost) loss += acc / sum;
+            out[i] = loss;
+        }
     }
-    T m, sum, acc;
-    rwt_stats<T>(zp, s, n, cost, y, has_cost, &m, &sum, &acc);
-    T loss = 0;
-    // (m - z_y) + log(sum), not (m + log(sum)) - z_y: at |z| >> 1 the O(1) log term would be
-    // rounded away against m (an f32 ulp at 1e8 is 8).
-    if (has_ce) loss += ce_w[y] * ((m - zp[y * s]) + rwt_log<T>(sum));
-    if (has_cost) loss += acc / sum;
-    out[i] = loss;
+    unsigned int ballot = __ballot_sync(0xffffffffu, valid);
+    if ((threadIdx.x & 31) == 0 && ballot) atomicAdd(&block_valid, (unsigned int)__popc(ballot));
+    __syncthreads();
+    if (threadIdx.x == 0 && block_valid) atomicAdd(&stats[0], (unsigned long long)block_valid);
 }
 
 template <typename T>
@@ -86,10 +105,11 @@ __device__ void rwt_pixel_bwd(const T* z, const unsigned int* labels, const T* g
 
 #define RWT_KERNELS(T, SUFFIX)                                                                          \
     extern "C" __global__ void rwt_pixel_fwd_##SUFFIX(                                                  \
-        const T* z, const unsigned int* labels, const T* ce_w, const T* cost, T* out, unsigned int n,  \
-        unsigned long long s, unsigned long long pixels, unsigned int ignore, int has_ignore,            \
-        int has_ce, int has_cost) {                                                                     \
-        rwt_pixel_fwd<T>(z, labels, ce_w, cost, out, n, s, pixels, ignore, has_ignore, has_ce, has_cost); \
+        const T* z, const unsigned int* labels, const T* ce_w, const T* cost, T* out,                   \
+        unsigned long long* stats, unsigned int n, unsigned long long s, unsigned long long pixels,      \
+        unsigned int ignore, int has_ignore, int has_ce, int has_cost) {                                \
+        rwt_pixel_fwd<T>(z, labels, ce_w, cost, out, stats, n, s, pixels, ignore, has_ignore, has_ce,   \
+                         has_cost);                                                                     \
     }                                                                                                   \
     extern "C" __global__ void rwt_pixel_bwd_##SUFFIX(                                                  \
         const T* z, const unsigned int* labels, const T* go, const T* ce_w, const T* cost, T* grad,     \

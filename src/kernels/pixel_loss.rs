@@ -25,7 +25,7 @@ use crate::loss::LabelInt;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Parameters of a fused pixel loss.
 #[derive(Clone, Debug)]
@@ -41,23 +41,46 @@ pub(crate) struct PixelLoss {
 }
 
 impl PixelLoss {
-    /// The per-pixel loss map `[B, S]` with the analytic backward pass, and whether every
-    /// entry is known to be finite (the CPU kernel checks each pixel as it goes; on other
-    /// devices the caller checks, see [`crate::loss`]'s `reduce`). `logits` must be contiguous
-    /// `[B, N, ...]`, labels validated by the caller; `loss` names the loss in errors.
+    /// The per-pixel loss map `[B, S]` with the analytic backward pass, whether every entry is
+    /// known to be finite (the CPU kernel checks each pixel as it goes; on other devices the
+    /// caller checks, see [`crate::loss`]'s `reduce`), and the number of counted (valid,
+    /// not ignored) pixels. `logits` must be contiguous `[B, N, ...]`; `loss` names the loss
+    /// in errors.
+    ///
+    /// The labels are validated here: on the CPU by one scan before the kernel runs, on a GPU
+    /// inside the forward kernel, which counts the valid labels and records the first
+    /// out-of-range one as it reads them (no separate pass over the labels on the device).
     ///
     /// # Errors
-    /// [`crate::Error::NonFiniteLoss`] naming the first counted pixel whose loss is not finite.
-    pub fn map(self, loss: &'static str, logits: &Tensor, labels: &Tensor) -> crate::Result<(Tensor, bool)> {
+    /// [`crate::Error::LabelOutOfRange`] naming the first label that is neither a class nor
+    /// the ignore label; [`crate::Error::NonFiniteLoss`] naming the first counted pixel whose
+    /// loss is not finite.
+    pub fn map(self, loss: &'static str, logits: &Tensor, labels: &Tensor) -> crate::Result<(Tensor, bool, usize)> {
+        let (n, ignore) = (self.n, self.ignore);
+        let counted_on_cpu = labels.device().is_cpu();
+        let cpu_valid = if counted_on_cpu { Some(crate::loss::count_valid_labels(labels, n, ignore)?) } else { None };
         let s: usize = logits.dims()[2..].iter().product();
         let first_bad = Arc::new(AtomicUsize::new(usize::MAX));
-        let op = Forward(Arc::new(self), first_bad.clone());
+        let label_stats = Arc::new(OnceLock::new());
+        let op = Forward(Arc::new(self), first_bad.clone(), label_stats.clone());
         let map = logits.apply_op2(&device_labels(labels)?, op)?;
+        let valid = match (cpu_valid, label_stats.get()) {
+            (Some(v), _) => v,
+            (None, Some(&LabelStats { valid, first_out_of_range: None })) => valid,
+            // A label out of range: the first one (lowest flat index), read back to name it.
+            (None, Some(&LabelStats { first_out_of_range: Some(position), .. })) => {
+                let label =
+                    labels.flatten_all()?.get(position)?.to_dtype(candle_core::DType::I64)?.to_scalar::<i64>()?;
+                return Err(crate::Error::LabelOutOfRange { label, position, num_classes: n, ignore_index: ignore });
+            }
+            // A device whose kernel does not count (none at present): count on the device.
+            (None, None) => crate::loss::count_valid_labels(labels, n, ignore)?,
+        };
         let bad = first_bad.load(Ordering::Relaxed);
         if bad != usize::MAX {
             return Err(crate::Error::NonFiniteLoss { loss, image: bad / s.max(1), pixel: bad % s.max(1) });
         }
-        Ok((map, logits.device().is_cpu()))
+        Ok((map, logits.device().is_cpu(), valid))
     }
 
     /// The gradient with respect to the logits for a given per-pixel output gradient; used by
@@ -76,9 +99,20 @@ fn device_labels(labels: &Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
+/// What a GPU forward kernel learned of the labels while reading them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LabelStats {
+    /// Labels that are a class (neither ignored nor out of range).
+    pub valid: usize,
+    /// The flat index of the first label that is neither a class nor the ignore label.
+    pub first_out_of_range: Option<usize>,
+}
+
 /// The forward op; the CPU kernel writes the flat index of the first pixel whose loss is not
-/// finite into the slot (`usize::MAX`: none), which [`PixelLoss::map`] turns into an error.
-struct Forward(Arc<PixelLoss>, Arc<AtomicUsize>);
+/// finite into the slot (`usize::MAX`: none), which [`PixelLoss::map`] turns into an error;
+/// the CUDA kernel sets the label statistics.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))] // the slot is set by the CUDA kernel only
+struct Forward(Arc<PixelLoss>, Arc<AtomicUsize>, Arc<OnceLock<LabelStats>>);
 struct Backward(Arc<PixelLoss>);
 
 impl CustomOp2 for Forward {
@@ -124,7 +158,8 @@ impl CustomOp2 for Forward {
         l2: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         let shape = pixel_shape(l1)?;
-        let out = super::pixel_loss_cuda::forward(&self.0, s1, l1, s2, l2, shape)?;
+        let (out, stats) = super::pixel_loss_cuda::forward(&self.0, s1, l1, s2, l2, shape)?;
+        let _ = self.2.set(stats);
         Ok((out, Shape::from((shape.0, shape.2))))
     }
 

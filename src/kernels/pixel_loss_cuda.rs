@@ -1,6 +1,6 @@
 //! CUDA launches of the fused pixel losses (`pixel_loss.cu`, compiled once per process by NVRTC).
 
-use super::pixel_loss::PixelLoss;
+use super::pixel_loss::{LabelStats, PixelLoss};
 use crate::kernels::cuda::{contiguous, Kernels};
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
@@ -46,23 +46,27 @@ fn forward_t<T: CudaDType + DeviceRepr + WithDType>(
     ll: &Layout,
     (b, n, s): (usize, usize, usize),
     name: &str,
-) -> Result<CudaStorage> {
+) -> Result<(CudaStorage, LabelStats)> {
     let dev = z.device().clone();
     let zv = contiguous::<T>(z, zl, "logits")?;
     let lv = contiguous::<u32>(labels, ll, "labels")?;
     let t = tables::<T>(p, &dev)?;
     let pixels = b * s;
     let out = unsafe { dev.alloc::<T>(pixels.max(1))? };
+    // [valid labels, first out-of-range index]; see rwt_pixel_fwd.
+    let stats = dev.clone_htod(&[0u64, u64::MAX][..])?;
     let func = dev.get_or_load_custom_func(name, KERNELS.module(), KERNELS.ptx()?)?;
     let (n32, s64, p64) = (n as u32, s as u64, pixels as u64);
     let (ignore, has_ignore) = (p.ignore.unwrap_or(0), p.ignore.is_some() as i32);
     let mut builder = func.builder();
-    builder.arg(&zv).arg(&lv).arg(&t.ce).arg(&t.cost).arg(&out);
+    builder.arg(&zv).arg(&lv).arg(&t.ce).arg(&t.cost).arg(&out).arg(&stats);
     builder.arg(&n32).arg(&s64).arg(&p64).arg(&ignore).arg(&has_ignore).arg(&t.has_ce).arg(&t.has_cost);
-    // SAFETY: argument types and order match `rwt_pixel_fwd_*` in pixel.cu; every index the
-    // kernel touches is below the lengths checked above.
+    // SAFETY: argument types and order match `rwt_pixel_fwd_*` in pixel_loss.cu; every index
+    // the kernel touches is below the lengths checked above.
     unsafe { builder.launch(launch_cfg(pixels)?) }.w()?;
-    Ok(CudaStorage::wrap_cuda_slice(out, dev))
+    let st: Vec<u64> = dev.clone_dtoh(&stats)?;
+    let first_out_of_range = (st[1] != u64::MAX).then_some(st[1] as usize);
+    Ok((CudaStorage::wrap_cuda_slice(out, dev), LabelStats { valid: st[0] as usize, first_out_of_range }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -90,12 +94,13 @@ fn backward_t<T: CudaDType + DeviceRepr + WithDType>(
     let mut builder = func.builder();
     builder.arg(&zv).arg(&lv).arg(&gv).arg(&t.ce).arg(&t.cost).arg(&grad);
     builder.arg(&n32).arg(&s64).arg(&p64).arg(&ignore).arg(&has_ignore).arg(&t.has_ce).arg(&t.has_cost);
-    // SAFETY: argument types and order match `rwt_pixel_bwd_*` in pixel.cu.
+    // SAFETY: argument types and order match `rwt_pixel_bwd_*` in pixel_loss.cu.
     unsafe { builder.launch(launch_cfg(pixels)?) }.w()?;
     Ok(CudaStorage::wrap_cuda_slice(grad, dev))
 }
 
-/// Loss map `[B, S]` of logits `[B, N, S]` and `u32` labels `[B, S]`.
+/// Loss map `[B, S]` of logits `[B, N, S]` and `u32` labels `[B, S]`, with the labels'
+/// statistics (valid count, first out-of-range position) gathered by the same kernel.
 pub(super) fn forward(
     p: &PixelLoss,
     z: &CudaStorage,
@@ -103,7 +108,7 @@ pub(super) fn forward(
     labels: &CudaStorage,
     ll: &Layout,
     shape: (usize, usize, usize),
-) -> Result<CudaStorage> {
+) -> Result<(CudaStorage, LabelStats)> {
     check_labels(labels)?;
     match z.dtype() {
         DType::F32 => forward_t::<f32>(p, z, zl, labels, ll, shape, "rwt_pixel_fwd_f32"),

@@ -1,7 +1,7 @@
 //! `CE + λ·W`: cross-entropy plus the exact Wasserstein loss, in one fused pass.
 
 use super::wasserstein::check_ground;
-use super::{check_logits_labels, cost_rows, count_valid_labels, reduce, LossConfig};
+use super::{check_logits_labels, cost_rows, reduce, LossConfig};
 use crate::kernels::pixel_loss::PixelLoss;
 use crate::{Error, GroundMatrix, Result};
 use candle_core::Tensor;
@@ -94,8 +94,7 @@ fn fused(
 ) -> Result<Tensor> {
     let n = ce_weights.len();
     let cost = cost_rows(ground, Some(lambda), logits.dtype())?;
-    let n_valid = count_valid_labels(labels, n, cfg.ignore_index)?;
     let op = PixelLoss { n, ce_weights: Some(ce_weights), cost: Some(cost), ignore: cfg.ignore_index };
-    let (map, checked) = op.map(name, &logits.contiguous()?, &labels.contiguous()?)?;
+    let (map, checked, n_valid) = op.map(name, &logits.contiguous()?, &labels.contiguous()?)?;
     reduce(name, map, labels.dims(), n_valid, cfg.reduction, checked)
 }

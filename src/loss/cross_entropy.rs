@@ -1,6 +1,6 @@
 //! Cross-entropy and the importance-aware cross-entropy (IAL).
 
-use super::{check_logits_labels, count_valid_labels, reduce, LossConfig};
+use super::{check_logits_labels, reduce, LossConfig};
 use crate::kernels::pixel_loss::PixelLoss;
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
@@ -72,9 +72,8 @@ fn weighted(
     cfg: LossConfig,
 ) -> Result<Tensor> {
     let n = weights.len();
-    let n_valid = count_valid_labels(labels, n, cfg.ignore_index)?;
     let op = PixelLoss { n, ce_weights: Some(weights), cost: None, ignore: cfg.ignore_index };
-    let (map, checked) = op.map(name, &logits.contiguous()?, &labels.contiguous()?)?;
+    let (map, checked, n_valid) = op.map(name, &logits.contiguous()?, &labels.contiguous()?)?;
     reduce(name, map, labels.dims(), n_valid, cfg.reduction, checked)
 }
 

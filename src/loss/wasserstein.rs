@@ -35,9 +35,8 @@ pub fn wasserstein(logits: &Tensor, labels: &Tensor, ground: &GroundMatrix, cfg:
     let shape = check_logits_labels(logits, labels)?;
     check_ground(ground, shape.n)?;
     let cost = cost_rows(ground, None, logits.dtype())?;
-    let n_valid = count_valid_labels(labels, shape.n, cfg.ignore_index)?;
     let op = PixelLoss { n: shape.n, ce_weights: None, cost: Some(cost), ignore: cfg.ignore_index };
-    let (map, checked) = op.map("wasserstein", &logits.contiguous()?, &labels.contiguous()?)?;
+    let (map, checked, n_valid) = op.map("wasserstein", &logits.contiguous()?, &labels.contiguous()?)?;
     reduce("wasserstein", map, labels.dims(), n_valid, cfg.reduction, checked)
 }
 

@@ -108,6 +108,15 @@ impl Conv {
         let (x, pad) =
             if ph == pw { (x.clone(), ph) } else { (x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?, 0) };
         let y = x.conv2d(&self.weight, pad, self.stride, self.dilation, 1)?;
+        let y = if crate::kernels::numeric::F64_CONV_VALUES.with(|on| on.get()) && y.dtype() == DType::F32 {
+            // The value rounded from f64, the gradient of the f32 convolution (see
+            // `kernels::with_f64_convolution_values`): `exact + (y − y)` is `exact` exactly.
+            let f64_ = DType::F64;
+            let exact = x.to_dtype(f64_)?.conv2d(&self.weight.to_dtype(f64_)?, pad, self.stride, self.dilation, 1)?;
+            (exact.to_dtype(DType::F32)?.detach() + (&y - y.detach())?)?
+        } else {
+            y
+        };
         add_bias(y, self.bias.as_ref())
     }
 }
@@ -363,6 +372,36 @@ pub fn pad_to_multiple(x: &Tensor, m: usize) -> candle_core::Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn f64_convolution_values_round_the_f64_value_and_keep_the_f32_gradient() {
+        // Under `with_f64_convolution_values` a convolution's value is the f64 convolution
+        // rounded to f32, exactly, and its gradient is the composed f32 convolution's, exactly.
+        let dev = Device::Cpu;
+        let vm = candle_nn::VarMap::new();
+        let conv =
+            Conv::new(4, 3, ConvSpec::same(3, 2), VarBuilder::from_varmap(&vm, DType::F32, &dev).pp("c")).unwrap();
+        let mut rng = crate::random::seeded(9);
+        let x =
+            candle_core::Var::from_tensor(&crate::random::normal(&mut rng, (2, 4, 9, 7), 3.0, &dev).unwrap()).unwrap();
+        let run = || {
+            let y = conv.forward(x.as_tensor()).unwrap();
+            let g = y.sum_all().unwrap().backward().unwrap();
+            (y, g.get(x.as_tensor()).unwrap().clone())
+        };
+        let (y_e, g_e) = crate::kernels::with_f64_convolution_values(run);
+        let (y_c, g_c) = crate::kernels::with_composed_layers(run);
+        let f64_ = DType::F64;
+        let exact =
+            x.as_tensor().to_dtype(f64_).unwrap().conv2d(&conv.weight().to_dtype(f64_).unwrap(), 2, 1, 2, 1).unwrap();
+        let max_diff = |a: &Tensor, b: &Tensor| {
+            (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        };
+        assert_eq!(max_diff(&y_e, &exact.to_dtype(DType::F32).unwrap()), 0.0);
+        assert_eq!(max_diff(&g_e, &g_c), 0.0);
+        // The f32 convolution's values are within rounding of the exact ones.
+        assert!(max_diff(&y_c, &y_e) < 1e-4, "{}", max_diff(&y_c, &y_e));
+    }
 
     #[test]
     fn bilinear_resize_matches_candle_forward() {
