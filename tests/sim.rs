@@ -429,3 +429,46 @@ fn the_route_ahead_is_in_the_cars_frame() {
     assert_eq!(v[..Measurements::LEN], m.vector());
     assert!(close([v[7], v[8], v[9], v[10]], [0.0, -0.4, 0.0, -1.0]), "{v:?}");
 }
+
+#[test]
+fn the_autopilot_passes_a_parked_car_only_when_asked_to() {
+    // A parked car 13 m ahead in a straight lane, nothing else in town: the default
+    // Autopilot stops behind it; with `pass_static` it drives round it in the lane to its left
+    // (right-hand traffic), without touching it, and back onto its route.
+    let mut env = empty_env(TRAINING_TOWN);
+    let (k, lane) = env
+        .town()
+        .lanes()
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.dir.x > 0.99 && l.length() > 45.0)
+        .map(|(k, l)| (k, *l))
+        .expect("a 45 m eastbound lane");
+    let parked_at = 15.0;
+    let run = |pass_static: bool| {
+        let mut env = empty_env(TRAINING_TOWN);
+        env.place_ego(lane.at(2.0), 0.0, 0.0);
+        env.set_goal(k, lane.length() - 1.0).unwrap();
+        env.traffic_mut().actors.push(Actor::standing(ActorKind::ParkedCar, lane.at(parked_at), 0.0));
+        let driver = Autopilot { pass_static, ..Autopilot::default() };
+        let (mut x_max, mut collided, mut lateral_at_end) = (0.0f32, false, f32::NAN);
+        for _ in 0..400 {
+            let t = env.step(driver.act(&env)).unwrap();
+            collided |= t.info.collision.is_some();
+            x_max = x_max.max(env.ego().position.x - lane.start.x);
+            lateral_at_end = (env.ego().position.y - lane.start.y).abs();
+            if t.done() {
+                break;
+            }
+        }
+        (x_max, collided, lateral_at_end)
+    };
+    let half_car = ActorKind::ParkedCar.size().0 * 0.5;
+    let (x_stop, collided, _) = run(false);
+    assert!(!collided && x_stop < parked_at - half_car, "braking driver reached {x_stop} m (car at {parked_at} m)");
+    let (x_pass, collided, lateral) = run(true);
+    assert!(!collided, "the passing driver touched something");
+    assert!(x_pass > parked_at + 20.0, "the passing driver reached only {x_pass} m (car at {parked_at} m)");
+    assert!(lateral < 0.5, "{lateral} m off its lane's centre line at the end");
+    let _ = env.reset(0);
+}
