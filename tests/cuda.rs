@@ -22,8 +22,9 @@
 //! [`rwt::kernels::with_f64_convolution_values`]) — for logits, loss and running statistics
 //! tensor by tensor, for gradients over all of the network's gradients in that mode, since a
 //! flipped unit moves whichever gradients it reaches: the GPU is as exact as f32 determines
-//! these values. The same networks in f64 on the GPU must agree with the CPU's f64 to 1e-9, and so
-//! must each candle op they use: a wrong GPU operation then shows apart from f32 rounding.
+//! these values. The same networks in f64 on the GPU must agree with the CPU's f64 to 1e-9,
+//! and so must each candle op they use: a wrong GPU operation then shows apart from f32
+//! rounding.
 //! `RWT_CUDA_TESTS_ON_CPU=1` runs every test with the CPU in the GPU's place, to try the tests
 //! themselves.
 //!
