@@ -202,6 +202,10 @@ pub struct AgentSection {
     /// Gradient steps on each rollout of an imitation segment (default 4): behaviour cloning
     /// needs more steps than one per rollout.
     pub imitation_epochs: usize,
+    /// Whether the imitated Autopilot passes static obstacles
+    /// ([`crate::sim::Autopilot::pass_static`]; default false: the Autopilot that only brakes,
+    /// as in the committed runs).
+    pub imitation_passes: bool,
     /// Start from these agent weights (a `.safetensors` file, or an agent's run or checkpoint
     /// folder) instead of the seeded initialisation — e.g. to continue a trained agent on
     /// another segmenter's latent; the optimiser and the learning-rate schedule start afresh.
@@ -228,6 +232,7 @@ impl Default for AgentSection {
             reward_scale: 1.0,
             imitation_segments: 0,
             imitation_epochs: 4,
+            imitation_passes: false,
             init: None,
         }
     }
@@ -480,6 +485,9 @@ mod tests {
         c.validate().unwrap();
         let round = DriveConfig::from_toml(&c.to_toml().unwrap()).unwrap();
         assert_eq!(round, c);
+        // The imitated Autopilot only brakes unless asked to pass.
+        assert!(!c.agent.imitation_passes);
+        assert!(DriveConfig::from_toml("[agent]\nimitation_passes = true").unwrap().agent.imitation_passes);
     }
 
     #[test]

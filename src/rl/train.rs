@@ -470,7 +470,7 @@ fn train_segments(
         // the executed actions falls linearly from 1.
         let imitating = cfg.agent.imitation_segments;
         let share = (k < imitating).then(|| 1.0 - k as f64 / imitating as f64);
-        let autopilot = Autopilot::default();
+        let autopilot = Autopilot { pass_static: cfg.agent.imitation_passes, ..Autopilot::default() };
         let expert_act = |e: &DrivingEnv| autopilot.act(e);
         let expert = share.map(|share| Expert { act: &expert_act, share });
         for _ in 0..cfg.segment {
