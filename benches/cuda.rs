@@ -396,18 +396,12 @@ fn enet_parts(dev: &Device, quick: bool) -> rwt::Result<Value> {
         let xv = Var::from_tensor(&x)?;
         row(
             &format!("{name}: input gradient (transposed conv)"),
-            median(dev, repeats, || {
-                (xv.as_tensor().conv2d(&wt, pad, 1, 1, 1)? * &g)?.sum_all()?.backward()?;
-                Ok(())
-            })?,
+            backward_median(dev, repeats, &g, || Ok(xv.as_tensor().conv2d(&wt, pad, 1, 1, 1)?))?,
         );
         let wv = Var::from_tensor(&wt)?;
         row(
             &format!("{name}: weight gradient"),
-            median(dev, repeats, || {
-                (x.conv2d(wv.as_tensor(), pad, 1, 1, 1)? * &g)?.sum_all()?.backward()?;
-                Ok(())
-            })?,
+            backward_median(dev, repeats, &g, || Ok(x.conv2d(wv.as_tensor(), pad, 1, 1, 1)?))?,
         );
     }
     // Batch-norm (batch statistics) + PReLU over 64 channels, as the layers compose it.
@@ -427,10 +421,7 @@ fn enet_parts(dev: &Device, quick: bool) -> rwt::Result<Value> {
     let xv = Var::from_tensor(&x)?;
     row(
         "batch-norm + PReLU 64: forward + backward",
-        median(dev, repeats, || {
-            (act.after(&bn, xv.as_tensor(), true)? * &g)?.sum_all()?.backward()?;
-            Ok(())
-        })?,
+        backward_median(dev, repeats, &g, || Ok(act.after(&bn, xv.as_tensor(), true)?))?,
     );
     row(
         "one element-wise op over [b, 64, h, w] (affine)",
@@ -440,4 +431,12 @@ fn enet_parts(dev: &Device, quick: bool) -> rwt::Result<Value> {
         })?,
     );
     Ok(Value::Object(r))
+}
+
+/// [`median`] of `f` and the backward pass of `Σ f() ⊙ g` (the output gradient `g`).
+fn backward_median(dev: &Device, repeats: usize, g: &Tensor, f: impl Fn() -> rwt::Result<Tensor>) -> rwt::Result<f64> {
+    median(dev, repeats, || {
+        (f()? * g)?.sum_all()?.backward()?;
+        Ok(())
+    })
 }

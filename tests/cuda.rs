@@ -97,6 +97,11 @@ fn rel_err(a: &Tensor, b: &Tensor, floor: f64) -> f64 {
     }
 }
 
+/// The largest [`rel_err`] of `evaluations` against `reference`.
+fn largest_rel_err(evaluations: &[&Tensor], reference: &Tensor, floor: f64) -> f64 {
+    evaluations.iter().map(|t| rel_err(t, reference, floor)).fold(0.0, f64::max)
+}
+
 /// The comparisons of one test: every one is made (a GPU run is rare, so one run should show
 /// every mismatch), the worst is printed (the largest error for [`Checks::close`], the largest
 /// share of the bound for [`Checks::against`]), and [`Checks::finish`] fails on any out of bounds.
@@ -140,7 +145,7 @@ impl Checks {
     /// spread of f32 rounding for this tensor.
     fn against_spread(&mut self, what: &str, gpu: &Tensor, cpus: &[&Tensor], reference: &Tensor, floor: f64) {
         let eg = rel_err(gpu, reference, floor);
-        let ec = cpus.iter().map(|c| rel_err(c, reference, floor)).fold(0.0, f64::max);
+        let ec = largest_rel_err(cpus, reference, floor);
         let bound = REL.max(FACTOR * ec);
         self.count += 1;
         // Worst as the share of the bound used.
@@ -493,7 +498,7 @@ fn segmenters_forward_and_backward_match_the_cpu() {
                 let (gc, gg, gr) = (grad(&grads_c, c, "CPU"), grad(&grads_g, g, "GPU"), grad(&grads_r, r, "f64"));
                 let gf = grad(&grads_f, vf[var].as_tensor(), "CPU fused");
                 let ge = grad(&grads_e, ve[var].as_tensor(), "CPU f64 convolution values");
-                let ec = [&gc, &gf, &ge].iter().map(|c| rel_err(c, &gr, floor)).fold(0.0, f64::max);
+                let ec = largest_rel_err(&[&gc, &gf, &ge], &gr, floor);
                 gradients.push((format!("{name} {mode} gradient of {var}"), rel_err(&gg, &gr, floor), ec));
                 let g64 = grad(&grads_g64, vars(&vm_g64)[var].as_tensor(), "GPU f64");
                 checks.close_within(&format!("{name} {mode} gradient of {var}, f64"), &g64, &gr, F64_REL, floor);
