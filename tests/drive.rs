@@ -100,6 +100,8 @@ fn drive_train_then_eval_from_the_command_line() {
     // The example config without its trained segmenter (an untrained narrow ENet), quick.
     let mut cfg = DriveConfig::from_file(example("drive-enet.toml")).unwrap();
     cfg.state.segmenter = None;
+    // (An agent that would imitate the passing Autopilot: its benchmark adds that driver.)
+    cfg.agent.imitation_passes = true;
     let file = dir.join("drive.toml");
     std::fs::write(&file, cfg.to_toml().unwrap()).unwrap();
     let run = dir.join("run");
@@ -129,9 +131,10 @@ fn drive_train_then_eval_from_the_command_line() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows = BenchmarkRow::read(&json).unwrap();
-    // Random policy, the untrained agent, Autopilot, Autopilot seeing the true labels and the
-    // run's segmenter, and the agent, each in three conditions, 2 episodes each.
-    assert_eq!(rows.len(), 18);
+    // Random policy, the untrained agent, Autopilot, the passing Autopilot, Autopilot seeing
+    // the true labels and the run's segmenter, and the agent, each in three conditions, 2
+    // episodes each.
+    assert_eq!(rows.len(), 21);
     assert!(rows.iter().all(|r| r.pooled.episodes == 2 && r.per_seed.len() == 1));
     assert_eq!(&std::fs::read(&gif).unwrap()[..6], b"GIF89a");
     // The same episodes for every driver.
@@ -142,6 +145,7 @@ fn drive_train_then_eval_from_the_command_line() {
             .collect::<Vec<_>>()
     };
     assert_eq!(seeds("random"), seeds("Autopilot (privileged)"));
+    assert_eq!(seeds("random"), seeds("Autopilot passing static obstacles (privileged)"));
     assert_eq!(seeds("random"), seeds("Autopilot seeing the true labels"));
     assert_eq!(seeds("random"), seeds("agent"));
     assert_eq!(seeds("random"), seeds("untrained"));

@@ -79,7 +79,8 @@ enum DriveCommand {
         runs: Vec<PathBuf>,
         /// Also drive the random policy, the first run's network untrained (its initial
         /// weights: the floor learning starts from) and the scripted Autopilot over the same
-        /// episodes.
+        /// episodes (and the Autopilot that passes static obstacles, when the first run
+        /// imitated it: `agent.imitation_passes`).
         #[arg(long)]
         baselines: bool,
         /// Also drive the Autopilot braking only for what the first run's segmenter predicts
@@ -345,6 +346,15 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                     )?);
                     let mut auto = rl::Driver::Autopilot(rwt::sim::Autopilot::default());
                     rows.extend(rl::evaluate(&bench, "Autopilot (privileged)", &mut auto)?);
+                    if cfg.agent.imitation_passes {
+                        let passing = rwt::sim::Autopilot { pass_static: true, ..Default::default() };
+                        let mut passing = rl::Driver::Autopilot(passing);
+                        rows.extend(rl::evaluate(
+                            &bench,
+                            "Autopilot passing static obstacles (privileged)",
+                            &mut passing,
+                        )?);
+                    }
                 }
                 if k == 0 && perception {
                     let auto = rwt::sim::Autopilot::default();

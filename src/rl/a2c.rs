@@ -282,7 +282,10 @@ impl A2c {
     /// full or does not fit the network; a non-finite loss or gradient is not an error but a
     /// skipped update ([`UpdateStats::skipped`]).
     pub fn update(&mut self, net: &ActorCritic, rollout: &Rollout) -> Result<UpdateStats> {
-        self.update_with(net, rollout, None)
+        let rate = self.scheduled_rate()?;
+        let stats = self.step_with(net, rollout, None, rate)?;
+        self.updates += 1;
+        Ok(stats)
     }
 
     /// [`A2c::update`] with [`A2c::imitation_losses`]: `epochs` behaviour-cloning steps on a
@@ -291,29 +294,41 @@ impl A2c {
     /// before the first step. Returns the last step's statistics; skipped steps are
     /// counted in [`A2c::skipped`].
     pub fn imitation_update(&mut self, net: &ActorCritic, rollout: &Rollout, epochs: usize) -> Result<UpdateStats> {
+        let rate = self.scheduled_rate()?;
         let values = forward(net, rollout)?.value.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let mut stats = UpdateStats::default();
-        for e in 0..epochs.max(1) {
-            if e > 0 {
-                self.updates -= 1;
-            }
-            stats = self.update_with(net, rollout, Some(&values))?;
+        for _ in 0..epochs.max(1) {
+            stats = self.step_with(net, rollout, Some(&values), rate)?;
         }
+        self.updates += 1;
         Ok(stats)
     }
 
-    fn update_with(&mut self, net: &ActorCritic, rollout: &Rollout, imitation: Option<&[f64]>) -> Result<UpdateStats> {
+    /// The linearly decayed learning rate of the next update.
+    fn scheduled_rate(&self) -> Result<f64> {
+        Schedule::Linear.rate(self.config.learning_rate, self.updates, self.config.total_updates)
+    }
+
+    /// One gradient step of the A2C (or, with `imitation`, the imitation) loss at `rate`,
+    /// numbered `self.updates` in the messages of a skipped step; does not advance the counter.
+    fn step_with(
+        &mut self,
+        net: &ActorCritic,
+        rollout: &Rollout,
+        imitation: Option<&[f64]>,
+        rate: f64,
+    ) -> Result<UpdateStats> {
         let out = forward(net, rollout)?;
         let probe = (out.head.sum_all()?.to_dtype(DType::F64)? + out.value.sum_all()?.to_dtype(DType::F64)?)?;
         let probe = probe.to_scalar::<f64>()?;
         if !probe.is_finite() {
-            self.updates += 1;
             self.skipped += 1;
             return Ok(UpdateStats {
                 loss: f64::NAN,
+                learning_rate: rate,
                 skipped: Some(format!(
                     "update {}: the network's outputs hold NaN or infinity (a non-finite state or weight); no step taken",
-                    self.updates - 1
+                    self.updates
                 )),
                 ..Default::default()
             });
@@ -327,7 +342,7 @@ impl A2c {
             entropy: scalar(&losses.entropy)?,
             ..Default::default()
         };
-        let applied = self.apply(&losses.total)?;
+        let applied = self.step_at(&losses.total, rate)?;
         stats.grad_norm = applied.grad_norm;
         stats.learning_rate = applied.learning_rate;
         stats.skipped = applied.skipped;
@@ -336,15 +351,21 @@ impl A2c {
 
     /// Backward pass of `loss`, global-norm clipping and one optimiser step at the scheduled
     /// rate, unless the loss or the gradient norm is not finite (then nothing changes and the
-    /// reason is returned). Counts the update either way.
+    /// reason is returned). Counts the update either way (a skipped one too; an `Err` does not count).
     pub fn apply(&mut self, loss: &Tensor) -> Result<UpdateStats> {
-        let rate = Schedule::Linear.rate(self.config.learning_rate, self.updates, self.config.total_updates)?;
+        let rate = self.scheduled_rate()?;
+        let stats = self.step_at(loss, rate)?;
         self.updates += 1;
+        Ok(stats)
+    }
+
+    /// [`A2c::apply`] at a given `rate`, without advancing the update counter.
+    fn step_at(&mut self, loss: &Tensor, rate: f64) -> Result<UpdateStats> {
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let mut stats = UpdateStats { loss: value, learning_rate: rate, ..Default::default() };
         if !value.is_finite() {
             self.skipped += 1;
-            stats.skipped = Some(format!("update {}: the loss is {value}; no step taken", self.updates - 1));
+            stats.skipped = Some(format!("update {}: the loss is {value}; no step taken", self.updates));
             return Ok(stats);
         }
         let mut grads = loss.backward()?;
@@ -352,7 +373,7 @@ impl A2c {
         stats.grad_norm = norm;
         if !norm.is_finite() {
             self.skipped += 1;
-            stats.skipped = Some(format!("update {}: the gradient norm is {norm}; no step taken", self.updates - 1));
+            stats.skipped = Some(format!("update {}: the gradient norm is {norm}; no step taken", self.updates));
             return Ok(stats);
         }
         self.optimizer.set_learning_rate(rate)?;
@@ -552,6 +573,32 @@ mod tests {
         let s2 = a2c.update(&net, &r).unwrap();
         assert!((s2.learning_rate - 3.5e-4).abs() < 1e-12);
         assert_eq!(a2c.updates(), 3);
+    }
+
+    /// An imitation update of several gradient steps counts as one update, all its steps at
+    /// that update's rate (7e-4 at update 0, 7e-4 × (1 − 1/4) at update 1 of 4); with one step
+    /// it is exactly [`A2c::imitation_losses`] followed by [`A2c::apply`].
+    #[test]
+    fn an_imitation_update_is_one_scheduled_update() {
+        let cfg = ActorCriticConfig::for_latent(2, 5, 6);
+        let r = rollout(3, 2, &cfg, 2);
+        let config = A2cConfig { total_updates: 4, optimizer: OptimizerKind::Adam, ..Default::default() };
+        let (vm, net) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
+        let mut a2c = A2c::new(config.clone(), &vm).unwrap();
+        let s0 = a2c.imitation_update(&net, &r, 3).unwrap();
+        assert_eq!((a2c.updates(), s0.learning_rate), (1, 7e-4));
+        let s1 = a2c.imitation_update(&net, &r, 3).unwrap();
+        assert_eq!(a2c.updates(), 2);
+        assert!((s1.learning_rate - 5.25e-4).abs() < 1e-15, "{}", s1.learning_rate);
+
+        let (vm_a, net_a) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
+        let (vm_b, net_b) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
+        let (mut a, mut b) = (A2c::new(config.clone(), &vm_a).unwrap(), A2c::new(config, &vm_b).unwrap());
+        a.imitation_update(&net_a, &r, 1).unwrap();
+        let losses = b.imitation_losses(&net_b, &r).unwrap();
+        b.apply(&losses.total).unwrap();
+        assert_eq!(weights(&vm_a), weights(&vm_b));
+        assert_eq!(a.updates(), b.updates());
     }
 
     /// A NaN in a state (ReLU swallows it in the forward pass, not in the gradient), a NaN
