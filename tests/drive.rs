@@ -26,6 +26,7 @@ fn the_example_configs_parse_and_validate() {
         "drive-enet-discrete.toml",
         "drive-enet-imitation.toml",
         "drive-enet-dagger.toml",
+        "drive-enet-dagger-seeing.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -39,6 +40,7 @@ fn the_example_configs_parse_and_validate() {
         ("drive-enet-discrete.toml", "drive-enet-discrete"),
         ("drive-enet-imitation.toml", "drive-enet-imitation"),
         ("drive-enet-dagger.toml", "drive-enet-dagger"),
+        ("drive-enet-dagger-seeing.toml", "drive-enet-dagger-seeing"),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -52,6 +54,14 @@ fn the_example_configs_parse_and_validate() {
         let segmenter = example_cfg.state.segmenter.as_ref();
         assert!(segmenter.is_some_and(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p).is_file()));
     }
+    // drive-enet-dagger-seeing differs from drive-enet-dagger in its name, segmenter and expert only.
+    let mut seeing = DriveConfig::from_file(example("drive-enet-dagger-seeing.toml")).unwrap();
+    let dagger = DriveConfig::from_file(example("drive-enet-dagger.toml")).unwrap();
+    assert!(seeing.agent.imitation_passes && seeing.state.segmenter != dagger.state.segmenter);
+    seeing.name.clone_from(&dagger.name);
+    seeing.state.segmenter.clone_from(&dagger.state.segmenter);
+    seeing.agent.imitation_passes = false;
+    assert_eq!(seeing, dagger);
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");
     let finetune = rwt::train::AblationConfig::from_file(example("sim-enet-finetune.toml")).unwrap();

@@ -584,7 +584,7 @@ mod tests {
         let r = rollout(3, 2, &cfg, 2);
         let config = A2cConfig { total_updates: 4, optimizer: OptimizerKind::Adam, ..Default::default() };
         let (vm, net) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
-        let mut a2c = A2c::new(config.clone(), &vm).unwrap();
+        let mut a2c = A2c::new(config, &vm).unwrap();
         let s0 = a2c.imitation_update(&net, &r, 3).unwrap();
         assert_eq!((a2c.updates(), s0.learning_rate), (1, 7e-4));
         let s1 = a2c.imitation_update(&net, &r, 3).unwrap();
@@ -593,7 +593,7 @@ mod tests {
 
         let (vm_a, net_a) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
         let (vm_b, net_b) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
-        let (mut a, mut b) = (A2c::new(config.clone(), &vm_a).unwrap(), A2c::new(config, &vm_b).unwrap());
+        let (mut a, mut b) = (A2c::new(config, &vm_a).unwrap(), A2c::new(config, &vm_b).unwrap());
         a.imitation_update(&net_a, &r, 1).unwrap();
         let losses = b.imitation_losses(&net_b, &r).unwrap();
         b.apply(&losses.total).unwrap();
