@@ -435,8 +435,7 @@ fn the_autopilot_passes_a_parked_car_only_when_asked_to() {
     // A parked car 13 m ahead in a straight lane, nothing else in town: the default
     // Autopilot stops behind it; with `pass_static` it drives round it in the lane to its left
     // (right-hand traffic), without touching it, and back onto its route.
-    let mut env = empty_env(TRAINING_TOWN);
-    let (k, lane) = env
+    let (k, lane) = empty_env(TRAINING_TOWN)
         .town()
         .lanes()
         .iter()
@@ -470,5 +469,4 @@ fn the_autopilot_passes_a_parked_car_only_when_asked_to() {
     assert!(!collided, "the passing driver touched something");
     assert!(x_pass > parked_at + 20.0, "the passing driver reached only {x_pass} m (car at {parked_at} m)");
     assert!(lateral < 0.5, "{lateral} m off its lane's centre line at the end");
-    let _ = env.reset(0);
 }
