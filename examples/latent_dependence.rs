@@ -6,7 +6,10 @@
 //! largest and mean absolute change of the head (logits for a discrete action space, Beta
 //! parameters for the continuous one) and how often the greedy action changes. A policy whose
 //! head never changes does not depend on its latent at all (RESULTS.md, issue 14: training
-//! seed 0 of `drive-enet-dagger-seeing`).
+//! seed 0 of `drive-enet-dagger-seeing`). It also prints, for the latent branch's four layers
+//! (conv 1, conv 2, FC 1, FC 2), how many units are live on every 10th of those states
+//! (`ActorCritic::latent_activity`): a layer with none passes no gradient and the camera is
+//! cut off.
 //!
 //! `cargo run --release --example latent_dependence -- runs/drive-enet-dagger-seeing/imitation …`
 //!
@@ -21,8 +24,8 @@ fn main() -> rwt::Result<()> {
     if runs.is_empty() {
         return Err(rwt::Error::invalid("run folders", "none", "give one or more run folders of `rwt drive train`"));
     }
-    println!("| run | states | max |Δ head| | mean |Δ head| | greedy action changed |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| run | states | max |Δ head| | mean |Δ head| | greedy action changed | live units: conv 1, conv 2, FC 1, FC 2 |");
+    println!("|---|---:|---:|---:|---:|---|");
     for dir in &runs {
         let mut agent = rl::load(dir)?;
         let cfg = DriveConfig::from_file(std::path::Path::new(dir).join("config.toml"))?;
@@ -57,7 +60,11 @@ fn main() -> rwt::Result<()> {
                 obs = t.observation;
             }
         }
-        println!("| {dir} | {n} | {max:.3e} | {:.3e} | {changed} |", sum / n.max(1) as f64);
+        // Every 10th state (the convolution of all of them at once would take gigabytes).
+        let sample: Vec<Tensor> = latents.iter().step_by(10).cloned().collect();
+        let activity = agent.net.latent_activity(&Tensor::cat(&sample, 0)?)?;
+        let live = activity.map(|a| format!("{:.0} %", 100.0 * a)).join(", ");
+        println!("| {dir} | {n} | {max:.3e} | {:.3e} | {changed} | {live} |", sum / n.max(1) as f64);
     }
     Ok(())
 }

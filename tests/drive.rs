@@ -27,6 +27,7 @@ fn the_example_configs_parse_and_validate() {
         "drive-enet-imitation.toml",
         "drive-enet-dagger.toml",
         "drive-enet-dagger-seeing.toml",
+        "drive-enet-dagger-seeing-std.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -41,6 +42,7 @@ fn the_example_configs_parse_and_validate() {
         ("drive-enet-imitation.toml", "drive-enet-imitation"),
         ("drive-enet-dagger.toml", "drive-enet-dagger"),
         ("drive-enet-dagger-seeing.toml", "drive-enet-dagger-seeing"),
+        ("drive-enet-dagger-seeing-std.toml", "drive-enet-dagger-seeing-std"),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -62,6 +64,14 @@ fn the_example_configs_parse_and_validate() {
     seeing.state.segmenter.clone_from(&dagger.state.segmenter);
     seeing.agent.imitation_passes = false;
     assert_eq!(seeing, dagger);
+    // drive-enet-dagger-seeing-std differs from drive-enet-dagger-seeing in its name and the
+    // standardised latent only.
+    let mut std = DriveConfig::from_file(example("drive-enet-dagger-seeing-std.toml")).unwrap();
+    let seeing = DriveConfig::from_file(example("drive-enet-dagger-seeing.toml")).unwrap();
+    assert!(std.state.standardize && !seeing.state.standardize);
+    std.name.clone_from(&seeing.name);
+    std.state.standardize = false;
+    assert_eq!(std, seeing);
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");
     let finetune = rwt::train::AblationConfig::from_file(example("sim-enet-finetune.toml")).unwrap();

@@ -150,11 +150,23 @@ pub struct StateSection {
     /// planner's command, which says *that* a turn comes, not where the road goes; default
     /// `false` (the paper's state).
     pub route: bool,
+    /// Standardise each latent channel with its mean and standard deviation over Autopilot-
+    /// driven frames of the run's town ([`crate::rl::standardization_frames`],
+    /// [`crate::rl::StateEncoder::with_standardize_from`]); default `false` (the latent as
+    /// the segmenter gives it, as in every run before this option).
+    pub standardize: bool,
 }
 
 impl Default for StateSection {
     fn default() -> Self {
-        StateSection { kind: "latent".into(), segmenter: None, model: "enet".into(), width: 1.0, route: false }
+        StateSection {
+            kind: "latent".into(),
+            segmenter: None,
+            model: "enet".into(),
+            width: 1.0,
+            route: false,
+            standardize: false,
+        }
     }
 }
 

@@ -9,8 +9,8 @@
 //! | a Beta distribution per action dimension ([`Beta`]) | `beta.rs` | CARLA-Roach; Chou et al. 2017 |
 //! | a categorical over CARLA's 9 A3C actions ([`Categorical`], [`DISCRETE_ACTIONS`]) or over steer × throttle/coast/brake ([`GRID_ACTIONS`], [`FINE_ACTIONS`]) | `categorical.rs` | Dosovitskiy et al. 2017 |
 //! | the action space as one config choice ([`ActionSpace`], [`Policy`]) | `policy.rs` | |
-//! | the state: latent maps of the two most recent frames + measurements ([`State`], [`StateEncoder`], [`frozen_segmenter`]) | `state.rs` | Section III.C |
-//! | the paper's actor-critic network ([`ActorCritic`], [`ActorCriticConfig`]) | `network.rs` | Section III.C |
+//! | the state: latent maps of the two most recent frames + measurements ([`State`], [`StateEncoder`], [`frozen_segmenter`]); each latent channel standardised when `state.standardize` ([`StateEncoder::with_standardize_from`], [`standardization_frames`]) | `state.rs` | Section III.C |
+//! | the paper's actor-critic network ([`ActorCritic`], [`ActorCriticConfig`]); is its latent branch alive ([`ActorCritic::latent_activity`]) | `network.rs` | Section III.C |
 //! | rollout storage `[T + 1, N, …]` ([`Rollout`]) | `rollout.rs` | tch-rs `a2c.rs` |
 //! | acting: `T` steps of every actor of a `VecEnv` into a rollout, timed ([`collect`], [`reset_states`]); with an [`Expert`] labelling the states and sharing the driving ([`collect_with`]) | `collect.rs` | DAgger, Ross et al. 2011 |
 //! | n-step returns and V-trace targets ([`n_step_returns`], [`vtrace`]) | `returns.rs` | Espeholt et al. 2018 |
@@ -97,6 +97,7 @@ pub use rollout::Rollout;
 pub use special::{digamma, lgamma};
 pub use state::{frames_tensor, frozen_segmenter, label_maps_tensor, measurements_tensor, State, StateEncoder};
 pub use train::{
-    agent, agent_weights_path, copy_weights, load, segmenter_weights, state_encoder, state_encoder_with, train,
-    train_for, train_until, DriveEvent, DriveHistory, EpisodeRecord, SegmentRecord, TrainedAgent,
+    agent, agent_weights_path, copy_weights, load, segmenter_weights, standardization_frames, state_encoder,
+    state_encoder_with, train, train_for, train_until, DriveEvent, DriveHistory, EpisodeRecord, SegmentRecord,
+    TrainedAgent,
 };

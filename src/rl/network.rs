@@ -156,6 +156,21 @@ impl ActorCritic {
         &self.config
     }
 
+    /// The batch size `B` of a latent `[B, C, h, w]` of the configured `C, h, w`; any other
+    /// shape is an error naming the input and both shapes.
+    fn latent_batch(&self, latent: &Tensor) -> Result<usize> {
+        let c = &self.config;
+        let want = [c.latent_channels, c.latent_height, c.latent_width];
+        match latent.dims() {
+            [b, rest @ ..] if rest == want => Ok(*b),
+            got => Err(Error::shape(
+                "actor-critic latent input",
+                format!("[B, {}, {}, {}]", want[0], want[1], want[2]),
+                format!("{got:?}"),
+            )),
+        }
+    }
+
     /// Policy head and value of a batch of states.
     ///
     /// # Shapes
@@ -163,17 +178,7 @@ impl ActorCritic {
     /// error naming the input and both shapes.
     pub fn forward(&self, latent: &Tensor, measurements: &Tensor) -> Result<ActorCriticOutput> {
         let c = &self.config;
-        let want = [c.latent_channels, c.latent_height, c.latent_width];
-        let b = match latent.dims() {
-            [b, rest @ ..] if rest == want => *b,
-            got => {
-                return Err(Error::shape(
-                    "actor-critic latent input",
-                    format!("[B, {}, {}, {}]", want[0], want[1], want[2]),
-                    format!("{got:?}"),
-                ))
-            }
-        };
+        let b = self.latent_batch(latent)?;
         if measurements.dims() != [b, c.measurements] {
             return Err(Error::shape(
                 "actor-critic measurement input",
@@ -181,13 +186,53 @@ impl ActorCritic {
                 format!("{:?}", measurements.dims()),
             ));
         }
-        let x = self.conv.iter().try_fold(latent.clone(), |x, l| l.forward(&x)?.relu())?;
-        let x = relu_chain(x.flatten_from(1)?, &self.latent_fc)?;
+        let x = self.latent_activations(latent)?.pop().expect("four layers");
         let m = relu_chain(measurements.clone(), &self.measurement_fc)?;
         let joint = relu_chain(Tensor::cat(&[x, m], 1)?, &self.joint_fc)?;
         let head = self.policy_head[2].forward(&relu_chain(joint.clone(), &self.policy_head[..2])?)?;
         let value = self.value_head[2].forward(&relu_chain(joint, &self.value_head[..2])?)?.squeeze(1)?;
         Ok(ActorCriticOutput { head, value })
+    }
+
+    /// The activations (after ReLU) of the latent branch's four layers — conv 1 `[B, 32, h−2,
+    /// w−2]`, conv 2 `[B, 16, h−4, w−4]`, FC 1 `[B, 1024]`, FC 2 `[B, 512]` — for a latent
+    /// `[B, C, h, w]` (the first part of [`ActorCritic::forward`]). A layer none of whose
+    /// units is ever positive passes no gradient back: the branch is dead and the policy no
+    /// longer depends on the camera ([`ActorCritic::latent_activity`]).
+    ///
+    /// Errors: a latent of the wrong shape (as [`ActorCritic::forward`]).
+    pub fn latent_activations(&self, latent: &Tensor) -> Result<Vec<Tensor>> {
+        self.latent_batch(latent)?;
+        let mut out = Vec::with_capacity(4);
+        let mut x = latent.clone();
+        for l in &self.conv {
+            x = l.forward(&x)?.relu()?;
+            out.push(x.clone());
+        }
+        x = x.flatten_from(1)?;
+        for l in &self.latent_fc {
+            x = l.forward(&x)?.relu()?;
+            out.push(x.clone());
+        }
+        Ok(out)
+    }
+
+    /// For each layer of the latent branch (conv 1, conv 2, FC 1, FC 2), the fraction of its
+    /// units (channels for the convolutions, neurons for the FC layers) that are positive for
+    /// at least one position and state of the batch `latent` `[B, C, h, w]`. A layer at 0
+    /// has died: no gradient reaches the layers before it and the policy ignores the latent
+    /// (RESULTS.md, issue 14: one training seed of `drive-enet-dagger-seeing`).
+    ///
+    /// Errors: a latent of the wrong shape (as [`ActorCritic::forward`]).
+    pub fn latent_activity(&self, latent: &Tensor) -> Result<[f64; 4]> {
+        let mut activity = [0f64; 4];
+        for (a, x) in activity.iter_mut().zip(self.latent_activations(latent)?) {
+            // Units on dimension 1; the largest activation over every other dimension.
+            let x = x.transpose(0, 1)?.flatten_from(1)?.max(1)?;
+            let alive = x.gt(0f32)?.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()?;
+            *a = alive as f64;
+        }
+        Ok(activity)
     }
 
     /// The policy of a forward pass's head.
@@ -366,6 +411,32 @@ mod tests {
             assert!(head_max < 0.05, "{head_max}");
             drop(vm);
         }
+    }
+
+    /// A fresh network on a zero-mean random latent has live units in every layer of its
+    /// latent branch; a first convolution whose biases are all −10⁴ (far below any
+    /// `w·x` of this input) is dead — activity exactly 0 — and so is every layer after it
+    /// whose bias is ≤ 0 for every unit; biases of +10⁴ make every unit live.
+    #[test]
+    fn latent_activity_finds_a_dead_branch() {
+        let dev = Device::Cpu;
+        let (vm, net) = ActorCritic::seeded(&small(), &dev, 5).unwrap();
+        let latent = Tensor::randn(0f32, 1.0, (6, 8, 6, 7), &dev).unwrap();
+        let live = net.latent_activity(&latent).unwrap();
+        assert!(live.iter().all(|&a| a > 0.0 && a <= 1.0), "{live:?}");
+        let set = |name: &str, value: f32| {
+            let data = vm.data().lock().unwrap();
+            let b = &data[name];
+            b.set(&(b.ones_like().unwrap() * value as f64).unwrap()).unwrap();
+        };
+        set("latent.conv1.bias", -1e4);
+        set("latent.conv2.bias", 0.0);
+        let dead = net.latent_activity(&latent).unwrap();
+        assert_eq!(dead[..2], [0.0, 0.0], "{dead:?}");
+        set("latent.conv1.bias", 1e4);
+        assert_eq!(net.latent_activity(&latent).unwrap()[0], 1.0);
+        let e = net.latent_activity(&latent.narrow(1, 0, 4).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("latent input"), "{e}");
     }
 
     #[test]

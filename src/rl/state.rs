@@ -66,6 +66,14 @@ pub struct StateEncoder {
     device: Device,
     previous: Option<Tensor>,
     route: bool,
+    standardize: Option<Standardize>,
+}
+
+/// A fixed per-channel affine map of the latent, `(x − mean_c) / sd_c` (shapes `[1, C, 1, 1]`).
+#[derive(Clone, Debug)]
+struct Standardize {
+    mean: Tensor,
+    sd: Tensor,
 }
 
 impl StateEncoder {
@@ -77,6 +85,7 @@ impl StateEncoder {
             device: device.clone(),
             previous: None,
             route: false,
+            standardize: None,
         }
     }
 
@@ -96,6 +105,7 @@ impl StateEncoder {
             device: device.clone(),
             previous: None,
             route: false,
+            standardize: None,
         })
     }
 
@@ -105,6 +115,61 @@ impl StateEncoder {
             *n = normalize;
         }
         self
+    }
+
+    /// The same, standardising every latent channel `c` to `(x − mean_c) / sd_c` with the
+    /// mean and standard deviation of the segmenter's latents of `observations` (every
+    /// position of every frame; `sd_c` floored at [`StateEncoder::MIN_SD`], so a constant
+    /// channel becomes 0). Like the images' [`Normalize`], a fixed preprocessing of the input,
+    /// not a layer: the agent's network stays the paper's.
+    ///
+    /// Why: ENet's latent is far from zero-mean (over Autopilot-driven frames of the training
+    /// town, mean 3.5, rms 5.4, up to 47). Fed raw, a fresh network's first-convolution
+    /// channels range from positive on 1 % of positions to 100 % (standardised: 40–60 %), and
+    /// after training on it only 2 and 4 of the 32 were still live in two seeds of
+    /// `drive-enet-dagger-seeing`, none in the third, whose policy then ignored the camera
+    /// (RESULTS.md, issue 14; [`crate::rl::ActorCritic::latent_activity`]).
+    ///
+    /// A no-op for the label-map state (already in `[0, 1]`). Errors: no observations.
+    pub fn with_standardize_from(mut self, observations: &[&Observation]) -> Result<Self> {
+        if observations.is_empty() {
+            return Err(Error::invalid("latent standardisation frames", 0, "need at least one observation"));
+        }
+        if matches!(self.perception, Perception::LabelMaps { .. }) {
+            return Ok(self);
+        }
+        self.standardize = None;
+        let mut sum: Option<(Tensor, Tensor)> = None;
+        let mut n = 0usize;
+        // In batches of 16 frames: one segmenter pass each, and f64 sums.
+        for chunk in observations.chunks(16) {
+            let x = self.maps(chunk)?.to_dtype(DType::F64)?;
+            let (b, _, h, w) = x.dims4()?;
+            n += b * h * w;
+            let (s1, s2) = (x.sum_keepdim((0, 2, 3))?, x.sqr()?.sum_keepdim((0, 2, 3))?);
+            sum = Some(match sum {
+                None => (s1, s2),
+                Some((a1, a2)) => ((a1 + s1)?, (a2 + s2)?),
+            });
+        }
+        let (s1, s2) = sum.expect("at least one chunk");
+        let mean = (s1 / n as f64)?;
+        let var = ((s2 / n as f64)? - mean.sqr()?)?.relu()?;
+        let sd = var.sqrt()?.clamp(Self::MIN_SD, f64::INFINITY)?;
+        self.standardize = Some(Standardize { mean: mean.to_dtype(DType::F32)?, sd: sd.to_dtype(DType::F32)? });
+        Ok(self)
+    }
+
+    /// The floor of [`StateEncoder::with_standardize_from`]'s per-channel standard deviation.
+    pub const MIN_SD: f64 = 1e-2;
+
+    /// The per-channel `(mean, sd)` of [`StateEncoder::with_standardize_from`], each of
+    /// length `C`; `None` when the latent is fed as it is.
+    pub fn standardization(&self) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+        match &self.standardize {
+            None => Ok(None),
+            Some(st) => Ok(Some((st.mean.flatten_all()?.to_vec1()?, st.sd.flatten_all()?.to_vec1()?))),
+        }
     }
 
     /// The segmenter; `None` for the privileged label-map state.
@@ -133,7 +198,11 @@ impl StateEncoder {
         match &self.perception {
             Perception::Latent { segmenter, normalize } => {
                 let images = frames_tensor(observations, normalize, &self.device)?;
-                Ok(segmenter.latent(&images)?.detach())
+                let latent = segmenter.latent(&images)?.detach();
+                match &self.standardize {
+                    None => Ok(latent),
+                    Some(st) => Ok(latent.broadcast_sub(&st.mean)?.broadcast_div(&st.sd)?),
+                }
             }
             Perception::LabelMaps { classes, stride } => {
                 label_maps_tensor(observations, *classes, *stride, &self.device)
@@ -370,6 +439,51 @@ mod tests {
         let m = s1.measurements.to_vec2::<f32>().unwrap();
         assert_eq!(m[0], c.measurements.vector().to_vec());
         assert_eq!(s1.len(), 2);
+    }
+
+    /// Standardised, a channel of uniform grey frames `g ∈ {10, 200, 60}` becomes
+    /// `(level(g) − m) / s` with `m`, `s` the population mean and standard deviation of the
+    /// three levels (closed form; every position of a frame has the same level); a channel
+    /// constant over the frames becomes 0 (the sd floor); the label-map state is left alone;
+    /// no frames is an error.
+    #[test]
+    fn standardizes_each_latent_channel() {
+        let dev = Device::Cpu;
+        let norm = Normalize::default();
+        let level = |g: u8, c: usize| ((g as f32 / 255.0 - norm.mean[c]) / norm.std[c]) as f64;
+        let frames = [observation(10, 1.0), observation(200, 1.0), observation(60, 1.0)];
+        let refs: Vec<&Observation> = frames.iter().collect();
+        let mut enc = StateEncoder::new(Arc::new(Pooling), &dev).with_standardize_from(&refs).unwrap();
+        let (mean, sd) = enc.standardization().unwrap().unwrap();
+        let s = enc.encode(&refs, &[true; 3]).unwrap();
+        let v = s.latent.mean((2, 3)).unwrap().to_vec2::<f32>().unwrap();
+        for c in 0..3 {
+            let levels: Vec<f64> = [10, 200, 60].iter().map(|&g| level(g, c)).collect();
+            let m = levels.iter().sum::<f64>() / 3.0;
+            let sdev = (levels.iter().map(|l| (l - m).powi(2)).sum::<f64>() / 3.0).sqrt();
+            assert!((mean[c] as f64 - m).abs() < 1e-5 && (sd[c] as f64 - sdev).abs() < 1e-5, "{mean:?} {sd:?}");
+            for (k, l) in levels.iter().enumerate() {
+                assert!((v[k][c] as f64 - (l - m) / sdev).abs() < 1e-4, "frame {k} channel {c}: {}", v[k][c]);
+            }
+        }
+        // The same grey twice: sd 0, floored; the channel is 0 after standardising.
+        let same = [&frames[0], &frames[0]];
+        let mut enc = StateEncoder::new(Arc::new(Pooling), &dev).with_standardize_from(&same).unwrap();
+        assert!(enc
+            .standardization()
+            .unwrap()
+            .unwrap()
+            .1
+            .iter()
+            .all(|&s| s as f64 == StateEncoder::MIN_SD as f32 as f64));
+        let z = enc.encode(&[&frames[0]], &[true]).unwrap().latent.abs().unwrap().max_all().unwrap();
+        assert!(z.to_scalar::<f32>().unwrap() < 1e-4);
+        let labels = StateEncoder::label_maps(19, 4, &dev).unwrap().with_standardize_from(&refs).unwrap();
+        assert!(labels.standardization().unwrap().is_none());
+        let Err(e) = StateEncoder::new(Arc::new(Pooling), &dev).with_standardize_from(&[]) else {
+            panic!("no frames must be an error")
+        };
+        assert!(e.to_string().contains("standardisation frames"), "{e}");
     }
 
     /// A 16 × 8 label map with its left half road (0) and right half car (13), one pixel of

@@ -51,7 +51,7 @@ use super::rollout::Rollout;
 use super::state::{frozen_segmenter, StateEncoder};
 use crate::models::weights;
 use crate::plot::{self, LineChart, Svg};
-use crate::sim::{Autopilot, DrivingEnv, InfractionKind, Termination, VecEnv};
+use crate::sim::{Autopilot, DrivingEnv, Environment, InfractionKind, Observation, Termination, VecEnv};
 use crate::{Error, Result};
 use candle_core::Device;
 use candle_nn::VarMap;
@@ -309,10 +309,42 @@ pub fn state_encoder_with(cfg: &DriveConfig, weights_file: Option<&Path>, device
             if let Some(file) = file {
                 weights::load(&varmap, file, true)?;
             }
-            Ok(StateEncoder::new(frozen_segmenter(kind, &seg_cfg, &varmap, device)?, device))
+            let encoder = StateEncoder::new(frozen_segmenter(kind, &seg_cfg, &varmap, device)?, device);
+            if cfg.state.standardize {
+                let frames = standardization_frames(cfg)?;
+                encoder.with_standardize_from(&frames.iter().collect::<Vec<_>>())
+            } else {
+                Ok(encoder)
+            }
         }
     }?;
     Ok(encoder.with_route(cfg.state.route))
+}
+
+/// The frames `state.standardize` takes the latent's statistics from: the scripted
+/// [`Autopilot`] drives 8 episodes of the run's environment (`env`; seeds 1 000 000 + k, off
+/// every training and benchmark seed) and every 15th frame of the first 120 steps is kept —
+/// 64 frames when no episode ends early. The same config gives the same frames, so training,
+/// resuming and evaluation standardise alike without storing anything. Errors: the
+/// environment's.
+pub fn standardization_frames(cfg: &DriveConfig) -> Result<Vec<Observation>> {
+    let mut env = DrivingEnv::new(cfg.env_config()?)?;
+    let pilot = Autopilot::default();
+    let mut frames = Vec::with_capacity(64);
+    for k in 0..8u64 {
+        let mut obs = env.reset(1_000_000 + k)?;
+        for step in 0..120 {
+            if step % 15 == 0 {
+                frames.push(obs.clone());
+            }
+            let t = env.step(pilot.act(&env))?;
+            if t.done() {
+                break;
+            }
+            obs = t.observation;
+        }
+    }
+    Ok(frames)
 }
 
 /// [`state_encoder_with`] the weights `state.segmenter` names.
@@ -786,6 +818,27 @@ mod tests {
     }
 
     /// The privileged state with a lagging behaviour policy and V-trace trains too.
+    /// `state.standardize`: the run trains on standardised latents, and loading it (as
+    /// `rwt drive eval` does) rebuilds the same per-channel statistics from the same frames,
+    /// bit for bit, without storing them; without the key there are none.
+    #[test]
+    fn a_standardized_state_is_rebuilt_alike() {
+        let mut cfg = tiny("std");
+        cfg.state.standardize = true;
+        let d = tmp("std");
+        let trained = train_for(&cfg, &d, 1, |_| {}).unwrap();
+        let stats = trained.encoder.standardization().unwrap().expect("standardised");
+        assert_eq!(
+            stats.0.len(),
+            trained.encoder.latent_shape(cfg.env.camera[0] as usize, cfg.env.camera[1] as usize).unwrap().0
+        );
+        assert!(stats.1.iter().all(|&s| s as f64 >= StateEncoder::MIN_SD as f32 as f64));
+        assert_eq!(load(&d).unwrap().encoder.standardization().unwrap(), Some(stats));
+        cfg.state.standardize = false;
+        assert!(state_encoder(&cfg, &Device::Cpu).unwrap().standardization().unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     #[test]
     fn label_maps_and_a_lagging_policy() {
         let mut cfg = tiny("labels");
