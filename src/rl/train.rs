@@ -817,7 +817,6 @@ mod tests {
         let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
     }
 
-    /// The privileged state with a lagging behaviour policy and V-trace trains too.
     /// `state.standardize`: the run trains on standardised latents, and loading it (as
     /// `rwt drive eval` does) rebuilds the same per-channel statistics from the same frames,
     /// bit for bit, without storing them; without the key there are none.
@@ -839,6 +838,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
     }
 
+    /// The privileged state with a lagging behaviour policy and V-trace trains too.
     #[test]
     fn label_maps_and_a_lagging_policy() {
         let mut cfg = tiny("labels");
