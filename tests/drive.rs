@@ -151,10 +151,10 @@ fn drive_train_then_eval_from_the_command_line() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows = BenchmarkRow::read(&json).unwrap();
-    // Random policy, the untrained agent, Autopilot, the passing Autopilot, Autopilot seeing
-    // the true labels and the run's segmenter, and the agent, each in three conditions, 2
-    // episodes each.
-    assert_eq!(rows.len(), 21);
+    // The random policy (uniform and without brake), the untrained agent, Autopilot, the
+    // passing Autopilot, Autopilot seeing the true labels and the run's segmenter, and the
+    // agent, each in three conditions, 2 episodes each.
+    assert_eq!(rows.len(), 24);
     assert!(rows.iter().all(|r| r.pooled.episodes == 2 && r.per_seed.len() == 1));
     assert_eq!(&std::fs::read(&gif).unwrap()[..6], b"GIF89a");
     // The same episodes for every driver.
@@ -164,11 +164,13 @@ fn drive_train_then_eval_from_the_command_line() {
             .flat_map(|r| r.episodes.iter().map(|e| (e.town, e.seed)))
             .collect::<Vec<_>>()
     };
-    assert_eq!(seeds("random"), seeds("Autopilot (privileged)"));
-    assert_eq!(seeds("random"), seeds("Autopilot passing static obstacles (privileged)"));
-    assert_eq!(seeds("random"), seeds("Autopilot seeing the true labels"));
-    assert_eq!(seeds("random"), seeds("agent"));
-    assert_eq!(seeds("random"), seeds("untrained"));
+    assert_eq!(seeds("random policy without brake"), seeds("Autopilot (privileged)"));
+    // Both random policies' rows, uniform first, each on the same episodes.
+    assert_eq!(seeds("random"), [seeds("Autopilot (privileged)"), seeds("Autopilot (privileged)")].concat());
+    assert_eq!(seeds("random policy without brake"), seeds("Autopilot passing static obstacles (privileged)"));
+    assert_eq!(seeds("random policy without brake"), seeds("Autopilot seeing the true labels"));
+    assert_eq!(seeds("random policy without brake"), seeds("agent"));
+    assert_eq!(seeds("random policy without brake"), seeds("untrained"));
     // --sampled: the agents sample their actions (the rows say so), on the same episodes.
     let sampled_json = dir.join("bench-sampled.json");
     let out = std::process::Command::new(exe)

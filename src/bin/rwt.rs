@@ -72,12 +72,14 @@ enum DriveCommand {
     /// Train the actor-critic agent; resumes when the run folder holds a checkpoint.
     Train(RunArgs),
     /// Drive the benchmark (training town, new town, new weather) with trained agents and,
-    /// with --baselines, the random policy and the Autopilot; print Tables IV–VI.
+    /// with --baselines, the random policies (uniform, and without brake) and the Autopilot;
+    /// print Tables IV–VI.
     Eval {
         /// Run folders of trained agents (repeat for several).
         #[arg(long = "run", required = true)]
         runs: Vec<PathBuf>,
-        /// Also drive the random policy, the first run's network untrained (its initial
+        /// Also drive the random policy, the random policy without brake (one that moves, the
+        /// floor for km between infractions), the first run's network untrained (its initial
         /// weights: the floor learning starts from) and the scripted Autopilot over the same
         /// episodes (and the Autopilot that passes static obstacles, when the first run
         /// imitated it: `agent.imitation_passes`).
@@ -251,7 +253,11 @@ fn drive_progress() -> impl FnMut(&rl::DriveEvent) {
                 "segment {} ({} steps{}): {} episodes, loss {:.3}, entropy {:.3}, |steer| {:.2} throttle {:.2} brake {:.2}, {:.0} steps/s{}",
                 s.segment + 1,
                 s.run_steps,
-                if s.expert_share > 0.0 { format!(", imitating: Autopilot share {:.2}", s.expert_share) } else { String::new() },
+                match (s.expert_share > 0.0, s.imitation_loss) {
+                    (true, _) => format!(", imitating: Autopilot share {:.2}", s.expert_share),
+                    (false, Some(nll)) => format!(", cloning term {nll:.3}"),
+                    (false, None) => String::new(),
+                },
                 s.episodes,
                 s.loss,
                 s.entropy,
@@ -332,6 +338,8 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                 if k == 0 && baselines {
                     let mut random = rl::Driver::Random(rwt::random::seeded(cfg.seed));
                     rows.extend(rl::evaluate(&bench, "random policy", &mut random)?);
+                    let mut moving = rl::Driver::RandomNoBrake(rwt::random::seeded(cfg.seed));
+                    rows.extend(rl::evaluate(&bench, "random policy without brake", &mut moving)?);
                     let (_, untrained) = rl::agent(&cfg, &agent.encoder, &rwt::candle_core::Device::Cpu)?;
                     let mut fresh = rl::Driver::Agent {
                         net: &untrained,

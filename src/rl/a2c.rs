@@ -9,9 +9,15 @@
 //! targets, A  = n-step returns R_t and R_t − V(s_t)      or V-trace v_t and ρ_t(r_t + γ m_t v_{t+1} − V(s_t))
 //! A           ← (A − mean A) / (sd A + 1e-8)              only with normalize_advantages (off: the paper's A2C)
 //! loss        = value_coef · ½ · mean((targets − V)²) − mean(A.detach() · log π(a_t|s_t)) − entropy_coef · mean(H(π))
+//!               [+ imitation_coef · (−mean(log π(a*_t|s_t)))]   with an expert's actions a*_t (Rollout::label)
 //! g           = ∇ loss, clipped to global norm max_grad_norm
 //! step        = RMSprop (α = 0.99, ε = 1e-5) or Adam, lr decayed linearly to 0 over total_updates
 //! ```
+//!
+//! The bracketed behaviour-cloning term (`imitation_coef > 0`) keeps the policy near an
+//! expert's while A2C improves it: the demonstration-augmented policy gradient of Rajeswaran
+//! et al. 2018 (DAPG) with a constant weight, the expert labelling the states the policy
+//! visits (as DAgger) instead of a fixed set of demonstrations.
 //!
 //! Non-finite network outputs, loss or gradient norm skip the update: nothing is applied, the returned
 //! [`UpdateStats::skipped`] says why, and [`A2c::skipped`] counts them.
@@ -64,6 +70,10 @@ pub struct A2cConfig {
     /// the shared trunk's global-norm clip; a scale of 0.1 keeps the targets near 1 (as
     /// reward scaling in Stable-Baselines' `VecNormalize`, here a constant).
     pub reward_scale: f64,
+    /// Weight of the behaviour-cloning term `−mean(log π(a*|s))` added to the loss, over the
+    /// expert's actions that label the rollout ([`Rollout::expert_actions`]); 0 (off) by
+    /// default. Needs a rollout collected with an expert beside the policy.
+    pub imitation_coef: f64,
 }
 
 impl Default for A2cConfig {
@@ -79,6 +89,7 @@ impl Default for A2cConfig {
             vtrace: None,
             normalize_advantages: false,
             reward_scale: 1.0,
+            imitation_coef: 0.0,
         }
     }
 }
@@ -89,7 +100,11 @@ impl A2cConfig {
         if !(0.0..=1.0).contains(&self.gamma) {
             return Err(Error::invalid("gamma", self.gamma, "must be in [0, 1]"));
         }
-        for (name, v) in [("entropy_coef", self.entropy_coef), ("value_coef", self.value_coef)] {
+        for (name, v) in [
+            ("entropy_coef", self.entropy_coef),
+            ("value_coef", self.value_coef),
+            ("imitation_coef", self.imitation_coef),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(Error::invalid(name, v, "must be finite and >= 0"));
             }
@@ -124,6 +139,8 @@ pub struct Losses {
     pub value: Tensor,
     /// `mean(H(π))`.
     pub entropy: Tensor,
+    /// `−mean(log π(a*|s))` over the expert's actions, when `imitation_coef > 0`.
+    pub imitation: Option<Tensor>,
 }
 
 /// What one update did.
@@ -137,6 +154,8 @@ pub struct UpdateStats {
     pub value_loss: f64,
     /// Mean policy entropy (nats).
     pub entropy: f64,
+    /// The behaviour-cloning term `−mean(log π(a*|s))` (nats), when `imitation_coef > 0`.
+    pub imitation_loss: Option<f64>,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
     /// Learning rate of the step.
@@ -229,7 +248,7 @@ impl A2c {
         let actions = rollout.actions()?;
         let mut action_dims = vec![t * n];
         action_dims.extend_from_slice(&actions.dims()[2..]);
-        let log_probs = policy.log_prob(&actions.reshape(action_dims)?)?.to_dtype(DType::F32)?;
+        let log_probs = policy.log_prob(&actions.reshape(action_dims.clone())?)?.to_dtype(DType::F32)?;
         let entropy = policy.entropy()?.to_dtype(DType::F32)?.mean_all()?;
 
         let v_all = match imitation {
@@ -273,9 +292,19 @@ impl A2c {
         let advantages = as_tensor(advantages)?;
         let value = (targets - values.narrow(0, 0, t * n)?)?.sqr()?.mean_all()?;
         let policy_loss = (advantages * log_probs)?.mean_all()?.neg()?;
-        let total = ((value.affine(0.5 * self.config.value_coef, 0.0)? + &policy_loss)?
+        let mut total = ((value.affine(0.5 * self.config.value_coef, 0.0)? + &policy_loss)?
             - entropy.affine(self.config.entropy_coef, 0.0)?)?;
-        Ok(Losses { total, policy: policy_loss, value, entropy })
+        let imitation_loss = match imitation {
+            None if self.config.imitation_coef > 0.0 => {
+                let expert = rollout.expert_actions()?;
+                let log_probs = policy.log_prob(&expert.reshape(action_dims)?)?.to_dtype(DType::F32)?;
+                let term = log_probs.mean_all()?.neg()?;
+                total = (total + term.affine(self.config.imitation_coef, 0.0)?)?;
+                Some(term)
+            }
+            _ => None,
+        };
+        Ok(Losses { total, policy: policy_loss, value, entropy, imitation: imitation_loss })
     }
 
     /// One update from a full rollout (see the module docs). Errors for a rollout that is not
@@ -340,6 +369,7 @@ impl A2c {
             policy_loss: scalar(&losses.policy)?,
             value_loss: scalar(&losses.value)?,
             entropy: scalar(&losses.entropy)?,
+            imitation_loss: losses.imitation.as_ref().map(scalar).transpose()?,
             ..Default::default()
         };
         let applied = self.step_at(&losses.total, rate)?;
@@ -523,6 +553,52 @@ mod tests {
         let nll = -lp.iter().map(|&l| l as f64).sum::<f64>() / 6.0;
         assert!((get(&li.policy) - nll).abs() < 1e-4 * nll.abs().max(1.0), "{} vs {nll}", get(&li.policy));
         assert!((get(&li.value) - value).abs() < 1e-4 * value.max(1.0));
+    }
+
+    /// With `imitation_coef = λ` the loss is A2C's plus `λ·(−mean log π(a*|s))` over the
+    /// expert's labels (computed here directly from the policy on the labels, which differ
+    /// from the executed actions); the other terms are unchanged. A rollout without labels
+    /// is an error naming them, and a negative or NaN λ is refused.
+    #[test]
+    fn the_behaviour_cloning_term_adds_the_labels_nll() {
+        let cfg = ActorCriticConfig::for_latent(2, 5, 6);
+        let (vm, net) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
+        let plain = rollout(3, 2, &cfg, 2);
+        let a2c = A2c::new(A2cConfig::default(), &vm).unwrap();
+        let bc = A2c::new(A2cConfig { imitation_coef: 0.5, ..Default::default() }, &vm).unwrap();
+        let e = bc.losses(&net, &plain).unwrap_err().to_string();
+        assert!(e.contains("expert actions"), "{e}");
+        // The same rollout, each step labelled with (0.7, 0.2, 0.1).
+        let (lat, mea, act) = (plain.latents().unwrap(), plain.measurements().unwrap(), plain.actions().unwrap());
+        let st = |k: usize| State { latent: lat.get(k).unwrap(), measurements: mea.get(k).unwrap() };
+        let label = Tensor::new(&[[0.7f32, 0.2, 0.1], [0.7, 0.2, 0.1]], &Device::Cpu).unwrap();
+        let mut r = Rollout::new(3, 2).unwrap();
+        r.begin(&st(0)).unwrap();
+        for k in 0..3 {
+            let rew: Vec<f32> = plain.rewards()[k * 2..k * 2 + 2].iter().map(|&x| x as f32).collect();
+            let done: Vec<bool> = plain.masks()[k * 2..k * 2 + 2].iter().map(|&m| m == 0.0).collect();
+            let lp = Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap();
+            r.push(&act.get(k).unwrap(), &lp, &rew, &done, &st(k + 1)).unwrap();
+            r.label(&label).unwrap();
+        }
+        let (base, with) = (a2c.losses(&net, &r).unwrap(), bc.losses(&net, &r).unwrap());
+        assert!(base.imitation.is_none());
+        let out = net.forward(&lat.reshape((8, 4, 5, 6)).unwrap(), &mea.reshape((8, 7)).unwrap()).unwrap();
+        let policy = cfg.action_space.policy(&out.head.narrow(0, 0, 6).unwrap()).unwrap();
+        let labels = Tensor::cat(&[&label, &label, &label], 0).unwrap();
+        let lp = policy.log_prob(&labels).unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+        let nll = -lp.iter().sum::<f64>() / 6.0;
+        let get = |t: &Tensor| t.to_scalar::<f32>().unwrap() as f64;
+        let term = get(with.imitation.as_ref().unwrap());
+        assert!((term - nll).abs() < 1e-4 * nll.abs().max(1.0), "{term} vs {nll}");
+        let expected = get(&base.total) + 0.5 * nll;
+        assert!((get(&with.total) - expected).abs() < 1e-4 * expected.abs().max(1.0));
+        assert_eq!(get(&with.policy), get(&base.policy));
+        assert_eq!(get(&with.value), get(&base.value));
+        for bad in [-0.1, f64::NAN] {
+            let e = A2cConfig { imitation_coef: bad, ..Default::default() }.validate().unwrap_err().to_string();
+            assert!(e.contains("imitation_coef"), "{e}");
+        }
     }
 
     /// On-policy V-trace (behaviour log-probs = the current policy's) gives A2C's loss.

@@ -2,7 +2,9 @@
 //! for every driver, in three conditions — the training town, a new town, and new weather in
 //! the training town — with each benchmark seed drawing its own set of episodes.
 //!
-//! Drivers ([`Driver`]): a uniformly random policy (the floor), the scripted [`Autopilot`] with
+//! Drivers ([`Driver`]): a uniformly random policy (the floor; it brakes as much as it
+//! accelerates and barely moves), a random policy that never brakes (the floor for km between
+//! infractions), the scripted [`Autopilot`] with
 //! privileged access to the simulator (the ceiling), the same Autopilot braking only for what a
 //! segmenter shows it (perception in the loop, the analogue of Table V), and the actor-critic
 //! agent on its state (the segmenter's latent, or the privileged label maps). [`evaluate`] drives them all over
@@ -112,7 +114,13 @@ impl Acting {
 /// Who drives.
 pub enum Driver<'a> {
     /// Steer ~ U[−1, 1], throttle ~ U[0, 1], brake ~ U[0, 1], independently every step.
+    /// Its mean acceleration, `0.5 · 3.5 − 0.5 · 8` m/s² before drag, is a braking one: it
+    /// barely moves, so it commits no infraction and its km between infractions is undefined.
     Random(StdRng),
+    /// Steer ~ U[−1, 1], throttle ~ U[0, 1], brake 0: a random policy that moves (mean
+    /// acceleration 1.75 m/s² before drag, up to the speed cap), the floor for km between
+    /// infractions, which [`Driver::Random`] cannot give.
+    RandomNoBrake(StdRng),
     /// The scripted driver (sees the simulator's ground truth).
     Autopilot(Autopilot),
     /// The scripted driver made to see ([`Autopilot::act_perceiving`]): it brakes for what the
@@ -139,6 +147,10 @@ impl Driver<'_> {
             Driver::Random(rng) => Ok(envs
                 .iter()
                 .map(|_| Action::new(rng.random_range(-1.0f32..=1.0), rng.random::<f32>(), rng.random::<f32>()))
+                .collect()),
+            Driver::RandomNoBrake(rng) => Ok(envs
+                .iter()
+                .map(|_| Action::new(rng.random_range(-1.0f32..=1.0), rng.random::<f32>(), 0.0))
                 .collect()),
             Driver::Autopilot(a) => Ok(envs.iter().map(|e| a.act(e)).collect()),
             Driver::Perceiving(a, segmenter) => {
@@ -471,8 +483,9 @@ mod tests {
     }
 
     /// The benchmark's episodes are the same for every driver (same seeds, same logs for the
-    /// same driver), and the Autopilot drives farther without crashing than the random policy
-    /// on the same short episodes.
+    /// same driver), the Autopilot drives farther without crashing than the random policy
+    /// on the same short episodes, and the random policy without brake farther than the
+    /// uniform one.
     #[test]
     fn same_episodes_for_every_driver_and_autopilot_beats_random() {
         let mut cfg = DriveConfig::default().quick();
@@ -498,6 +511,11 @@ mod tests {
         assert!(random.iter().zip(&auto).all(|(r, a)| r.seed == a.seed && r.town == a.town));
         let (ma, mr) = (DrivingMetrics::from_episodes(&auto), DrivingMetrics::from_episodes(&random));
         assert!(ma.km > mr.km, "autopilot {} km, random {} km", ma.km, mr.km);
+        // Without the brake the random policy moves: from rest, 80 steps of 0.1 s at a mean
+        // 1.75 m/s² (less drag, at most 25 km/h) cover metres, not the uniform one's centimetres.
+        let (moving, _) = drive(env, &seeds, &mut Driver::RandomNoBrake(crate::random::seeded(0)), None).unwrap();
+        let mm = DrivingMetrics::from_episodes(&moving);
+        assert!(mm.km > 4.0 * mr.km.max(1e-3), "random without brake {} km, random {} km", mm.km, mr.km);
         let rows = evaluate(&b, "autopilot", &mut Driver::Autopilot(Autopilot::default())).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].pooled, ma);

@@ -12,6 +12,7 @@ use super::rollout::Rollout;
 use super::state::{State, StateEncoder};
 use crate::sim::{Action, Environment, EpisodeLog, VecEnv};
 use crate::{Error, Result};
+use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::time::Instant;
@@ -71,14 +72,21 @@ pub fn collect<E: Environment>(
     collect_with(env, encoder, net, rollout, rng, run_steps, None)
 }
 
-/// A driver whose actions label the states for imitation (DAgger, Ross et al. 2011): the
-/// rollout stores *its* action for every state, and each actor executes it with probability
-/// `share`, else the policy's sample.
+/// A driver whose actions label the states: each actor executes the expert's action with
+/// probability `share`, else the policy's sample, and the expert's action for every state is
+/// stored — as the rollout's actions for imitation (DAgger, Ross et al. 2011; `relabel`), or
+/// beside the executed ones ([`Rollout::expert_actions`]) for A2C with a behaviour-cloning
+/// term (`agent.imitation_coef`).
 pub struct Expert<'a, E> {
     /// The expert's action in an environment's current state.
     pub act: &'a (dyn Fn(&E) -> Action + Sync),
     /// Probability that an actor executes the expert's action instead of the policy's, in `[0, 1]`.
     pub share: f64,
+    /// `true`: the expert's actions *are* the rollout's actions (and behaviour
+    /// log-probabilities), whoever executed — imitation. `false`: the rollout keeps the
+    /// executed actions (the expert's where it drove, in raw form) and the expert's go to
+    /// [`Rollout::label`].
+    pub relabel: bool,
 }
 
 /// [`collect`], or with an `expert`: the rollout's actions (and behaviour log-probabilities)
@@ -109,14 +117,25 @@ pub fn collect_with<E: Environment>(
         let policy = net.policy(&out)?;
         let mut raw = policy.sample(rng)?;
         let mut actions = policy.actions(&raw)?;
+        let mut beside = None;
         if let Some(expert) = expert {
             let labels: Vec<Action> = env.envs().iter().map(|e| (expert.act)(e)).collect();
-            for (a, &label) in actions.iter_mut().zip(&labels) {
+            let mut driven = vec![0u8; labels.len()];
+            for ((a, &label), d) in actions.iter_mut().zip(&labels).zip(&mut driven) {
                 if rng.random::<f64>() < expert.share {
                     *a = label;
+                    *d = 1;
                 }
             }
-            raw = net.config().action_space.raw_of(&labels, raw.device())?;
+            let labels = net.config().action_space.raw_of(&labels, raw.device())?;
+            if expert.relabel {
+                raw = labels;
+            } else {
+                if driven.contains(&1) {
+                    raw = rows_where(&driven, &labels, &raw)?;
+                }
+                beside = Some(labels);
+            }
         }
         let log_probs = policy.log_prob(&raw)?.detach();
         let t1 = Instant::now();
@@ -136,11 +155,22 @@ pub fn collect_with<E: Environment>(
         let next = encoder.encode(&observations, &dones)?;
         let t3 = Instant::now();
         rollout.push(&raw, &log_probs, &rewards, &dones, &next)?;
+        if let Some(labels) = &beside {
+            rollout.label(labels)?;
+        }
         times.policy_s += (t1 - t0).as_secs_f64();
         times.env_s += (t2 - t1).as_secs_f64();
         times.latent_s += (t3 - t2).as_secs_f64();
     }
     Ok((finished, times))
+}
+
+/// Row `i` of `on_true` where `mask[i] = 1`, else of `on_false` (`[N, …]`, same shape).
+fn rows_where(mask: &[u8], on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+    let mut dims = vec![1; on_true.rank()];
+    dims[0] = mask.len();
+    let mask = Tensor::from_slice(mask, mask.len(), on_true.device())?.reshape(dims)?.broadcast_as(on_true.dims())?;
+    Ok(mask.where_cond(on_true, on_false)?)
 }
 
 #[cfg(test)]
@@ -202,14 +232,49 @@ mod tests {
         rollout.begin(&reset_states(&mut env, &mut encoder, 3).unwrap()).unwrap();
         let brake = |_: &crate::sim::DrivingEnv| Action::new(0.0, 0.0, 1.0);
         let (mut rng, mut steps) = (crate::random::seeded(0), 0);
-        let expert = Expert { act: &brake, share: 1.0 };
+        let expert = Expert { act: &brake, share: 1.0, relabel: true };
         collect_with(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut steps, Some(&expert)).unwrap();
         assert!(env.envs().iter().all(|e| e.distance() == 0.0));
         assert_eq!(rollout.actions().unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap(), vec![4; 8]);
         rollout.carry_over().unwrap();
-        let bad = Expert { act: &brake, share: 1.5 };
+        let bad = Expert { act: &brake, share: 1.5, relabel: true };
         let err = collect_with(&mut env, &mut encoder, &net, &mut rollout, &mut rng, &mut steps, Some(&bad));
         assert!(err.unwrap_err().to_string().contains("expert share"));
+    }
+
+    /// Labels beside the executed actions (`relabel: false`): at share 0 the policy drives
+    /// exactly as with `relabel: true` (same random draws, same rewards), the rollout keeps its
+    /// sampled actions, and the expert's full brake (index 4) labels every step; at share 1 the
+    /// stored actions are the expert's too.
+    #[test]
+    fn an_expert_beside_the_policy_labels_without_driving() {
+        let dev = Device::Cpu;
+        let env_cfg = EnvConfig::new(TRAINING_TOWN).with_camera(CameraConfig::agent().with_size(96, 48));
+        let mut encoder = StateEncoder::label_maps(19, 8, &dev).unwrap();
+        let (c, h, w) = encoder.latent_shape(48, 96).unwrap();
+        let cfg = ActorCriticConfig::for_latent(c, h, w).with_action_space(crate::rl::ActionSpace::Discrete);
+        let (_, net) = ActorCritic::seeded(&cfg, &dev, 0).unwrap();
+        let brake = |_: &crate::sim::DrivingEnv| Action::new(0.0, 0.0, 1.0);
+        let run = |share: f64, relabel: bool, encoder: &mut StateEncoder| {
+            let mut env = VecEnv::driving(&env_cfg, 2).unwrap();
+            let mut rollout = Rollout::new(6, 2).unwrap();
+            rollout.begin(&reset_states(&mut env, encoder, 3).unwrap()).unwrap();
+            let (mut rng, mut steps) = (crate::random::seeded(5), 0);
+            let expert = Expert { act: &brake, share, relabel };
+            collect_with(&mut env, encoder, &net, &mut rollout, &mut rng, &mut steps, Some(&expert)).unwrap();
+            rollout
+        };
+        let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<u32>().unwrap();
+        let (imitating, beside) = (run(0.0, true, &mut encoder), run(0.0, false, &mut encoder));
+        assert_eq!(imitating.rewards(), beside.rewards());
+        assert_eq!(flat(imitating.actions().unwrap()), vec![4; 12]);
+        assert_eq!(flat(beside.expert_actions().unwrap()), vec![4; 12]);
+        assert!(imitating.expert_actions().is_err(), "relabel stores no labels beside");
+        let sampled = flat(beside.actions().unwrap());
+        assert!(sampled.iter().any(|&a| a != 4), "{sampled:?}");
+        let driven = run(1.0, false, &mut encoder);
+        assert_eq!(flat(driven.actions().unwrap()), vec![4; 12]);
+        assert_eq!(flat(driven.expert_actions().unwrap()), vec![4; 12]);
     }
 
     /// An environment that fails at its third step.

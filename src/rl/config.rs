@@ -30,6 +30,7 @@
 //! vtrace = false               # V-trace targets (for lag > 0)
 //! lag = 0                      # the actors act with a copy of the policy this many updates old
 //! init = "runs/drive-enet"     # optional: start from a trained agent's weights
+//! imitation_coef = 0.0         # > 0: A2C plus this weight × the NLL of the Autopilot's actions
 //!
 //! [eval]
 //! episodes = 10                # per condition and seed
@@ -218,6 +219,12 @@ pub struct AgentSection {
     /// ([`crate::sim::Autopilot::pass_static`]; default false: the Autopilot that only brakes,
     /// as in the committed runs).
     pub imitation_passes: bool,
+    /// Weight of a behaviour-cloning term in the A2C segments ([`A2cConfig::imitation_coef`]):
+    /// the Autopilot (passing static obstacles with `imitation_passes`) labels every state the
+    /// policy visits, and the loss adds this weight times the negative log-likelihood of its
+    /// actions, so that A2C improves the policy without drifting from the expert's; 0
+    /// (default): plain A2C. Must be finite and ≥ 0.
+    pub imitation_coef: f64,
     /// Start from these agent weights (a `.safetensors` file, or an agent's run or checkpoint
     /// folder) instead of the seeded initialisation — e.g. to continue a trained agent on
     /// another segmenter's latent; the optimiser and the learning-rate schedule start afresh.
@@ -245,6 +252,7 @@ impl Default for AgentSection {
             imitation_segments: 0,
             imitation_epochs: 4,
             imitation_passes: false,
+            imitation_coef: a.imitation_coef,
             init: None,
         }
     }
@@ -456,6 +464,7 @@ impl DriveConfig {
             vtrace: self.agent.vtrace.then(VTraceConfig::default),
             normalize_advantages: self.agent.normalize_advantages,
             reward_scale: self.agent.reward_scale,
+            imitation_coef: self.agent.imitation_coef,
         })
     }
 

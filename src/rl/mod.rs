@@ -12,13 +12,13 @@
 //! | the state: latent maps of the two most recent frames + measurements ([`State`], [`StateEncoder`], [`frozen_segmenter`]); each latent channel standardised when `state.standardize` ([`StateEncoder::with_standardize_from`], [`standardization_frames`]) | `state.rs` | Section III.C |
 //! | the paper's actor-critic network ([`ActorCritic`], [`ActorCriticConfig`]); is its latent branch alive ([`ActorCritic::latent_activity`]) | `network.rs` | Section III.C |
 //! | rollout storage `[T + 1, N, …]` ([`Rollout`]) | `rollout.rs` | tch-rs `a2c.rs` |
-//! | acting: `T` steps of every actor of a `VecEnv` into a rollout, timed ([`collect`], [`reset_states`]); with an [`Expert`] labelling the states and sharing the driving ([`collect_with`]) | `collect.rs` | DAgger, Ross et al. 2011 |
+//! | acting: `T` steps of every actor of a `VecEnv` into a rollout, timed ([`collect`], [`reset_states`]); with an [`Expert`] labelling the states and sharing the driving, or labelling beside the policy's actions ([`collect_with`], [`Rollout::label`]) | `collect.rs` | DAgger, Ross et al. 2011 |
 //! | n-step returns and V-trace targets ([`n_step_returns`], [`vtrace`]) | `returns.rs` | Espeholt et al. 2018 |
-//! | the A2C loss and update: clipping, linear decay, skipped non-finite updates ([`A2c`], [`A2cConfig`]); the imitation update ([`A2c::imitation_update`]) | `a2c.rs` | Mnih et al. 2016; OpenAI baselines |
+//! | the A2C loss and update: clipping, linear decay, skipped non-finite updates ([`A2c`], [`A2cConfig`]); the imitation update ([`A2c::imitation_update`]); a behaviour-cloning term beside A2C's ([`A2cConfig::imitation_coef`]) | `a2c.rs` | Mnih et al. 2016; OpenAI baselines; DAPG, Rajeswaran et al. 2018 |
 //! | a run in one TOML file ([`DriveConfig`]) | `config.rs` | |
 //! | training: segments, run folder, atomic checkpoints, exact resume ([`train()`], [`DriveHistory`]); imitation segments before A2C (`agent.imitation_segments`) | `train.rs` | |
 //! | the reinforced ground matrix: segmenter, agent and `D` by alternating optimisation, Fig. 6 ([`reinforce()`], [`ReinforceConfig`], [`reinforce::ground_step`], [`reinforce::fig6`]) | `reinforce.rs` | Section III.C, Fig. 4, Fig. 6 |
-//! | the seeded benchmark of Tables IV–VI: random, Autopilot and agent drivers, animations ([`Benchmark`], [`Driver`], [`evaluate`], [`animate`]) | `benchmark.rs` | Tables IV–VI |
+//! | the seeded benchmark of Tables IV–VI: random (uniform, or without brake), Autopilot and agent drivers, animations ([`Benchmark`], [`Driver`], [`evaluate`], [`animate`]) | `benchmark.rs` | Tables IV–VI |
 //!
 //! The environment ([`crate::sim::VecEnv`]), the network ([`ActorCritic`]) and the algorithm
 //! ([`A2c`]) are separate values. One step of acting, then an update:

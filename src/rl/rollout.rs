@@ -3,8 +3,9 @@
 //!
 //! A rollout begins with a state ([`Rollout::begin`]); each [`Rollout::push`] adds the
 //! actions taken in it, their behaviour log-probabilities (for V-trace), the rewards, the
-//! episode ends and the next state. When it holds `T` steps it is full; [`Rollout::carry_over`]
-//! starts the next rollout from its last state.
+//! episode ends and the next state; [`Rollout::label`] may add an expert's actions for the
+//! same step (A2C with a behaviour-cloning term). When it holds `T` steps it is full;
+//! [`Rollout::carry_over`] starts the next rollout from its last state.
 
 use super::state::State;
 use crate::{Error, Result};
@@ -15,8 +16,8 @@ use candle_core::Tensor;
 /// # Shapes
 /// [`Rollout::latents`] `[T + 1, N, 2C, h, w]`, [`Rollout::measurements`] `[T + 1, N, M]`,
 /// [`Rollout::actions`] `[T, N, 3]` (Beta) or `[T, N]` (discrete),
-/// [`Rollout::behaviour_log_probs`] `[T, N]`; [`Rollout::rewards`] and [`Rollout::masks`]
-/// `[T, N]` row-major slices.
+/// [`Rollout::behaviour_log_probs`] `[T, N]`; [`Rollout::expert_actions`] as the actions;
+/// [`Rollout::rewards`] and [`Rollout::masks`] `[T, N]` row-major slices.
 #[derive(Clone, Debug)]
 pub struct Rollout {
     steps: usize,
@@ -25,6 +26,7 @@ pub struct Rollout {
     measurements: Vec<Tensor>,
     actions: Vec<Tensor>,
     behaviour_log_probs: Vec<Tensor>,
+    expert_actions: Vec<Tensor>,
     rewards: Vec<f64>,
     masks: Vec<f64>,
 }
@@ -45,6 +47,7 @@ impl Rollout {
             measurements: vec![],
             actions: vec![],
             behaviour_log_probs: vec![],
+            expert_actions: vec![],
             rewards: vec![],
             masks: vec![],
         })
@@ -104,6 +107,7 @@ impl Rollout {
         self.measurements.push(state.measurements.detach());
         self.actions.clear();
         self.behaviour_log_probs.clear();
+        self.expert_actions.clear();
         self.rewards.clear();
         self.masks.clear();
         Ok(())
@@ -167,6 +171,30 @@ impl Rollout {
         Ok(())
     }
 
+    /// Labels the step just pushed with an expert's raw actions `[N, …]` (shape and dtype of
+    /// the step's actions): what the expert would have done in the states the actors were in.
+    /// Errors when the last pushed step is already labelled (or none was pushed), or on a
+    /// shape or dtype other than the actions'.
+    pub fn label(&mut self, expert_actions: &Tensor) -> Result<()> {
+        if self.expert_actions.len() + 1 != self.actions.len() {
+            return Err(Error::invalid(
+                "rollout expert actions",
+                format!("{} labelled of {} steps", self.expert_actions.len(), self.actions.len()),
+                "label each step once, right after its push",
+            ));
+        }
+        let actions = &self.actions[self.actions.len() - 1];
+        if actions.dims() != expert_actions.dims() || actions.dtype() != expert_actions.dtype() {
+            return Err(Error::shape(
+                "rollout expert actions",
+                format!("{:?} {:?}", actions.dims(), actions.dtype()),
+                format!("{:?} {:?}", expert_actions.dims(), expert_actions.dtype()),
+            ));
+        }
+        self.expert_actions.push(expert_actions.detach());
+        Ok(())
+    }
+
     /// The last state stored.
     pub fn last_state(&self) -> Option<State> {
         Some(State { latent: self.latents.last()?.clone(), measurements: self.measurements.last()?.clone() })
@@ -207,6 +235,20 @@ impl Rollout {
     pub fn behaviour_log_probs(&self) -> Result<Tensor> {
         self.need_full("rollout behaviour log-probs")?;
         Ok(Tensor::stack(&self.behaviour_log_probs, 0)?)
+    }
+
+    /// The expert's raw actions `[T, N, …]` ([`Rollout::label`]; full rollouts with every step
+    /// labelled only).
+    pub fn expert_actions(&self) -> Result<Tensor> {
+        self.need_full("rollout expert actions")?;
+        if self.expert_actions.len() != self.steps {
+            return Err(Error::invalid(
+                "rollout expert actions",
+                self.expert_actions.len(),
+                format!("steps labelled; the rollout holds {} (collect with an Expert)", self.steps),
+            ));
+        }
+        Ok(Tensor::stack(&self.expert_actions, 0)?)
     }
 
     /// Rewards, `[T, N]` row-major.
@@ -273,5 +315,31 @@ mod tests {
         assert!(r.push(&act, &lp, &[0.0; 2], &[false; 2], &state(1, 0.0)).is_err());
         assert!(r.push(&act.narrow(0, 0, 1).unwrap(), &lp, &[0.0; 2], &[false; 2], &state(2, 0.0)).is_err());
         assert!(r.is_empty(), "no failed push was stored");
+    }
+
+    /// Expert labels: one per pushed step, stacked like the actions; a second label for the
+    /// same step, a label before any push, a wrong shape or an unlabelled step are errors.
+    #[test]
+    fn expert_labels_follow_the_steps() {
+        let dev = Device::Cpu;
+        let mut r = Rollout::new(2, 2).unwrap();
+        r.begin(&state(2, 0.0)).unwrap();
+        let act = Tensor::zeros(2, DType::U32, &dev).unwrap();
+        let label = Tensor::new(&[4u32, 7], &dev).unwrap();
+        let lp = Tensor::zeros(2, DType::F32, &dev).unwrap();
+        assert!(r.label(&label).unwrap_err().to_string().contains("0 labelled of 0 steps"));
+        r.push(&act, &lp, &[0.0; 2], &[false; 2], &state(2, 1.0)).unwrap();
+        let wrong = Tensor::zeros((2, 3), DType::F32, &dev).unwrap();
+        assert!(r.label(&wrong).unwrap_err().to_string().contains("expert actions"));
+        r.label(&label).unwrap();
+        assert!(r.label(&label).is_err(), "the step is labelled already");
+        r.push(&act, &lp, &[0.0; 2], &[false; 2], &state(2, 2.0)).unwrap();
+        let e = r.expert_actions().unwrap_err().to_string();
+        assert!(e.contains("1") && e.contains("steps labelled"), "{e}");
+        r.label(&label).unwrap();
+        assert_eq!(r.expert_actions().unwrap().to_vec2::<u32>().unwrap(), [[4, 7], [4, 7]]);
+        assert_eq!(r.actions().unwrap().to_vec2::<u32>().unwrap(), [[0, 0], [0, 0]]);
+        r.carry_over().unwrap();
+        assert!(r.label(&label).is_err(), "carry_over clears the labels with the steps");
     }
 }

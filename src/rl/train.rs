@@ -19,6 +19,10 @@
 //! executes it with probability `β_k = 1 − k/m` (else the policy's sample), and the update is
 //! [`A2c::imitation_update`] (negative log-likelihood of the Autopilot's actions, plus A2C's
 //! value and entropy terms). The A2C segments then start from the imitating policy and critic.
+//! With `agent.imitation_coef = λ > 0` the A2C segments keep the Autopilot as a teacher: it
+//! labels every state the policy visits (the policy alone drives) and the loss adds
+//! `λ · (−mean log π(a*|s))` ([`A2cConfig::imitation_coef`]; its mean per segment is
+//! [`SegmentRecord::imitation_loss`]).
 //!
 //! Everything random in a segment is a function of `(seed, k)`, and a segment's checkpoint holds
 //! the weights, the optimiser's buffers and the update counter, so resuming from it repeats the
@@ -157,6 +161,10 @@ pub struct SegmentRecord {
     /// executed the Autopilot's action (DAgger's β); 0 in A2C segments.
     #[serde(default)]
     pub expert_share: f64,
+    /// A2C segments with `agent.imitation_coef > 0`: mean of the behaviour-cloning term
+    /// `−mean(log π(a*|s))` (nats) over the applied updates; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imitation_loss: Option<f64>,
 }
 
 /// The record of a run: every finished episode and every segment.
@@ -496,6 +504,7 @@ fn train_segments(
         let mut run_steps = k * cfg.segment * cfg.steps_per_update();
         let (mut times, mut update_s) = (CollectTimes::default(), 0.0);
         let (mut sums, mut applied, mut skipped, mut ended) = ([0.0f64; 5], 0usize, vec![], 0usize);
+        let mut imitation_sum = None::<f64>;
         let mut last_rate = 0.0;
         let (mut action_sums, mut action_count) = ([0.0f64; 3], 0usize);
         // The first `imitation_segments` segments imitate the Autopilot (DAgger): its share of
@@ -504,7 +513,12 @@ fn train_segments(
         let share = (k < imitating).then(|| 1.0 - k as f64 / imitating as f64);
         let autopilot = Autopilot { pass_static: cfg.agent.imitation_passes, ..Autopilot::default() };
         let expert_act = |e: &DrivingEnv| autopilot.act(e);
-        let expert = share.map(|share| Expert { act: &expert_act, share });
+        let expert = match share {
+            Some(share) => Some(Expert { act: &expert_act, share, relabel: true }),
+            // A2C with a behaviour-cloning term: the policy drives, the Autopilot labels.
+            None if cfg.agent.imitation_coef > 0.0 => Some(Expert { act: &expert_act, share: 0.0, relabel: false }),
+            None => None,
+        };
         for _ in 0..cfg.segment {
             let acting = behaviour.as_ref().map_or(&net, |(_, b)| b);
             let (finished, t) =
@@ -519,7 +533,7 @@ fn train_segments(
             ended += finished.len();
             history.episodes.extend(finished.iter().map(EpisodeRecord::from));
             let t0 = Instant::now();
-            let stats = if expert.is_some() {
+            let stats = if share.is_some() {
                 a2c.imitation_update(&net, &rollout, cfg.agent.imitation_epochs)?
             } else {
                 a2c.update(&net, &rollout)?
@@ -537,6 +551,9 @@ fn train_segments(
                         stats.grad_norm,
                     ]) {
                         *s += v;
+                    }
+                    if let Some(v) = stats.imitation_loss {
+                        *imitation_sum.get_or_insert(0.0) += v;
                     }
                 }
             }
@@ -581,6 +598,7 @@ fn train_segments(
             update_s,
             action_means: action_sums.map(|v| v / action_count.max(1) as f64),
             expert_share: share.unwrap_or(0.0),
+            imitation_loss: imitation_sum.map(|v| v / applied.max(1) as f64),
         });
         // History first, then the checkpoint whose state.txt marks the segment as done.
         crate::train::report::write_json(dir.join("history.json"), &history)?;
@@ -774,8 +792,9 @@ mod tests {
         let _ = (std::fs::remove_dir_all(&d), std::fs::remove_dir_all(&e));
     }
 
-    /// Two imitation segments of three (DAgger shares 1 and ½, recorded), the route in the
-    /// measurements and the 45-action space; the imitation segments' stored actions are the
+    /// Two imitation segments of three (DAgger shares 1 and ½, recorded), then A2C with a
+    /// behaviour-cloning term (`imitation_coef`), the route in the measurements and the
+    /// 45-action space; the imitation segments' stored actions are the
     /// Autopilot's, so their action means are its (no brake from rest on an empty start, some
     /// throttle); the run resumes to the same curve after a stop inside the imitation phase.
     #[test]
@@ -787,10 +806,16 @@ mod tests {
         cfg.agent.imitation_segments = 2;
         cfg.agent.imitation_epochs = 2;
         cfg.agent.reward_scale = 0.1;
+        cfg.agent.imitation_coef = 0.5;
         let (a, b) = (tmp("imitate-a"), tmp("imitate-b"));
         let straight = train(&cfg, &a, |_| {}).unwrap();
         let shares: Vec<f64> = straight.history.segments.iter().map(|s| s.expert_share).collect();
         assert_eq!(shares, [1.0, 0.5, 0.0]);
+        // The A2C segment carries the behaviour-cloning term (a negative log-likelihood of 45
+        // actions: positive), the imitation segments do not record it.
+        let cloning: Vec<_> = straight.history.segments.iter().map(|s| s.imitation_loss).collect();
+        assert!(cloning[..2].iter().all(Option::is_none), "{cloning:?}");
+        assert!(cloning[2].is_some_and(|v| v.is_finite() && v > 0.0), "{cloning:?}");
         assert_eq!(straight.net.config().measurements, crate::sim::Measurements::LEN_WITH_ROUTE);
         assert!(straight.history.segments.iter().all(|s| s.loss.is_finite() && s.skipped.is_empty()));
         // Imitation updates count one scheduled update per rollout, whatever the epochs.
