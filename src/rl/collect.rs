@@ -89,10 +89,12 @@ pub struct Expert<'a, E> {
     pub relabel: bool,
 }
 
-/// [`collect`], or with an `expert`: the rollout's actions (and behaviour log-probabilities)
-/// are the expert's actions in the policy's raw form ([`super::ActionSpace::raw_of`]), and each step
-/// executes the expert's action with probability `expert.share` per actor (drawn from `rng`)
-/// and the policy's sample otherwise. Errors: as [`collect`]; a share outside `[0, 1]`.
+/// [`collect`], or with an `expert`: each step executes the expert's action with probability
+/// `expert.share` per actor (drawn from `rng`) and the policy's sample otherwise; the expert's
+/// actions, in the policy's raw form ([`super::ActionSpace::raw_of`]), become the rollout's
+/// actions (and behaviour log-probabilities) with `expert.relabel`, else its labels
+/// ([`Rollout::label`]) beside the executed actions. Errors: as [`collect`]; a share outside
+/// `[0, 1]`.
 pub fn collect_with<E: Environment>(
     env: &mut VecEnv<E>,
     encoder: &mut StateEncoder,
