@@ -136,13 +136,7 @@ impl Rollout {
             return Err(Error::shape("rollout actions", format!("[{n}, …]"), format!("{:?}", actions.dims())));
         }
         if let Some(a) = self.actions.first() {
-            if a.dims() != actions.dims() || a.dtype() != actions.dtype() {
-                return Err(Error::shape(
-                    "rollout actions",
-                    format!("{:?} {:?}", a.dims(), a.dtype()),
-                    format!("{:?} {:?}", actions.dims(), actions.dtype()),
-                ));
-            }
+            same_layout("rollout actions", a, actions)?;
         }
         if behaviour_log_probs.dims() != [n] {
             return Err(Error::shape(
@@ -183,14 +177,7 @@ impl Rollout {
                 "label each step once, right after its push",
             ));
         }
-        let actions = &self.actions[self.actions.len() - 1];
-        if actions.dims() != expert_actions.dims() || actions.dtype() != expert_actions.dtype() {
-            return Err(Error::shape(
-                "rollout expert actions",
-                format!("{:?} {:?}", actions.dims(), actions.dtype()),
-                format!("{:?} {:?}", expert_actions.dims(), expert_actions.dtype()),
-            ));
-        }
+        same_layout("rollout expert actions", &self.actions[self.actions.len() - 1], expert_actions)?;
         self.expert_actions.push(expert_actions.detach());
         Ok(())
     }
@@ -260,6 +247,18 @@ impl Rollout {
     pub fn masks(&self) -> &[f64] {
         &self.masks
     }
+}
+
+/// An error naming `what` unless `got` has `expected`'s shape and dtype.
+fn same_layout(what: &'static str, expected: &Tensor, got: &Tensor) -> Result<()> {
+    if expected.dims() != got.dims() || expected.dtype() != got.dtype() {
+        return Err(Error::shape(
+            what,
+            format!("{:?} {:?}", expected.dims(), expected.dtype()),
+            format!("{:?} {:?}", got.dims(), got.dtype()),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
