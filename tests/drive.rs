@@ -28,6 +28,10 @@ fn the_example_configs_parse_and_validate() {
         "drive-enet-dagger.toml",
         "drive-enet-dagger-seeing.toml",
         "drive-enet-dagger-seeing-std.toml",
+        "drive-enet-dagger-seeing-adam.toml",
+        "drive-enet-dagger-seeing-adam-bc.toml",
+        "drive-enet-dagger-seeing-adam-a2c.toml",
+        "drive-labels-dagger.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -43,6 +47,8 @@ fn the_example_configs_parse_and_validate() {
         ("drive-enet-dagger.toml", "drive-enet-dagger"),
         ("drive-enet-dagger-seeing.toml", "drive-enet-dagger-seeing"),
         ("drive-enet-dagger-seeing-std.toml", "drive-enet-dagger-seeing-std"),
+        ("drive-enet-dagger-seeing-adam.toml", "drive-enet-dagger-seeing-adam"),
+        ("drive-labels-dagger.toml", "drive-labels-dagger"),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -54,7 +60,8 @@ fn the_example_configs_parse_and_validate() {
             assert_eq!(recorded, example_cfg, "{folder}: seed {seed}'s record differs from the example config");
         }
         let segmenter = example_cfg.state.segmenter.as_ref();
-        assert!(segmenter.is_some_and(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p).is_file()));
+        let labels = example_cfg.state.kind == "labels";
+        assert!(labels || segmenter.is_some_and(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p).is_file()));
     }
     // drive-enet-dagger-seeing differs from drive-enet-dagger in its name, segmenter and expert only.
     let mut seeing = DriveConfig::from_file(example("drive-enet-dagger-seeing.toml")).unwrap();
@@ -72,6 +79,19 @@ fn the_example_configs_parse_and_validate() {
     std.name.clone_from(&seeing.name);
     std.state.standardize = false;
     assert_eq!(std, seeing);
+    // drive-enet-dagger-seeing-adam differs from drive-enet-dagger-seeing-std in its name and
+    // optimiser only; drive-labels-dagger in its name and state (the privileged label maps).
+    let std = DriveConfig::from_file(example("drive-enet-dagger-seeing-std.toml")).unwrap();
+    let mut adam = DriveConfig::from_file(example("drive-enet-dagger-seeing-adam.toml")).unwrap();
+    assert_eq!((adam.agent.optimizer.as_str(), std.agent.optimizer.as_str()), ("adam", "rmsprop"));
+    adam.name.clone_from(&std.name);
+    adam.agent.optimizer.clone_from(&std.agent.optimizer);
+    assert_eq!(adam, std);
+    let mut privileged = DriveConfig::from_file(example("drive-labels-dagger.toml")).unwrap();
+    assert_eq!((privileged.state.kind.as_str(), privileged.state.segmenter.as_ref()), ("labels", None));
+    privileged.name.clone_from(&std.name);
+    privileged.state = std.state.clone();
+    assert_eq!(privileged, std);
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");
     let finetune = rwt::train::AblationConfig::from_file(example("sim-enet-finetune.toml")).unwrap();
@@ -157,6 +177,10 @@ fn drive_train_then_eval_from_the_command_line() {
     assert_eq!(rows.len(), 24);
     assert!(rows.iter().all(|r| r.pooled.episodes == 2 && r.per_seed.len() == 1));
     assert_eq!(&std::fs::read(&gif).unwrap()[..6], b"GIF89a");
+    // The collisions with cars by where the car was, one line per row after Table IV–VI's.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (_, cars) = stdout.split_once("Collisions with cars, by where the car was:").expect("the impact table");
+    assert_eq!(cars.lines().filter(|l| l.starts_with("| ")).count(), 1 + rows.len(), "{cars}");
     // The same episodes for every driver.
     let seeds = |d: &str| {
         rows.iter()

@@ -123,7 +123,37 @@ fn collisions_with_road_users_have_the_table_severity_and_end_the_episode() {
         let log = t.info.episode.expect("the last step carries the episode log");
         assert_eq!(log.infractions.len(), 1);
         assert_eq!(log.infractions[0].kind, InfractionKind::collision(what));
+        // Driven into head-on: straight ahead, at the ego car's own speed, the other standing.
+        let impact = log.infractions[0].impact.expect("a collision logs its impact");
+        assert_eq!(impact.side(), ImpactSide::Front, "{kind:?}: {impact:?}");
+        let ahead = mid.x - env.ego().position.x;
+        assert!((impact.ahead_m - ahead).abs() < 1e-3 && impact.right_m.abs() < 1e-3, "{impact:?}");
+        assert!((impact.ego_kmh - env.ego().speed * 3.6).abs() < 1e-3 && impact.other_kmh == 0.0, "{impact:?}");
         assert!(env.step(Action::default()).unwrap_err().to_string().contains("reset"));
+    }
+}
+
+#[test]
+fn a_collision_logs_which_side_the_other_party_was_on() {
+    // A standing ego car facing east, a parked car (4.5 m × 1.9 m) touching it: 3 m ahead
+    // (its rear overlaps the ego's front), 2 m to the right, 3 m behind, 2 m to the left
+    // (y up, so the right is −y). Closed form: ahead = dx, right = −dy.
+    for (dx, dy, side) in [
+        (3.0, 0.0, ImpactSide::Front),
+        (0.5, -1.5, ImpactSide::Side),
+        (-3.0, 0.0, ImpactSide::Rear),
+        (0.0, 1.5, ImpactSide::Side),
+    ] {
+        let mut env = empty_env(TRAINING_TOWN);
+        let (_, mid) = east_lane(&env);
+        env.place_ego(mid, 0.0, 0.0);
+        env.traffic_mut().actors = vec![Actor::standing(ActorKind::ParkedCar, mid + V2::new(dx, dy), 0.0)];
+        let t = env.step(Action::new(0.0, 0.0, 1.0)).unwrap();
+        let log = t.info.episode.expect("the collision ends the episode");
+        let impact = log.infractions[0].impact.expect("a collision logs its impact");
+        assert_eq!(impact.side(), side, "at ({dx}, {dy}): {impact:?}");
+        assert!((impact.ahead_m - dx).abs() < 1e-4 && (impact.right_m + dy).abs() < 1e-4, "{impact:?}");
+        assert_eq!((impact.ego_kmh, impact.other_kmh), (0.0, 0.0));
     }
 }
 

@@ -415,6 +415,8 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                 }
             }
             println!("{}", rl::BenchmarkRow::table(&rows).to_markdown());
+            let cars = rl::BenchmarkRow::impact_table(&rows, rwt::sim::InfractionKind::CollisionVehicle);
+            println!("\nCollisions with cars, by where the car was:\n{}", cars.to_markdown());
             if let Some(path) = json {
                 rl::BenchmarkRow::write(path, &rows)?;
             }

@@ -10,7 +10,8 @@
 //! agent on its state (the segmenter's latent, or the privileged label maps). [`evaluate`] drives them all over
 //! the same episodes and [`BenchmarkRow::table`] prints Table IV's km between infractions by
 //! kind (pooled over seeds) and Tables V–VI's Drive %, km/h and success rate (mean ± sd over
-//! seeds).
+//! seeds); [`BenchmarkRow::impact_table`] splits the collisions by where the other party was
+//! (driven into, at the side, from behind, standing).
 //!
 //! Drive % counts the steps driven before a failure ends an episode (crash, off-lane, off-road,
 //! or standing still for `eval.blocked_s` seconds: [`crate::sim::Termination::Blocked`]), out
@@ -27,8 +28,8 @@ use crate::data::Normalize;
 use crate::models::Segmenter;
 use crate::plot::Table;
 use crate::sim::{
-    Action, Autopilot, DrivingEnv, DrivingMetrics, EnvConfig, Environment, EpisodeLog, InfractionKind, Observation,
-    Town, Weather,
+    Action, Autopilot, DrivingEnv, DrivingMetrics, EnvConfig, Environment, EpisodeLog, ImpactSide, InfractionKind,
+    Observation, Town, Weather,
 };
 use crate::{Error, Result};
 use candle_core::Device;
@@ -467,6 +468,44 @@ impl BenchmarkRow {
         }
         t
     }
+
+    /// Who drove into whom: per row, the collisions of `kind` (pooled over seeds) by where
+    /// the other party was when they touched ([`crate::sim::Impact`]) — *driven into* (ahead,
+    /// within 45° of the ego car's heading, the ego car moving), *at the side*, *from behind*,
+    /// *standing* (the ego car under 1 km/h, wherever the other was), and *not logged*
+    /// (records written before impacts were).
+    pub fn impact_table(rows: &[BenchmarkRow], kind: InfractionKind) -> Table {
+        let mut t = Table::new([
+            "driver",
+            "condition",
+            "km",
+            &format!("{}s", kind.name()),
+            "driven into (ahead, moving)",
+            "at the side",
+            "from behind",
+            "standing",
+            "not logged",
+        ]);
+        for r in rows {
+            let mut n = [0usize; 5];
+            for i in r.episodes.iter().flat_map(|e| &e.infractions).filter(|i| i.kind == kind) {
+                n[match i.impact {
+                    None => 4,
+                    Some(im) if im.ego_kmh < 1.0 => 3,
+                    Some(im) => match im.side() {
+                        ImpactSide::Front => 0,
+                        ImpactSide::Side => 1,
+                        ImpactSide::Rear => 2,
+                    },
+                }] += 1;
+            }
+            let mut cells = vec![r.driver.clone(), r.condition.clone(), format!("{:.2}", r.pooled.km)];
+            cells.push(n.iter().sum::<usize>().to_string());
+            cells.extend(n.iter().map(usize::to_string));
+            t.push(cells);
+        }
+        t
+    }
 }
 
 #[cfg(test)]
@@ -521,5 +560,54 @@ mod tests {
         assert_eq!(rows[0].pooled, ma);
         let md = BenchmarkRow::table(&rows).to_markdown();
         assert!(md.contains("new weather") && md.contains("±"), "{md}");
+    }
+
+    /// Each collision of the asked kind lands in exactly one column, by the rule in the doc
+    /// comment, on hand-made impacts.
+    #[test]
+    fn impact_table_sorts_collisions_by_who_drove_into_whom() {
+        use crate::sim::{Impact, Infraction, Termination};
+        let hit = |kind, impact: Option<(f32, f32, f32)>| Infraction {
+            kind,
+            step: 1,
+            distance_m: 0.0,
+            collision: None,
+            impact: impact.map(|(ego_kmh, ahead_m, right_m)| Impact { ego_kmh, other_kmh: 10.0, ahead_m, right_m }),
+        };
+        let car = InfractionKind::CollisionVehicle;
+        let infractions = vec![
+            hit(car, Some((20.0, 3.0, 1.0))),  // ahead: driven into
+            hit(car, Some((20.0, 3.0, 0.0))),  // ahead: driven into
+            hit(car, Some((20.0, 1.0, -2.0))), // at the left side
+            hit(car, Some((5.0, -4.0, 0.5))),  // from behind
+            hit(car, Some((0.5, 3.0, 0.0))),   // ahead, but standing
+            hit(car, None),                    // an old record
+            hit(InfractionKind::CollisionPerson, Some((20.0, 3.0, 0.0))),
+            hit(InfractionKind::OffLane, None),
+        ];
+        let log = EpisodeLog {
+            town: 1,
+            seed: 0,
+            weather: "clear-noon".into(),
+            steps: 10,
+            max_steps: 10,
+            distance_m: 100.0,
+            duration_s: 1.0,
+            total_reward: 0.0,
+            termination: Termination::Crash,
+            infractions,
+        };
+        let pooled = DrivingMetrics::from_episodes(std::slice::from_ref(&log));
+        let row = BenchmarkRow {
+            driver: "d".into(),
+            condition: "c".into(),
+            per_seed: vec![pooled.clone()],
+            pooled,
+            episodes: vec![log],
+        };
+        let t = BenchmarkRow::impact_table(std::slice::from_ref(&row), car);
+        assert_eq!(t.rows[0][3..], ["6", "2", "1", "1", "1", "1"]);
+        let t = BenchmarkRow::impact_table(&[row], InfractionKind::CollisionPerson);
+        assert_eq!(t.rows[0][3..], ["1", "1", "0", "0", "0", "0"]);
     }
 }

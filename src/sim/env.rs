@@ -7,7 +7,7 @@
 
 use super::camera::{CameraConfig, CameraPose, Frame, Renderer, Solid};
 use super::geometry::V2;
-use super::infraction::{EpisodeLog, Infraction, InfractionKind, Termination, INFRACTION_ONSET};
+use super::infraction::{EpisodeLog, Impact, Infraction, InfractionKind, Termination, INFRACTION_ONSET};
 use super::reward::{collision_severity, lane_and_road_degrees, Obstacle, RewardConfig, Severity};
 use super::route::{Command, Route};
 use super::town::{Town, TownConfig};
@@ -429,28 +429,49 @@ impl DrivingEnv {
         }
     }
 
-    /// The most severe collision of the ego car's current footprint, if any.
+    /// The most severe collision of the ego car's current footprint, if any: what was hit,
+    /// the impact speed (km/h, relative to a moving road user) and the severity class.
     pub fn collision(&self) -> Option<(Obstacle, f32, Severity)> {
+        self.collision_and_impact().map(|(c, _)| c)
+    }
+
+    /// [`DrivingEnv::collision`] and where its other party was (for a town object, the
+    /// centre of its footprint).
+    fn collision_and_impact(&self) -> Option<((Obstacle, f32, Severity), Impact)> {
         let body = self.ego.footprint();
         let ego_v = self.ego.velocity();
-        let mut worst: Option<(Obstacle, f32, Severity)> = None;
-        let mut consider = |what: Obstacle, kmh: f32| {
+        let heading = self.ego.heading();
+        let impact = |centre: V2, other_v: V2| {
+            let d = centre - body.center;
+            Impact {
+                ego_kmh: self.ego.speed * 3.6,
+                other_kmh: other_v.norm() * 3.6,
+                ahead_m: d.dot(heading),
+                right_m: d.dot(heading.right()),
+            }
+        };
+        let mut worst: Option<((Obstacle, f32, Severity), Impact)> = None;
+        let mut consider = |what: Obstacle, kmh: f32, impact: Impact| {
             let s = collision_severity(what, kmh);
-            if worst.is_none_or(|w| s > w.2) {
-                worst = Some((what, kmh, s));
+            if worst.is_none_or(|w| s > w.0 .2) {
+                worst = Some(((what, kmh, s), impact));
             }
         };
         for k in self.town.props_near(body.center, 4.0) {
             let p = &self.town.props()[k];
             if let Some(what) = Obstacle::of_prop(p) {
                 if body.overlaps(&p.footprint) {
-                    consider(what, self.ego.speed * 3.6);
+                    consider(what, self.ego.speed * 3.6, impact(p.footprint.center, V2::new(0.0, 0.0)));
                 }
             }
         }
         for a in &self.traffic.actors {
             if body.overlaps(&a.footprint()) {
-                consider(Obstacle::of_actor(a.kind), (ego_v - a.velocity()).norm() * 3.6);
+                consider(
+                    Obstacle::of_actor(a.kind),
+                    (ego_v - a.velocity()).norm() * 3.6,
+                    impact(a.position, a.velocity()),
+                );
             }
         }
         worst
@@ -545,14 +566,21 @@ impl Environment for DrivingEnv {
         self.traffic.step(&town, &self.ego.footprint(), self.config.dt, &mut self.rng);
         self.steps += 1;
 
-        let collision = self.collision();
+        let hit = self.collision_and_impact();
+        let collision = hit.map(|(c, _)| c);
         let (ol, or) = lane_and_road_degrees(&town, &self.ego.footprint());
         let remaining_before = self.route.as_ref().map_or(0.0, |r| r.remaining());
 
         let mut new = vec![];
-        let at = |kind, collision| Infraction { kind, step: self.steps, distance_m: self.odometer as f32, collision };
-        if let Some(c) = collision {
-            new.push(at(InfractionKind::collision(c.0), Some(c)));
+        let at = |kind, hit: Option<((Obstacle, f32, Severity), Impact)>| Infraction {
+            kind,
+            step: self.steps,
+            distance_m: self.odometer as f32,
+            collision: hit.map(|(c, _)| c),
+            impact: hit.map(|(_, i)| i),
+        };
+        if let Some(((what, _, _), _)) = hit {
+            new.push(at(InfractionKind::collision(what), hit));
         }
         if ol > INFRACTION_ONSET && !self.off_lane_on {
             new.push(at(InfractionKind::OffLane, None));

@@ -64,6 +64,51 @@ pub struct Infraction {
     pub distance_m: f32,
     /// For collisions: what was hit, the impact speed (km/h) and the severity class.
     pub collision: Option<(Obstacle, f32, Severity)>,
+    /// For collisions: where the other party was, seen from the ego car (absent from records
+    /// written before it was logged).
+    #[serde(default)]
+    pub impact: Option<Impact>,
+}
+
+/// The geometry of a collision, seen from the ego car at the step it was detected: who drove
+/// into whom. A vehicle that drives into something ahead of it while moving is at fault; one
+/// that is hit from the side or from behind, or while standing, may not be.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Impact {
+    /// The ego car's speed, km/h.
+    pub ego_kmh: f32,
+    /// The other party's speed, km/h (0 for anything that does not move).
+    pub other_kmh: f32,
+    /// The other party's centre relative to the ego car's centre, metres along the ego car's
+    /// heading (positive: ahead).
+    pub ahead_m: f32,
+    /// The same, metres to the ego car's right (positive: right).
+    pub right_m: f32,
+}
+
+/// Where the other party of a collision was: the quadrant of its bearing from the ego car.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImpactSide {
+    /// Within 45° of straight ahead.
+    Front,
+    /// Between 45° and 135° either side.
+    Side,
+    /// Within 45° of straight behind.
+    Rear,
+}
+
+impl Impact {
+    /// The quadrant of the other party's bearing: [`ImpactSide::Front`] when `ahead_m >
+    /// |right_m|`, [`ImpactSide::Rear`] when `−ahead_m > |right_m|`, else [`ImpactSide::Side`].
+    pub fn side(&self) -> ImpactSide {
+        if self.ahead_m > self.right_m.abs() {
+            ImpactSide::Front
+        } else if -self.ahead_m > self.right_m.abs() {
+            ImpactSide::Rear
+        } else {
+            ImpactSide::Side
+        }
+    }
 }
 
 /// Why an episode ended.
@@ -221,7 +266,7 @@ mod tests {
             termination,
             infractions: kinds
                 .iter()
-                .map(|&kind| Infraction { kind, step: 1, distance_m: 0.0, collision: None })
+                .map(|&kind| Infraction { kind, step: 1, distance_m: 0.0, collision: None, impact: None })
                 .collect(),
         }
     }

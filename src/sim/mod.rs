@@ -57,7 +57,9 @@ pub use env::{
     ROUTE_LOOKAHEAD,
 };
 pub use geometry::{Footprint, V2};
-pub use infraction::{DrivingMetrics, EpisodeLog, Infraction, InfractionKind, Termination, INFRACTION_ONSET};
+pub use infraction::{
+    DrivingMetrics, EpisodeLog, Impact, ImpactSide, Infraction, InfractionKind, Termination, INFRACTION_ONSET,
+};
 pub use reward::{collision_severity, lane_and_road_degrees, Obstacle, RewardConfig, Severity, CLEARANCE};
 pub use route::{Command, Route, COMMAND_LEAD};
 pub use town::{
