@@ -32,6 +32,8 @@ fn the_example_configs_parse_and_validate() {
         "drive-enet-dagger-seeing-adam-bc.toml",
         "drive-enet-dagger-seeing-adam-a2c.toml",
         "drive-labels-dagger.toml",
+        "drive-labels-dagger-brake.toml",
+        "drive-enet-dagger-brake.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -41,18 +43,22 @@ fn the_example_configs_parse_and_validate() {
     }
     // The committed records of the discrete and the imitating agents were run with these
     // configs (seeds 0, 1, 2).
-    for (config, folder) in [
-        ("drive-enet-discrete.toml", "drive-enet-discrete"),
-        ("drive-enet-imitation.toml", "drive-enet-imitation"),
-        ("drive-enet-dagger.toml", "drive-enet-dagger"),
-        ("drive-enet-dagger-seeing.toml", "drive-enet-dagger-seeing"),
-        ("drive-enet-dagger-seeing-std.toml", "drive-enet-dagger-seeing-std"),
-        ("drive-enet-dagger-seeing-adam.toml", "drive-enet-dagger-seeing-adam"),
-        ("drive-labels-dagger.toml", "drive-labels-dagger"),
+    // (drive-enet-dagger-brake: two seeds; a third did not fit its session.)
+    let three: &[u64] = &[0, 1, 2];
+    for (config, folder, seeds) in [
+        ("drive-enet-discrete.toml", "drive-enet-discrete", three),
+        ("drive-enet-imitation.toml", "drive-enet-imitation", three),
+        ("drive-enet-dagger.toml", "drive-enet-dagger", three),
+        ("drive-enet-dagger-seeing.toml", "drive-enet-dagger-seeing", three),
+        ("drive-enet-dagger-seeing-std.toml", "drive-enet-dagger-seeing-std", three),
+        ("drive-enet-dagger-seeing-adam.toml", "drive-enet-dagger-seeing-adam", three),
+        ("drive-labels-dagger.toml", "drive-labels-dagger", three),
+        ("drive-labels-dagger-brake.toml", "drive-labels-dagger-brake", three),
+        ("drive-enet-dagger-brake.toml", "drive-enet-dagger-brake", &[0, 1]),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
-        for seed in [0u64, 1, 2] {
+        for &seed in seeds {
             let mut recorded = DriveConfig::from_file(records.join(format!("seed-{seed}/config.toml"))).unwrap();
             assert_eq!(recorded.seed, seed);
             recorded.name = example_cfg.name.clone();
@@ -92,6 +98,19 @@ fn the_example_configs_parse_and_validate() {
     privileged.name.clone_from(&std.name);
     privileged.state = std.state.clone();
     assert_eq!(privileged, std);
+    // The -brake configs differ from their recipes in the name and the cloning weight of the
+    // Autopilot's full brakes only.
+    for (brake, recipe) in [
+        ("drive-labels-dagger-brake.toml", "drive-labels-dagger.toml"),
+        ("drive-enet-dagger-brake.toml", "drive-enet-dagger-seeing-std.toml"),
+    ] {
+        let mut brake = DriveConfig::from_file(example(brake)).unwrap();
+        let recipe = DriveConfig::from_file(example(recipe)).unwrap();
+        assert_eq!((brake.agent.imitation_brake_weight, recipe.agent.imitation_brake_weight), (4.0, 1.0));
+        brake.name.clone_from(&recipe.name);
+        brake.agent.imitation_brake_weight = 1.0;
+        assert_eq!(brake, recipe);
+    }
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");
     let finetune = rwt::train::AblationConfig::from_file(example("sim-enet-finetune.toml")).unwrap();

@@ -254,7 +254,18 @@ fn drive_progress() -> impl FnMut(&rl::DriveEvent) {
                 s.segment + 1,
                 s.run_steps,
                 match (s.expert_share > 0.0, s.imitation_loss) {
-                    (true, _) => format!(", imitating: Autopilot share {:.2}", s.expert_share),
+                    (true, _) => format!(
+                        ", imitating: Autopilot share {:.2}{}",
+                        s.expert_share,
+                        match s.brake_agreement.as_ref().and_then(|b| Some((b.recall()?, b.false_brakes()?))) {
+                            Some((recall, alone)) => format!(
+                                ", brakes with it {:.0} %, alone {:.0} %",
+                                100.0 * recall,
+                                100.0 * alone
+                            ),
+                            None => String::new(),
+                        }
+                    ),
                     (false, Some(nll)) => format!(", cloning term {nll:.3}"),
                     (false, None) => String::new(),
                 },

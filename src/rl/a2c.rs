@@ -9,7 +9,7 @@
 //! targets, A  = n-step returns R_t and R_t − V(s_t)      or V-trace v_t and ρ_t(r_t + γ m_t v_{t+1} − V(s_t))
 //! A           ← (A − mean A) / (sd A + 1e-8)              only with normalize_advantages (off: the paper's A2C)
 //! loss        = value_coef · ½ · mean((targets − V)²) − mean(A.detach() · log π(a_t|s_t)) − entropy_coef · mean(H(π))
-//!               [+ imitation_coef · (−mean(log π(a*_t|s_t)))]   with an expert's actions a*_t (Rollout::label)
+//!               [+ imitation_coef · (−mean_w(log π(a*_t|s_t)))]   with an expert's actions a*_t (Rollout::label)
 //! g           = ∇ loss, clipped to global norm max_grad_norm
 //! step        = RMSprop (α = 0.99, ε = 1e-5) or Adam, lr decayed linearly to 0 over total_updates
 //! ```
@@ -19,10 +19,18 @@
 //! et al. 2018 (DAPG) with a constant weight, the expert labelling the states the policy
 //! visits (as DAgger) instead of a fixed set of demonstrations.
 //!
+//! Behaviour cloning (the bracketed term, and [`A2c::imitation_losses`]) may weight the states
+//! in which the expert brakes fully ([`FULL_BRAKE`]: the Autopilot's brake for something in
+//! its path) `imitation_brake_weight` times: `mean_w(x) = Σ_t w_t x_t / Σ_t w_t` with
+//! `w_t = imitation_brake_weight` where `a*_t` brakes fully and 1 elsewhere (a class-weighted
+//! negative log-likelihood; 1, the default, is the plain mean). [`brake_agreement`] counts how
+//! often the policy's most likely action brakes where the expert's does.
+//!
 //! Non-finite network outputs, loss or gradient norm skip the update: nothing is applied, the returned
 //! [`UpdateStats::skipped`] says why, and [`A2c::skipped`] counts them.
 
 use super::network::{ActorCritic, ActorCriticOutput};
+use super::policy::Policy;
 use super::returns::{n_step_returns, vtrace, VTraceConfig};
 use super::rollout::Rollout;
 use crate::optim::{Adam, Optimizer, RmsProp, Schedule};
@@ -74,7 +82,16 @@ pub struct A2cConfig {
     /// expert's actions that label the rollout ([`Rollout::expert_actions`]); 0 (off) by
     /// default. Needs a rollout collected with an expert beside the policy.
     pub imitation_coef: f64,
+    /// Weight, in behaviour cloning, of the states whose expert action brakes fully (brake ≥
+    /// [`FULL_BRAKE`]) relative to the others: the cloning loss is the weighted mean
+    /// `Σ w_t (−log π(a*_t|s_t)) / Σ w_t` (module docs). 1 (default): the plain mean. Must be
+    /// finite and > 0.
+    pub imitation_brake_weight: f64,
 }
+
+/// An action brakes fully when its brake is at least this (the Autopilot brakes with 1 for
+/// something in its path, with 0.3 to slow down).
+pub const FULL_BRAKE: f32 = 0.5;
 
 impl Default for A2cConfig {
     fn default() -> Self {
@@ -90,6 +107,7 @@ impl Default for A2cConfig {
             normalize_advantages: false,
             reward_scale: 1.0,
             imitation_coef: 0.0,
+            imitation_brake_weight: 1.0,
         }
     }
 }
@@ -118,6 +136,13 @@ impl A2cConfig {
         if self.total_updates == 0 {
             return Err(Error::invalid("total_updates", 0, "must be >= 1"));
         }
+        if !(self.imitation_brake_weight.is_finite() && self.imitation_brake_weight > 0.0) {
+            return Err(Error::invalid(
+                "imitation_brake_weight",
+                self.imitation_brake_weight,
+                "must be finite and > 0",
+            ));
+        }
         if !(self.reward_scale.is_finite() && self.reward_scale > 0.0) {
             return Err(Error::invalid("reward_scale", self.reward_scale, "must be finite and > 0"));
         }
@@ -139,8 +164,74 @@ pub struct Losses {
     pub value: Tensor,
     /// `mean(H(π))`.
     pub entropy: Tensor,
-    /// `−mean(log π(a*|s))` over the expert's actions, when `imitation_coef > 0`.
+    /// `−mean_w(log π(a*|s))` over the expert's actions (weighted by
+    /// [`A2cConfig::imitation_brake_weight`]), when `imitation_coef > 0`.
     pub imitation: Option<Tensor>,
+}
+
+/// How the policy's most likely action agrees with an expert's about braking fully
+/// ([`FULL_BRAKE`]), counted over states; see [`brake_agreement`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrakeAgreement {
+    /// States in which the expert brakes fully.
+    pub expert_brakes: usize,
+    /// Of those, the states in which the policy's most likely action brakes fully too.
+    pub both_brake: usize,
+    /// States in which the expert does not brake fully.
+    pub expert_goes: usize,
+    /// Of those, the states in which the policy's most likely action brakes fully.
+    pub policy_brakes_alone: usize,
+}
+
+impl BrakeAgreement {
+    /// Share of the expert's full-brake states in which the policy brakes fully too
+    /// (`both_brake / expert_brakes`); `None` without any.
+    pub fn recall(&self) -> Option<f64> {
+        (self.expert_brakes > 0).then(|| self.both_brake as f64 / self.expert_brakes as f64)
+    }
+
+    /// Share of the other states in which the policy brakes fully
+    /// (`policy_brakes_alone / expert_goes`); `None` without any.
+    pub fn false_brakes(&self) -> Option<f64> {
+        (self.expert_goes > 0).then(|| self.policy_brakes_alone as f64 / self.expert_goes as f64)
+    }
+
+    /// The counts of both, added.
+    pub fn add(&mut self, other: &BrakeAgreement) {
+        self.expert_brakes += other.expert_brakes;
+        self.both_brake += other.both_brake;
+        self.expert_goes += other.expert_goes;
+        self.policy_brakes_alone += other.policy_brakes_alone;
+    }
+}
+
+/// Compares the most likely action of `policy` (`[B]` rows; [`Policy::greedy`]: the mode of a
+/// discrete policy, the mean of a Beta one) with the expert's raw actions `expert` (`[B]`
+/// indices or `[B, 3]` unit values of the same action space) about braking fully.
+///
+/// Errors: `expert` of another length than the policy's rows.
+pub fn brake_agreement(policy: &Policy, expert: &Tensor) -> Result<BrakeAgreement> {
+    let mine = policy.actions(&policy.greedy()?)?;
+    let theirs = policy.actions(expert)?;
+    if mine.len() != theirs.len() {
+        return Err(Error::shape(
+            "expert actions",
+            format!("{} rows (the policy's)", mine.len()),
+            format!("{} rows", theirs.len()),
+        ));
+    }
+    let mut out = BrakeAgreement::default();
+    for (m, e) in mine.iter().zip(&theirs) {
+        let m = m.brake >= FULL_BRAKE;
+        if e.brake >= FULL_BRAKE {
+            out.expert_brakes += 1;
+            out.both_brake += m as usize;
+        } else {
+            out.expert_goes += 1;
+            out.policy_brakes_alone += m as usize;
+        }
+    }
+    Ok(out)
 }
 
 /// What one update did.
@@ -154,8 +245,12 @@ pub struct UpdateStats {
     pub value_loss: f64,
     /// Mean policy entropy (nats).
     pub entropy: f64,
-    /// The behaviour-cloning term `−mean(log π(a*|s))` (nats), when `imitation_coef > 0`.
+    /// The behaviour-cloning term `−mean_w(log π(a*|s))` (nats), when `imitation_coef > 0`.
     pub imitation_loss: Option<f64>,
+    /// In an imitation update ([`A2c::imitation_update`]): how the policy's most likely
+    /// action agreed with the expert's labels about braking fully, before the update's first
+    /// step.
+    pub brake_agreement: Option<BrakeAgreement>,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
     /// Learning rate of the step.
@@ -224,8 +319,10 @@ impl A2c {
 
     /// The imitation loss of a rollout whose actions are an expert's
     /// ([`super::collect_with`]): the policy term is the negative log-likelihood of the stored
-    /// actions, `−mean(log π(a*|s))` (behaviour cloning; every advantage set to 1), the value
-    /// and entropy terms are A2C's (the critic learns the returns of the executed actions).
+    /// actions, `−mean_w(log π(a*|s))` (behaviour cloning; the advantages set to the
+    /// normalised weights `w_t / mean(w)` of [`A2cConfig::imitation_brake_weight`], all 1 by
+    /// default), the value and entropy terms are A2C's (the critic learns the returns of the
+    /// executed actions).
     pub fn imitation_losses(&self, net: &ActorCritic, rollout: &Rollout) -> Result<Losses> {
         let out = forward(net, rollout)?;
         let values = out.value.to_dtype(DType::F64)?.to_vec1::<f64>()?;
@@ -278,7 +375,7 @@ impl A2c {
             }
         };
         let advantages = if imitation.is_some() {
-            vec![1.0; advantages.len()]
+            self.cloning_weights(&policy, &actions.reshape(action_dims.clone())?)?
         } else if self.config.normalize_advantages {
             standardized(&advantages)
         } else {
@@ -297,8 +394,10 @@ impl A2c {
         let imitation_loss = match imitation {
             None if self.config.imitation_coef > 0.0 => {
                 let expert = rollout.expert_actions()?;
-                let log_probs = policy.log_prob(&expert.reshape(action_dims)?)?.to_dtype(DType::F32)?;
-                let term = log_probs.mean_all()?.neg()?;
+                let expert = expert.reshape(action_dims)?;
+                let log_probs = policy.log_prob(&expert)?.to_dtype(DType::F32)?;
+                let weights = as_tensor(self.cloning_weights(&policy, &expert)?)?;
+                let term = (weights * log_probs)?.mean_all()?.neg()?;
                 total = (total + term.affine(self.config.imitation_coef, 0.0)?)?;
                 Some(term)
             }
@@ -324,13 +423,34 @@ impl A2c {
     /// counted in [`A2c::skipped`].
     pub fn imitation_update(&mut self, net: &ActorCritic, rollout: &Rollout, epochs: usize) -> Result<UpdateStats> {
         let rate = self.scheduled_rate()?;
-        let values = forward(net, rollout)?.value.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let out = forward(net, rollout)?;
+        let values = out.value.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let rows = rollout.steps() * rollout.actors();
+        let policy = net.config().action_space.policy(&out.head.narrow(0, 0, rows)?)?;
+        let actions = rollout.actions()?;
+        let agreement = brake_agreement(&policy, &flat_rows(&actions, rows)?)?;
         let mut stats = UpdateStats::default();
         for _ in 0..epochs.max(1) {
             stats = self.step_with(net, rollout, Some(&values), rate)?;
         }
+        stats.brake_agreement = Some(agreement);
         self.updates += 1;
         Ok(stats)
+    }
+
+    /// The behaviour-cloning weights of the expert's raw actions `[T·N]` / `[T·N, 3]`:
+    /// [`A2cConfig::imitation_brake_weight`] where the action brakes fully, 1 elsewhere, divided
+    /// by their mean (so that `mean(w · x) = Σ w x / Σ w`); all 1 at weight 1.
+    fn cloning_weights(&self, policy: &Policy, expert: &Tensor) -> Result<Vec<f64>> {
+        let n = expert.dim(0)?;
+        let w = self.config.imitation_brake_weight;
+        if w == 1.0 {
+            return Ok(vec![1.0; n]);
+        }
+        let raw: Vec<f64> =
+            policy.actions(expert)?.iter().map(|a| if a.brake >= FULL_BRAKE { w } else { 1.0 }).collect();
+        let mean = raw.iter().sum::<f64>() / n.max(1) as f64;
+        Ok(raw.into_iter().map(|x| x / mean).collect())
     }
 
     /// The linearly decayed learning rate of the next update.
@@ -420,6 +540,13 @@ fn standardized(x: &[f64]) -> Vec<f64> {
     x.iter().map(|v| (v - mean) / (sd + 1e-8)).collect()
 }
 
+/// Raw actions `[T, N, …]` as `[rows, …]` (`rows = T·N`).
+fn flat_rows(actions: &Tensor, rows: usize) -> Result<Tensor> {
+    let mut dims = vec![rows];
+    dims.extend_from_slice(&actions.dims()[2..]);
+    Ok(actions.reshape(dims)?)
+}
+
 /// The network on all `(T + 1)·N` states of a full rollout, in one batch.
 fn forward(net: &ActorCritic, rollout: &Rollout) -> Result<ActorCriticOutput> {
     let (t, n) = (rollout.steps(), rollout.actors());
@@ -463,10 +590,10 @@ mod tests {
     use crate::rl::{ActionSpace, ActorCriticConfig, State};
     use candle_core::Device;
 
-    fn rollout(t: usize, n: usize, cfg: &ActorCriticConfig, seed: u64) -> Rollout {
+    /// Random states of `n` actors shaped for `cfg`.
+    fn random_state(rng: &mut rand::rngs::StdRng, n: usize, cfg: &ActorCriticConfig) -> State {
         let dev = Device::Cpu;
-        let mut rng = crate::random::seeded(seed);
-        let state = |rng: &mut rand::rngs::StdRng| State {
+        State {
             latent: crate::random::normal(
                 rng,
                 (n, cfg.latent_channels, cfg.latent_height, cfg.latent_width),
@@ -475,7 +602,29 @@ mod tests {
             )
             .unwrap(),
             measurements: crate::random::normal(rng, (n, cfg.measurements), 1.0, &dev).unwrap(),
-        };
+        }
+    }
+
+    /// A rollout of `t` steps of `n` actors on random states whose stored actions are the
+    /// indices `actions[k·n + a]`, each step labelled with `labels` likewise.
+    fn indexed_rollout(t: usize, n: usize, cfg: &ActorCriticConfig, actions: &[u32], labels: &[u32]) -> Rollout {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(5);
+        let mut r = Rollout::new(t, n).unwrap();
+        r.begin(&random_state(&mut rng, n, cfg)).unwrap();
+        for k in 0..t {
+            let a = Tensor::new(&actions[k * n..(k + 1) * n], &dev).unwrap();
+            let lp = Tensor::zeros(n, DType::F32, &dev).unwrap();
+            r.push(&a, &lp, &vec![0.5f32; n], &vec![false; n], &random_state(&mut rng, n, cfg)).unwrap();
+            r.label(&Tensor::new(&labels[k * n..(k + 1) * n], &dev).unwrap()).unwrap();
+        }
+        r
+    }
+
+    fn rollout(t: usize, n: usize, cfg: &ActorCriticConfig, seed: u64) -> Rollout {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(seed);
+        let state = |rng: &mut rand::rngs::StdRng| random_state(rng, n, cfg);
         let mut r = Rollout::new(t, n).unwrap();
         r.begin(&state(&mut rng)).unwrap();
         for k in 0..t {
@@ -748,6 +897,97 @@ mod tests {
         let mut g = loss.backward().unwrap();
         clip_grad_norm(&mut g, &[a.clone(), b], 20.0).unwrap();
         assert_eq!(g.get(a.as_tensor()).unwrap().to_vec1::<f64>().unwrap(), [3.0, 4.0]);
+    }
+
+    /// Brake-weighted cloning is the weighted mean `Σ w (−log π(a*)) / Σ w`, `w` the weight
+    /// where the label brakes fully (the fine set's indices `5s + 4`) and 1 elsewhere —
+    /// computed here from the policy's log-probabilities; weight 1 is the plain mean; the A2C
+    /// segments' cloning term (over the labels, not the stored actions) is weighted the same
+    /// way; a weight that is not finite and > 0 is refused, named.
+    #[test]
+    fn brake_weighted_cloning_is_the_weighted_mean() {
+        let cfg = ActorCriticConfig::for_latent(2, 5, 6).with_action_space(ActionSpace::Fine);
+        let (vm, net) = ActorCritic::seeded(&cfg, &Device::Cpu, 3).unwrap();
+        let stored = [4u32, 2, 9, 0, 44, 23]; // 4, 9, 44 brake fully
+        let labels = [2u32, 4, 0, 0, 19, 1]; // 4, 19 brake fully
+        let r = indexed_rollout(3, 2, &cfg, &stored, &labels);
+        // A few cloning steps on the labels first, so that the log-probabilities differ.
+        let mut warm = A2c::new(A2cConfig { learning_rate: 0.01, ..Default::default() }, &vm).unwrap();
+        let by_labels = indexed_rollout(3, 2, &cfg, &labels, &labels);
+        warm.imitation_update(&net, &by_labels, 10).unwrap();
+        let lat = r.latents().unwrap().reshape((8, 4, 5, 6)).unwrap();
+        let out = net.forward(&lat, &r.measurements().unwrap().reshape((8, 7)).unwrap()).unwrap();
+        let policy = cfg.action_space.policy(&out.head.narrow(0, 0, 6).unwrap()).unwrap();
+        let lp = |a: &[u32]| {
+            let raw = Tensor::new(a, &Device::Cpu).unwrap();
+            policy.log_prob(&raw).unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
+        };
+        let weighted = |a: &[u32], w: f64| {
+            let ws: Vec<f64> = a.iter().map(|&i| if i % 5 == 4 { w } else { 1.0 }).collect();
+            -lp(a).iter().zip(&ws).map(|(l, w)| l * w).sum::<f64>() / ws.iter().sum::<f64>()
+        };
+        let get = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-5 * b.abs().max(1.0);
+        for w in [1.0, 4.0] {
+            let a2c = A2c::new(A2cConfig { imitation_brake_weight: w, ..Default::default() }, &vm).unwrap();
+            let got = get(&a2c.imitation_losses(&net, &r).unwrap().policy);
+            assert!(close(got, weighted(&stored, w)), "weight {w}: {got} vs {}", weighted(&stored, w));
+            let bc = A2cConfig { imitation_brake_weight: w, imitation_coef: 0.5, ..Default::default() };
+            let term = get(A2c::new(bc, &vm).unwrap().losses(&net, &r).unwrap().imitation.as_ref().unwrap());
+            assert!(close(term, weighted(&labels, w)), "weight {w}: {term} vs {}", weighted(&labels, w));
+        }
+        let plain = -lp(&stored).iter().sum::<f64>() / 6.0;
+        assert!(close(weighted(&stored, 1.0), plain));
+        assert!(
+            (weighted(&stored, 4.0) - plain).abs() > 1e-3,
+            "the weights change the loss here: {} vs {plain}",
+            weighted(&stored, 4.0)
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = A2cConfig { imitation_brake_weight: bad, ..Default::default() }.validate().unwrap_err();
+            assert!(e.to_string().contains("imitation_brake_weight"), "{e}");
+        }
+    }
+
+    /// `brake_agreement` against hand-placed modes: each row's most likely fine action (logit
+    /// 5, the others 0) against the labels; brake 0.3 (index `5s + 3`) is not a full brake.
+    /// An imitation update reports the counts of its rollout before its first step.
+    #[test]
+    fn brake_agreement_counts_modes_against_labels() {
+        let dev = Device::Cpu;
+        let modes = [4usize, 2, 9, 0, 44];
+        let mut logits = vec![0f32; 5 * 45];
+        for (row, &m) in modes.iter().enumerate() {
+            logits[row * 45 + m] = 5.0;
+        }
+        let policy = ActionSpace::Fine.policy(&Tensor::from_vec(logits, (5, 45), &dev).unwrap()).unwrap();
+        let expert = Tensor::new(&[4u32, 4, 0, 0, 3], &dev).unwrap();
+        let b = brake_agreement(&policy, &expert).unwrap();
+        assert_eq!(b, BrakeAgreement { expert_brakes: 2, both_brake: 1, expert_goes: 3, policy_brakes_alone: 2 });
+        assert_eq!((b.recall(), b.false_brakes()), (Some(0.5), Some(2.0 / 3.0)));
+        let mut sum = b;
+        sum.add(&b);
+        assert_eq!((sum.expert_brakes, sum.policy_brakes_alone), (4, 4));
+        assert_eq!(BrakeAgreement::default().recall(), None);
+        let e = brake_agreement(&policy, &Tensor::new(&[4u32, 4], &dev).unwrap()).unwrap_err().to_string();
+        assert!(e.contains("expert actions"), "{e}");
+        // An imitation update: the counts of the stored actions against the untrained modes.
+        let cfg = ActorCriticConfig::for_latent(2, 5, 6).with_action_space(ActionSpace::Fine);
+        let (vm, net) = ActorCritic::seeded(&cfg, &dev, 3).unwrap();
+        let stored = [4u32, 2, 9, 0, 44, 23];
+        let r = indexed_rollout(3, 2, &cfg, &stored, &stored);
+        let lat = r.latents().unwrap().reshape((8, 4, 5, 6)).unwrap();
+        let out = net.forward(&lat, &r.measurements().unwrap().reshape((8, 7)).unwrap()).unwrap();
+        let modes = out.head.narrow(0, 0, 6).unwrap().argmax(1).unwrap().to_vec1::<u32>().unwrap();
+        let brakes = |i: u32| i % 5 == 4;
+        let both = stored.iter().zip(&modes).filter(|(s, m)| brakes(**s) && brakes(**m)).count();
+        let alone = stored.iter().zip(&modes).filter(|(s, m)| !brakes(**s) && brakes(**m)).count();
+        let mut a2c = A2c::new(A2cConfig::default(), &vm).unwrap();
+        let got = a2c.imitation_update(&net, &r, 2).unwrap().brake_agreement.unwrap();
+        assert_eq!(
+            got,
+            BrakeAgreement { expert_brakes: 3, both_brake: both, expert_goes: 3, policy_brakes_alone: alone }
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@
 //! lag = 0                      # the actors act with a copy of the policy this many updates old
 //! init = "runs/drive-enet"     # optional: start from a trained agent's weights
 //! imitation_coef = 0.0         # > 0: A2C plus this weight × the NLL of the Autopilot's actions
+//! imitation_brake_weight = 1.0 # cloning weight of the states where the Autopilot brakes fully
 //!
 //! [eval]
 //! episodes = 10                # per condition and seed
@@ -225,6 +226,11 @@ pub struct AgentSection {
     /// actions, so that A2C improves the policy without drifting from the expert's; 0
     /// (default): plain A2C. Must be finite and ≥ 0.
     pub imitation_coef: f64,
+    /// Weight, in behaviour cloning (imitation segments and the `imitation_coef` term), of
+    /// the states in which the Autopilot brakes fully for something in its path, relative to
+    /// the others ([`A2cConfig::imitation_brake_weight`]); 1 (default): every state alike.
+    /// Must be finite and > 0.
+    pub imitation_brake_weight: f64,
     /// Start from these agent weights (a `.safetensors` file, or an agent's run or checkpoint
     /// folder) instead of the seeded initialisation — e.g. to continue a trained agent on
     /// another segmenter's latent; the optimiser and the learning-rate schedule start afresh.
@@ -253,6 +259,7 @@ impl Default for AgentSection {
             imitation_epochs: 4,
             imitation_passes: false,
             imitation_coef: a.imitation_coef,
+            imitation_brake_weight: a.imitation_brake_weight,
             init: None,
         }
     }
@@ -465,6 +472,7 @@ impl DriveConfig {
             normalize_advantages: self.agent.normalize_advantages,
             reward_scale: self.agent.reward_scale,
             imitation_coef: self.agent.imitation_coef,
+            imitation_brake_weight: self.agent.imitation_brake_weight,
         })
     }
 

@@ -77,7 +77,9 @@ mod special;
 mod state;
 mod train;
 
-pub use a2c::{clip_grad_norm, A2c, A2cConfig, Losses, OptimizerKind, UpdateStats};
+pub use a2c::{
+    brake_agreement, clip_grad_norm, A2c, A2cConfig, BrakeAgreement, Losses, OptimizerKind, UpdateStats, FULL_BRAKE,
+};
 pub use benchmark::{
     animate, animate_pair, drive, evaluate, mean_sd, Acting, Benchmark, BenchmarkRow, Condition, Driver, RecordedFrame,
 };

@@ -22,7 +22,11 @@
 //! With `agent.imitation_coef = λ > 0` the A2C segments keep the Autopilot as a teacher: it
 //! labels every state the policy visits (the policy alone drives) and the loss adds
 //! `λ · (−mean log π(a*|s))` ([`A2cConfig::imitation_coef`]; its mean per segment is
-//! [`SegmentRecord::imitation_loss`]).
+//! [`SegmentRecord::imitation_loss`]). `agent.imitation_brake_weight = w` makes both cloning
+//! losses weight the states in which the Autopilot brakes fully `w` times
+//! ([`A2cConfig::imitation_brake_weight`]); every imitation segment records how often the
+//! policy's most likely action braked fully where the Autopilot did, and where it did not
+//! ([`SegmentRecord::brake_agreement`]).
 //!
 //! Everything random in a segment is a function of `(seed, k)`, and a segment's checkpoint holds
 //! the weights, the optimiser's buffers and the update counter, so resuming from it repeats the
@@ -47,7 +51,7 @@
 //! | `curves.svg` | episode reward, length and Drive % over steps; the loss terms |
 //! | `imitation/` | with `agent.imitation_segments`: the policy when imitation ended, as a run folder |
 
-use super::a2c::{A2c, UpdateStats};
+use super::a2c::{A2c, BrakeAgreement, UpdateStats};
 use super::collect::{collect_with, reset_states, CollectTimes, Expert, FinishedEpisode};
 use super::config::DriveConfig;
 use super::network::{ActorCritic, ActorCriticConfig};
@@ -165,6 +169,11 @@ pub struct SegmentRecord {
     /// `−mean(log π(a*|s))` (nats) over the applied updates; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imitation_loss: Option<f64>,
+    /// Imitation segments: how the policy's most likely action agreed with the Autopilot's
+    /// labels about braking fully, summed over the segment's updates, each counted before its
+    /// first gradient step (on states the update had not yet trained on); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brake_agreement: Option<BrakeAgreement>,
 }
 
 /// The record of a run: every finished episode and every segment.
@@ -505,6 +514,7 @@ fn train_segments(
         let (mut times, mut update_s) = (CollectTimes::default(), 0.0);
         let (mut sums, mut applied, mut skipped, mut ended) = ([0.0f64; 5], 0usize, vec![], 0usize);
         let mut imitation_sum = None::<f64>;
+        let mut brakes = None::<BrakeAgreement>;
         let mut last_rate = 0.0;
         let (mut action_sums, mut action_count) = ([0.0f64; 3], 0usize);
         // The first `imitation_segments` segments imitate the Autopilot (DAgger): its share of
@@ -539,6 +549,9 @@ fn train_segments(
                 a2c.update(&net, &rollout)?
             };
             update_s += t0.elapsed().as_secs_f64();
+            if let Some(b) = &stats.brake_agreement {
+                brakes.get_or_insert_with(BrakeAgreement::default).add(b);
+            }
             match &stats.skipped {
                 Some(why) => skipped.push(why.clone()),
                 None => {
@@ -599,6 +612,7 @@ fn train_segments(
             action_means: action_sums.map(|v| v / action_count.max(1) as f64),
             expert_share: share.unwrap_or(0.0),
             imitation_loss: imitation_sum.map(|v| v / applied.max(1) as f64),
+            brake_agreement: brakes,
         });
         // History first, then the checkpoint whose state.txt marks the segment as done.
         crate::train::report::write_json(dir.join("history.json"), &history)?;
@@ -821,6 +835,14 @@ mod tests {
         // Imitation updates count one scheduled update per rollout, whatever the epochs.
         assert_eq!(straight.history.segments[1].updates, 2 * cfg.segment);
         assert!(straight.history.segments[0].action_means[1] > 0.0);
+        // The imitation segments count, over every labelled state of their updates, how the
+        // policy's most likely action agreed with the Autopilot's full brakes; A2C segments not.
+        for s in &straight.history.segments[..2] {
+            let b = s.brake_agreement.expect("an imitation segment's brake agreement");
+            assert_eq!(b.expert_brakes + b.expert_goes, cfg.segment * cfg.rollout * cfg.actors);
+            assert!(b.both_brake <= b.expert_brakes && b.policy_brakes_alone <= b.expert_goes);
+        }
+        assert!(straight.history.segments[2].brake_agreement.is_none());
         // The policy at the end of imitation is kept as a run folder: it loads, with the two
         // imitation segments, and differs from the final (A2C-trained) weights.
         let snapshot = load(a.join(IMITATION)).unwrap();
