@@ -235,13 +235,17 @@ def main():
                 say(f"{name} opened: {len(report['figures'])} figures, committed in {len(want)} cells")
             # Run All everywhere at once.
             start = time.time()
-            for name, page in ({} if args.no_run else pages).items():
+
+            def run_all(name, page):
                 page.bring_to_front()
                 page.locator(".jp-Notebook .jp-Cell").first.click()
                 page.locator(".lm-MenuBar-item", has_text="Run").first.click()
                 page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
                 say(f"{name}: Run All at {time.time() - start:.1f} s")
-            first_done, done = {}, {}
+
+            for name, page in ({} if args.no_run else pages).items():
+                run_all(name, page)
+            first_done, done, retried = {}, {}, set()
             while len(done) < len(pages) and not args.no_run:
                 if time.time() - start > args.timeout:
                     raise RuntimeError(f"Run All did not finish in {args.timeout} s")
@@ -251,6 +255,13 @@ def main():
                         continue
                     cells = [c for c in page.evaluate(CELLS_JS) if c["code"]]
                     ran = [re.fullmatch(r"\[\d+\]:", c["prompt"].strip()) is not None for c in cells]
+                    # A Run All clicked while the tab's kernel was still connecting can be lost:
+                    # no cell queued ([*]) or run after 90 s. Click it once more (logged).
+                    queued = any(c["prompt"].strip() == "[*]:" for c in cells)
+                    if not queued and not any(ran) and name not in retried and time.time() - start > 90:
+                        retried.add(name)
+                        say(f"{name}: no cell queued after 90 s; Run All again")
+                        run_all(name, page)
                     if ran and ran[0] and name not in first_done:
                         first_done[name] = time.time() - start
                         say(f"{name}: first cell (:dep rwt) done after {first_done[name]:.0f} s")
