@@ -342,10 +342,8 @@ impl A2c {
         let (t, n) = (rollout.steps(), rollout.actors());
         let values = out.value.to_dtype(DType::F32)?;
         let policy = net.config().action_space.policy(&out.head.narrow(0, 0, t * n)?)?;
-        let actions = rollout.actions()?;
-        let mut action_dims = vec![t * n];
-        action_dims.extend_from_slice(&actions.dims()[2..]);
-        let log_probs = policy.log_prob(&actions.reshape(action_dims.clone())?)?.to_dtype(DType::F32)?;
+        let actions = flat_rows(&rollout.actions()?, t * n)?;
+        let log_probs = policy.log_prob(&actions)?.to_dtype(DType::F32)?;
         let entropy = policy.entropy()?.to_dtype(DType::F32)?.mean_all()?;
 
         let v_all = match imitation {
@@ -375,7 +373,7 @@ impl A2c {
             }
         };
         let advantages = if imitation.is_some() {
-            self.cloning_weights(&policy, &actions.reshape(action_dims.clone())?)?
+            self.cloning_weights(&policy, &actions)?
         } else if self.config.normalize_advantages {
             standardized(&advantages)
         } else {
@@ -393,8 +391,7 @@ impl A2c {
             - entropy.affine(self.config.entropy_coef, 0.0)?)?;
         let imitation_loss = match imitation {
             None if self.config.imitation_coef > 0.0 => {
-                let expert = rollout.expert_actions()?;
-                let expert = expert.reshape(action_dims)?;
+                let expert = flat_rows(&rollout.expert_actions()?, t * n)?;
                 let log_probs = policy.log_prob(&expert)?.to_dtype(DType::F32)?;
                 let weights = as_tensor(self.cloning_weights(&policy, &expert)?)?;
                 let term = (weights * log_probs)?.mean_all()?.neg()?;
