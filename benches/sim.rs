@@ -1,7 +1,8 @@
 //! Driving simulator throughput: environment steps per second including rendering at the
 //! agent's 96×192 camera — one environment (the baseline; its frames are shaded in row blocks
-//! on all cores) and vectorised environments (one per thread) — rendering alone, and
-//! synthetic dataset frames per second at 360×480.
+//! on all cores) and vectorised environments (one per thread) — rendering alone, the free
+//! distances ahead of the measurements alone, and synthetic dataset frames per second at
+//! 360×480.
 //!
 //! `cargo bench --bench sim` (`RWT_QUICK=1` for fewer steps). Default traffic (30 vehicles,
 //! 6 cyclists, 50 pedestrians, 12 obstacles), clear noon, the scripted driver's actions,
@@ -9,7 +10,7 @@
 
 use rayon::prelude::*;
 use rwt::data::{Dataset, Split, Synthetic, SyntheticConfig};
-use rwt::sim::{Action, Autopilot, DrivingEnv, EnvConfig, Environment, Frame, VecEnv, TRAINING_TOWN};
+use rwt::sim::{free_ahead, Action, Autopilot, DrivingEnv, EnvConfig, Environment, Frame, VecEnv, TRAINING_TOWN};
 use std::time::Instant;
 
 fn main() -> rwt::Result<()> {
@@ -66,6 +67,26 @@ fn main() -> rwt::Result<()> {
     }
     let rate = steps as f64 / start.elapsed().as_secs_f64();
     println!("{:<44} {rate:>9.0} frames/s {:.2}x", "render only, 96x192", rate / base);
+
+    // The free distances ahead (two corridors probed against every road user and prop), which
+    // every step's measurements carry: calls per second, from the viewpoints of an
+    // Autopilot-driven episode.
+    let mut env = DrivingEnv::new(cfg.clone())?;
+    env.reset(0)?;
+    let (mut calls, mut spent) = (0usize, std::time::Duration::ZERO);
+    for _ in 0..steps {
+        let start = Instant::now();
+        for _ in 0..10 {
+            std::hint::black_box(free_ahead(std::hint::black_box(&env)));
+        }
+        spent += start.elapsed();
+        calls += 10;
+        if env.step(driver.act(&env))?.done() {
+            env.reset(calls as u64)?;
+        }
+    }
+    let rate = calls as f64 / spent.as_secs_f64();
+    println!("{:<44} {rate:>9.0} calls/s  {:.2}x", "free_ahead only (measurements)", rate / base);
 
     // The synthetic dataset at 360x480.
     let n = if quick { 8 } else { 64 };

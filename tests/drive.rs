@@ -34,6 +34,8 @@ fn the_example_configs_parse_and_validate() {
         "drive-labels-dagger.toml",
         "drive-labels-dagger-brake.toml",
         "drive-enet-dagger-brake.toml",
+        "drive-labels-dagger-free.toml",
+        "drive-enet-dagger-free.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -43,7 +45,8 @@ fn the_example_configs_parse_and_validate() {
     }
     // The committed records of the discrete and the imitating agents were run with these
     // configs (seeds 0, 1, 2).
-    // (drive-enet-dagger-brake: two seeds; a third did not fit its session.)
+    // (drive-enet-dagger-brake: two seeds, drive-enet-dagger-free: one; the others did not fit
+    // their sessions.)
     let three: &[u64] = &[0, 1, 2];
     for (config, folder, seeds) in [
         ("drive-enet-discrete.toml", "drive-enet-discrete", three),
@@ -55,6 +58,8 @@ fn the_example_configs_parse_and_validate() {
         ("drive-labels-dagger.toml", "drive-labels-dagger", three),
         ("drive-labels-dagger-brake.toml", "drive-labels-dagger-brake", three),
         ("drive-enet-dagger-brake.toml", "drive-enet-dagger-brake", &[0, 1]),
+        ("drive-labels-dagger-free.toml", "drive-labels-dagger-free", three),
+        ("drive-enet-dagger-free.toml", "drive-enet-dagger-free", &[0]),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -110,6 +115,19 @@ fn the_example_configs_parse_and_validate() {
         brake.name.clone_from(&recipe.name);
         brake.agent.imitation_brake_weight = 1.0;
         assert_eq!(brake, recipe);
+    }
+    // The -free configs differ from their recipes in the name and the free distances ahead in
+    // the measurements only.
+    for (free, recipe) in [
+        ("drive-labels-dagger-free.toml", "drive-labels-dagger.toml"),
+        ("drive-enet-dagger-free.toml", "drive-enet-dagger-seeing-std.toml"),
+    ] {
+        let mut free = DriveConfig::from_file(example(free)).unwrap();
+        let recipe = DriveConfig::from_file(example(recipe)).unwrap();
+        assert!(free.state.free_ahead && !recipe.state.free_ahead);
+        free.name.clone_from(&recipe.name);
+        free.state.free_ahead = false;
+        assert_eq!(free, recipe);
     }
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");

@@ -28,6 +28,18 @@ fn east_lane(env: &DrivingEnv) -> (Lane, V2) {
     (lane, lane.at(lane.length() * 0.5))
 }
 
+/// The index and shape of an eastbound lane of the training town at least 45 m long.
+fn lane_of_45_m() -> (usize, Lane) {
+    empty_env(TRAINING_TOWN)
+        .town()
+        .lanes()
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.dir.x > 0.99 && l.length() > 45.0)
+        .map(|(k, l)| (k, *l))
+        .expect("a 45 m eastbound lane")
+}
+
 /// Throttle that holds speed `v` (m/s) against the vehicle model's resistance.
 fn hold(env: &DrivingEnv, v: f32) -> Action {
     Action::new(0.0, (0.15 + 0.02 * v) / env.ego().params.max_accel, 0.0)
@@ -460,19 +472,51 @@ fn the_route_ahead_is_in_the_cars_frame() {
     assert!(close([v[7], v[8], v[9], v[10]], [0.0, -0.4, 0.0, -1.0]), "{v:?}");
 }
 
+/// `free_ahead` in closed form: a parked car `gap` metres beyond the ego car's front in its
+/// lane (bumper to bumper) is read, within the probes' ½ m, along the route and along the
+/// heading; with the car turned 30° off the lane the route's corridor still meets it and the
+/// heading's reads as with no car at all; an empty lane is free up to the reach. The state's
+/// vector appends both divided by the reach.
+#[test]
+fn the_free_distance_ahead_is_the_gap_to_the_first_obstacle() {
+    let (k, lane) = lane_of_45_m();
+    let (at, parked_at) = (5.0, 17.0);
+    let free = |yaw: f32, parked: bool| {
+        let mut env = empty_env(TRAINING_TOWN);
+        env.place_ego(lane.at(at), yaw, 0.0);
+        env.set_goal(k, lane.length() - 1.0).unwrap();
+        if parked {
+            env.traffic_mut().actors.push(Actor::standing(ActorKind::ParkedCar, lane.at(parked_at), 0.0));
+        }
+        let m = env.observe().measurements;
+        (m.free_ahead, m)
+    };
+    let ego_len = empty_env(TRAINING_TOWN).ego().params.length;
+    let gap = parked_at - at - ActorKind::ParkedCar.size().0 * 0.5 - ego_len * 0.5;
+    assert!(gap > 5.0 && gap < FREE_AHEAD_REACH_M - 2.0, "{gap}");
+    let ([route, heading], m) = free(0.0, true);
+    assert!((route - gap).abs() <= 0.55 && (heading - gap).abs() <= 0.55, "{route} {heading}, gap {gap}");
+    let v = m.vector_with(true, true);
+    assert_eq!(v.len(), Measurements::len_with(true, true));
+    assert_eq!(v[..Measurements::LEN_WITH_ROUTE], m.vector_with_route());
+    assert_eq!(v[Measurements::LEN_WITH_ROUTE..], [route / FREE_AHEAD_REACH_M, heading / FREE_AHEAD_REACH_M]);
+    assert_eq!(m.vector_with(false, true)[..Measurements::LEN], m.vector());
+    let turn = 30f32.to_radians();
+    let ([route_turned, heading_turned], _) = free(turn, true);
+    let ([_, heading_no_car], _) = free(turn, false);
+    assert!((route_turned - gap).abs() <= 0.55, "{route_turned}, gap {gap}");
+    assert_eq!(heading_turned, heading_no_car);
+    assert!(heading_turned > gap + 1.0, "{heading_turned}");
+    let ([route_empty, _], _) = free(0.0, false);
+    assert_eq!(route_empty, FREE_AHEAD_REACH_M);
+}
+
 #[test]
 fn the_autopilot_passes_a_parked_car_only_when_asked_to() {
     // A parked car 13 m ahead in a straight lane, nothing else in town: the default
     // Autopilot stops behind it; with `pass_static` it drives round it in the lane to its left
     // (right-hand traffic), without touching it, and back onto its route.
-    let (k, lane) = empty_env(TRAINING_TOWN)
-        .town()
-        .lanes()
-        .iter()
-        .enumerate()
-        .find(|(_, l)| l.dir.x > 0.99 && l.length() > 45.0)
-        .map(|(k, l)| (k, *l))
-        .expect("a 45 m eastbound lane");
+    let (k, lane) = lane_of_45_m();
     let parked_at = 15.0;
     let run = |pass_static: bool| {
         let mut env = empty_env(TRAINING_TOWN);

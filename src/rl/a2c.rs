@@ -342,7 +342,7 @@ impl A2c {
         let (t, n) = (rollout.steps(), rollout.actors());
         let values = out.value.to_dtype(DType::F32)?;
         let policy = net.config().action_space.policy(&out.head.narrow(0, 0, t * n)?)?;
-        let actions = flat_rows(&rollout.actions()?, t * n)?;
+        let actions = rollout.actions()?.flatten(0, 1)?;
         let log_probs = policy.log_prob(&actions)?.to_dtype(DType::F32)?;
         let entropy = policy.entropy()?.to_dtype(DType::F32)?.mean_all()?;
 
@@ -391,7 +391,7 @@ impl A2c {
             - entropy.affine(self.config.entropy_coef, 0.0)?)?;
         let imitation_loss = match imitation {
             None if self.config.imitation_coef > 0.0 => {
-                let expert = flat_rows(&rollout.expert_actions()?, t * n)?;
+                let expert = rollout.expert_actions()?.flatten(0, 1)?;
                 let log_probs = policy.log_prob(&expert)?.to_dtype(DType::F32)?;
                 let weights = as_tensor(self.cloning_weights(&policy, &expert)?)?;
                 let term = (weights * log_probs)?.mean_all()?.neg()?;
@@ -425,7 +425,7 @@ impl A2c {
         let rows = rollout.steps() * rollout.actors();
         let policy = net.config().action_space.policy(&out.head.narrow(0, 0, rows)?)?;
         let actions = rollout.actions()?;
-        let agreement = brake_agreement(&policy, &flat_rows(&actions, rows)?)?;
+        let agreement = brake_agreement(&policy, &actions.flatten(0, 1)?)?;
         let mut stats = UpdateStats::default();
         for _ in 0..epochs.max(1) {
             stats = self.step_with(net, rollout, Some(&values), rate)?;
@@ -537,22 +537,9 @@ fn standardized(x: &[f64]) -> Vec<f64> {
     x.iter().map(|v| (v - mean) / (sd + 1e-8)).collect()
 }
 
-/// Raw actions `[T, N, …]` as `[rows, …]` (`rows = T·N`).
-fn flat_rows(actions: &Tensor, rows: usize) -> Result<Tensor> {
-    let mut dims = vec![rows];
-    dims.extend_from_slice(&actions.dims()[2..]);
-    Ok(actions.reshape(dims)?)
-}
-
 /// The network on all `(T + 1)·N` states of a full rollout, in one batch.
 fn forward(net: &ActorCritic, rollout: &Rollout) -> Result<ActorCriticOutput> {
-    let (t, n) = (rollout.steps(), rollout.actors());
-    let flat = |x: Tensor| -> Result<Tensor> {
-        let mut dims = vec![(t + 1) * n];
-        dims.extend_from_slice(&x.dims()[2..]);
-        Ok(x.reshape(dims)?)
-    };
-    net.forward(&flat(rollout.latents()?)?, &flat(rollout.measurements()?)?)
+    net.forward(&rollout.latents()?.flatten(0, 1)?, &rollout.measurements()?.flatten(0, 1)?)
 }
 
 /// The global norm `‖g‖ = √(Σ_v ‖g_v‖²)` of the gradients of `vars`; when it exceeds

@@ -22,6 +22,8 @@
 //! kind = "latent"              # latent (the segmenter's) | labels (privileged ground truth)
 //! segmenter = "runs/sim-enet-ce"   # run folder, checkpoint folder or .safetensors; absent: untrained
 //! model = "enet"
+//! route = false                # true: the route 8 and 20 m ahead in the measurements
+//! free_ahead = false           # true: how far the road ahead is free (privileged ground truth)
 //!
 //! [agent]
 //! action_space = "beta"        # beta | discrete (CARLA's 9 A3C actions) | grid (steer × throttle/coast/brake)
@@ -152,6 +154,12 @@ pub struct StateSection {
     /// planner's command, which says *that* a turn comes, not where the road goes; default
     /// `false` (the paper's state).
     pub route: bool,
+    /// Append how far the road ahead is free ([`crate::sim::Measurements::free_ahead`]: the
+    /// simulator's ground truth, metres to the first obstacle in the corridor along the route
+    /// and along the car's heading, what the Autopilot brakes for) to the measurements, after
+    /// the route. Privileged, not a sensor: a probe of whether the agent learns to brake when
+    /// it is handed this; default `false`.
+    pub free_ahead: bool,
     /// Standardise each latent channel with its mean and standard deviation over Autopilot-
     /// driven frames of the run's town ([`crate::rl::standardization_frames`],
     /// [`crate::rl::StateEncoder::with_standardize_from`]); default `false` (the latent as
@@ -167,6 +175,7 @@ impl Default for StateSection {
             model: "enet".into(),
             width: 1.0,
             route: false,
+            free_ahead: false,
             standardize: false,
         }
     }
@@ -539,6 +548,7 @@ mod tests {
         assert!(err("[agent]\nsteer_prior = 0.5").contains("agent.steer_prior"));
         assert!(err("[agent]\nreward_scale = 0.0").contains("reward_scale"));
         assert!(err("[state]\nroute = 1").contains("route"));
+        assert!(err("[state]\nfree_ahead = \"yes\"").contains("free_ahead"));
         assert!(err("[agent]\nimitation_segments = 80").contains("agent.imitation_segments"));
     }
 

@@ -9,7 +9,7 @@
 //! | a Beta distribution per action dimension ([`Beta`]) | `beta.rs` | CARLA-Roach; Chou et al. 2017 |
 //! | a categorical over CARLA's 9 A3C actions ([`Categorical`], [`DISCRETE_ACTIONS`]) or over steer × throttle/coast/brake ([`GRID_ACTIONS`], [`FINE_ACTIONS`]) | `categorical.rs` | Dosovitskiy et al. 2017 |
 //! | the action space as one config choice ([`ActionSpace`], [`Policy`]) | `policy.rs` | |
-//! | the state: latent maps of the two most recent frames + measurements ([`State`], [`StateEncoder`], [`frozen_segmenter`]); each latent channel standardised when `state.standardize` ([`StateEncoder::with_standardize_from`], [`standardization_frames`]) | `state.rs` | Section III.C |
+//! | the state: latent maps of the two most recent frames + measurements ([`State`], [`StateEncoder`], [`frozen_segmenter`]); each latent channel standardised when `state.standardize` ([`StateEncoder::with_standardize_from`], [`standardization_frames`]); the route ahead (`state.route`) and, privileged, how far the road ahead is free (`state.free_ahead`, [`StateEncoder::with_free_ahead`]) appended to the measurements | `state.rs` | Section III.C |
 //! | the paper's actor-critic network ([`ActorCritic`], [`ActorCriticConfig`]); is its latent branch alive ([`ActorCritic::latent_activity`]) | `network.rs` | Section III.C |
 //! | rollout storage `[T + 1, N, …]` ([`Rollout`]) | `rollout.rs` | tch-rs `a2c.rs` |
 //! | acting: `T` steps of every actor of a `VecEnv` into a rollout, timed ([`collect`], [`reset_states`]); with an [`Expert`] labelling the states and sharing the driving, or labelling beside the policy's actions ([`collect_with`], [`Rollout::label`]) | `collect.rs` | DAgger, Ross et al. 2011 |

@@ -66,6 +66,7 @@ pub struct StateEncoder {
     device: Device,
     previous: Option<Tensor>,
     route: bool,
+    free_ahead: bool,
     standardize: Option<Standardize>,
 }
 
@@ -85,6 +86,7 @@ impl StateEncoder {
             device: device.clone(),
             previous: None,
             route: false,
+            free_ahead: false,
             standardize: None,
         }
     }
@@ -105,6 +107,7 @@ impl StateEncoder {
             device: device.clone(),
             previous: None,
             route: false,
+            free_ahead: false,
             standardize: None,
         })
     }
@@ -217,14 +220,19 @@ impl StateEncoder {
         self
     }
 
-    /// Length of the states' measurement vectors: [`Measurements::LEN`], or
-    /// [`Measurements::LEN_WITH_ROUTE`] with the route.
+    /// The same, with [`Measurements::free_ahead`] appended to the measurements (after the
+    /// route, [`Measurements::vector_with`]) when `free_ahead`: the privileged free distances
+    /// ahead, a probe of whether an agent learns to brake when it is handed what the
+    /// Autopilot brakes for.
+    pub fn with_free_ahead(mut self, free_ahead: bool) -> Self {
+        self.free_ahead = free_ahead;
+        self
+    }
+
+    /// Length of the states' measurement vectors, [`Measurements::len_with`]: 7, plus 4 with
+    /// the route, plus 2 with the free distances ahead.
     pub fn measurements_len(&self) -> usize {
-        if self.route {
-            Measurements::LEN_WITH_ROUTE
-        } else {
-            Measurements::LEN
-        }
+        Measurements::len_with(self.route, self.free_ahead)
     }
 
     /// Forgets the previous frames (the next [`StateEncoder::encode`] must mark every actor
@@ -270,11 +278,9 @@ impl StateEncoder {
         };
         let stacked = Tensor::cat(&[&latent, &previous], 1)?;
         self.previous = Some(latent);
-        let measurements = if self.route {
-            rows_tensor(observations, Measurements::vector_with_route, &self.device)?
-        } else {
-            measurements_tensor(observations, &self.device)?
-        };
+        let (route, free) = (self.route, self.free_ahead);
+        let data: Vec<f32> = observations.iter().flat_map(|o| o.measurements.vector_with(route, free)).collect();
+        let measurements = Tensor::from_vec(data, (n, Measurements::len_with(route, free)), &self.device)?;
         Ok(State { latent: stacked, measurements })
     }
 }
@@ -343,17 +349,8 @@ pub fn label_maps_tensor(
 
 /// The measurement vectors of `observations`, `[N, Measurements::LEN]` (`f32`).
 pub fn measurements_tensor(observations: &[&Observation], device: &Device) -> Result<Tensor> {
-    rows_tensor(observations, Measurements::vector, device)
-}
-
-/// One row `vector(measurements)` per observation, `[N, L]` (`f32`).
-fn rows_tensor<const L: usize>(
-    observations: &[&Observation],
-    vector: impl Fn(&Measurements) -> [f32; L],
-    device: &Device,
-) -> Result<Tensor> {
-    let data: Vec<f32> = observations.iter().flat_map(|o| vector(&o.measurements)).collect();
-    Ok(Tensor::from_vec(data, (observations.len(), L), device)?)
+    let data: Vec<f32> = observations.iter().flat_map(|o| o.measurements.vector()).collect();
+    Ok(Tensor::from_vec(data, (observations.len(), Measurements::LEN), device)?)
 }
 
 /// A copy of a trained segmenter whose parameters are plain tensors, not variables, so its
@@ -406,6 +403,7 @@ mod tests {
             collision_damage: 0.0,
             command: Command::Left,
             route_ahead: [8.0, 1.0, 19.0, 4.0],
+            free_ahead: [12.0, 20.0],
         };
         Observation { frame, measurements }
     }
@@ -439,6 +437,13 @@ mod tests {
         let m = s1.measurements.to_vec2::<f32>().unwrap();
         assert_eq!(m[0], c.measurements.vector().to_vec());
         assert_eq!(s1.len(), 2);
+        // With the route and the free distances: 7 + 4 + 2 entries, the last two the
+        // observation's free distances (12 m along the route, clear along the heading) / 20 m.
+        let mut enc = StateEncoder::new(Arc::new(Pooling), &dev).with_route(true).with_free_ahead(true);
+        assert_eq!(enc.measurements_len(), 13);
+        let m = enc.encode(&[&c], &[true]).unwrap().measurements.to_vec2::<f32>().unwrap();
+        assert_eq!(m[0][..11], c.measurements.vector_with_route());
+        assert_eq!(m[0][11..], [0.6, 1.0]);
     }
 
     /// Standardised, a channel of uniform grey frames `g ∈ {10, 200, 60}` becomes

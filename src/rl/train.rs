@@ -335,7 +335,7 @@ pub fn state_encoder_with(cfg: &DriveConfig, weights_file: Option<&Path>, device
             }
         }
     }?;
-    Ok(encoder.with_route(cfg.state.route))
+    Ok(encoder.with_route(cfg.state.route).with_free_ahead(cfg.state.free_ahead))
 }
 
 /// The frames `state.standardize` takes the latent's statistics from: the scripted
@@ -534,7 +534,7 @@ fn train_segments(
             let (finished, t) =
                 collect_with(&mut env, &mut encoder, acting, &mut rollout, &mut rng, &mut run_steps, expert.as_ref())?;
             times.add(&t);
-            for a in space.actions(&flat_actions(&rollout.actions()?)?)? {
+            for a in space.actions(&rollout.actions()?.flatten(0, 1)?)? {
                 for (sum, v) in action_sums.iter_mut().zip([a.steer.abs(), a.throttle, a.brake]) {
                     *sum += v as f64;
                 }
@@ -626,11 +626,6 @@ fn train_segments(
         }
     }
     Ok(TrainedAgent { dir, varmap, net, encoder, history })
-}
-
-/// A rollout's raw actions `[T, N, 3]` / `[T, N]` as one batch `[T·N, 3]` / `[T·N]`.
-fn flat_actions(raw: &candle_core::Tensor) -> Result<candle_core::Tensor> {
-    Ok(if raw.rank() == 3 { raw.flatten_to(1)? } else { raw.flatten_all()? })
 }
 
 /// The policy at the end of the imitation phase, kept as a run folder of its own,

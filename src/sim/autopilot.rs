@@ -11,9 +11,8 @@
 //! driving metrics measure the segmentation by its consequences, with nothing learned in
 //! between.
 
+use super::corridor::{along_route, first_obstacle, tangent, CORRIDOR_MARGIN_M};
 use super::env::DrivingEnv;
-use super::geometry::Footprint;
-use super::reward::Obstacle;
 use super::route::Command;
 use super::vehicle::Action;
 
@@ -178,36 +177,17 @@ impl Autopilot {
     /// by a box as wide as the car plus a margin, and every road user and every prop the car
     /// could hit is tested against it.
     fn obstacle_ahead(&self, env: &DrivingEnv, reach: f32) -> bool {
-        self.in_corridor(env, 0.0, reach, 0.0, 0.3, false)
+        self.in_corridor(env, 0.0, reach, 0.0, CORRIDOR_MARGIN_M, false)
     }
 
     /// Whether anything (only what stands still, with `only_static`) lies in the corridor as
     /// wide as the car plus `margin` metres on each side, along the route shifted `left`
-    /// metres to the left, from `from` to `to` metres after the car's front.
+    /// metres to the left, from `from` to `to` metres after the car's front
+    /// ([`first_obstacle`]).
     fn in_corridor(&self, env: &DrivingEnv, from: f32, to: f32, left: f32, margin: f32, only_static: bool) -> bool {
         let Some(route) = env.route() else { return false };
-        let ego = env.ego();
-        let half_width = ego.params.width * 0.5 + margin;
-        let start = route.progress() + ego.params.length * 0.5 + from;
-        let n = ((to - from).max(0.0) / 0.75).ceil() as usize;
-        let town = env.town();
-        (0..=n).any(|k| {
-            let s = start + k as f32 * 0.75;
-            let t = tangent(route, s);
-            let p = route.point_at(s) - t.right() * left;
-            let probe = Footprint { center: p, yaw: t.angle(), half_length: 0.5, half_width };
-            env.traffic().actors.iter().any(|a| (!only_static || a.speed.abs() < 0.1) && probe.overlaps(&a.footprint()))
-                || town.props_near(p, 1.5).any(|i| {
-                    let prop = &town.props()[i];
-                    Obstacle::of_prop(prop).is_some() && probe.overlaps(&prop.footprint)
-                })
-        })
+        first_obstacle(env, along_route(env, route, left), from, to, margin, only_static).is_some()
     }
-}
-
-/// The route's unit direction at `s`.
-fn tangent(route: &super::route::Route, s: f32) -> super::geometry::V2 {
-    (route.point_at(s + 0.5) - route.point_at(s - 0.5)).normalized()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! crate's own town, traffic, vehicle model, camera, route planner and reward.
 
 use super::camera::{CameraConfig, CameraPose, Frame, Renderer, Solid};
+use super::corridor::FREE_AHEAD_REACH_M;
 use super::geometry::V2;
 use super::infraction::{EpisodeLog, Impact, Infraction, InfractionKind, Termination, INFRACTION_ONSET};
 use super::reward::{collision_severity, lane_and_road_degrees, Obstacle, RewardConfig, Severity};
@@ -125,6 +126,13 @@ pub struct Measurements {
     /// points" of waypoint-conditioned driving agents, e.g. TransFuser, Chitta et al. 2022;
     /// CARLA's leaderboard hands agents the same route). Zero without a route.
     pub route_ahead: [f32; 4],
+    /// How far the road ahead is free, `[along the route, along the car's heading]`, metres
+    /// from the car's front to the first road user or obstacle in a corridor as wide as the
+    /// car plus 0.3 m on each side, up to [`FREE_AHEAD_REACH_M`] (that when clear; see
+    /// [`super::corridor::free_ahead`]). Privileged: the simulator's ground truth, what the
+    /// Autopilot brakes for — a learnability probe for agents (`state.free_ahead`), not a
+    /// sensor.
+    pub free_ahead: [f32; 2],
 }
 
 /// Arc lengths ahead of the car's projection on the route at which
@@ -137,6 +145,12 @@ impl Measurements {
 
     /// Length of [`Measurements::vector_with_route`].
     pub const LEN_WITH_ROUTE: usize = Self::LEN + 4;
+
+    /// Length of [`Measurements::vector_with`]`(route, free_ahead)`: [`Measurements::LEN`],
+    /// plus 4 with the route, plus 2 with the free distances.
+    pub fn len_with(route: bool, free_ahead: bool) -> usize {
+        Self::LEN + 4 * route as usize + 2 * free_ahead as usize
+    }
 
     /// The agent's input: `[speed / 25 km/h, distance / 250 m, damage, one-hot command (4)]`.
     pub fn vector(&self) -> [f32; Self::LEN] {
@@ -152,6 +166,23 @@ impl Measurements {
         v[..Self::LEN].copy_from_slice(&self.vector());
         for (o, r) in v[Self::LEN..].iter_mut().zip(self.route_ahead) {
             *o = r / ROUTE_LOOKAHEAD[1];
+        }
+        v
+    }
+
+    /// The state's measurement vector: [`Measurements::vector`], then (with `route`)
+    /// [`Measurements::route_ahead`] / 20 m as [`Measurements::vector_with_route`], then
+    /// (with `free_ahead`) [`Measurements::free_ahead`] / [`FREE_AHEAD_REACH_M`] (1: clear);
+    /// [`Measurements::len_with`] entries.
+    pub fn vector_with(&self, route: bool, free_ahead: bool) -> Vec<f32> {
+        let mut v = Vec::with_capacity(Self::len_with(route, free_ahead));
+        if route {
+            v.extend(self.vector_with_route());
+        } else {
+            v.extend(self.vector());
+        }
+        if free_ahead {
+            v.extend(self.free_ahead.map(|d| d / FREE_AHEAD_REACH_M));
         }
         v
     }
@@ -426,6 +457,7 @@ impl DrivingEnv {
             collision_damage: damage,
             command,
             route_ahead,
+            free_ahead: super::corridor::free_ahead(self),
         }
     }
 

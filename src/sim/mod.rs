@@ -20,6 +20,7 @@
 //! | `reset(seed)` / `step(action)` ([`Environment`], [`DrivingEnv`]) | `env.rs` | |
 //! | N environments in parallel threads ([`VecEnv`]) | `vec_env.rs` | 10 actors |
 //! | a scripted driver ([`Autopilot`]) | `autopilot.rs` | |
+//! | the corridor ahead: what the Autopilot brakes for, how far the road is free ([`first_obstacle`], [`free_ahead`]) | `corridor.rs` | |
 //! | the simulator as a dataset | [`crate::data::Synthetic`] | GTA5 → Cityscapes analogue |
 //!
 //! Conventions: metres and seconds; `x` east, `y` north, `z` up; yaw counter-clockwise from
@@ -39,6 +40,7 @@
 
 mod autopilot;
 mod camera;
+mod corridor;
 mod env;
 mod geometry;
 mod infraction;
@@ -52,6 +54,9 @@ mod weather;
 
 pub use autopilot::{Autopilot, OBSTACLE_LABELS, PERCEIVED_PIXELS};
 pub use camera::{CameraConfig, CameraPose, Frame, Renderer, Solid};
+pub use corridor::{
+    along_heading, along_route, first_obstacle, free_ahead, CORRIDOR_MARGIN_M, CORRIDOR_STEP_M, FREE_AHEAD_REACH_M,
+};
 pub use env::{
     DrivingEnv, EnvConfig, Environment, Measurements, Observation, StepInfo, Transition, BLOCKED_RADIUS_M,
     ROUTE_LOOKAHEAD,
