@@ -23,10 +23,11 @@ pub const FREE_AHEAD_REACH_M: f32 = 20.0;
 
 /// The distance from the car's front to the first probe of a corridor that touches an obstacle:
 /// probes are boxes 1 m long and `2·margin` wider than the car, centred `s = from + k ·`
-/// [`CORRIDOR_STEP_M`] metres beyond the car's front (`k = 0, 1, …` while `s ≤ to`) on the
-/// centre line `centre(s) = (point, unit direction)`, tested against every road user (those
-/// standing still only, with `only_static`) and every prop the car could hit. `None` when the
-/// corridor is clear. An obstacle whose near edge is `g` metres ahead is first touched by the
+/// [`CORRIDOR_STEP_M`] metres beyond the car's front (`k = 0, …, ⌈(to − from) / step⌉`: the
+/// last at `to` or less than a step beyond) on the centre line `centre(s) = (point, unit
+/// direction)`, tested against every road user (those standing still only, with
+/// `only_static`) and every prop the car could hit. `None` when the corridor is clear. On a
+/// straight corridor, an obstacle whose near edge is `g` metres ahead is first touched by the
 /// probe at `s ∈ (g − ½, g + ¼]`.
 pub fn first_obstacle(
     env: &DrivingEnv,
