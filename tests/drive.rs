@@ -18,6 +18,16 @@ fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs").join(name)
 }
 
+/// Asserts that the example config `variant` equals `recipe` once `undo` has checked the fields
+/// that tell them apart and set them back to the recipe's (the name is always set back).
+fn differs_only_in(variant: &str, recipe: &str, undo: impl Fn(&mut DriveConfig, &DriveConfig)) {
+    let mut v = DriveConfig::from_file(example(variant)).unwrap();
+    let r = DriveConfig::from_file(example(recipe)).unwrap();
+    undo(&mut v, &r);
+    v.name.clone_from(&r.name);
+    assert_eq!(v, r, "{variant} differs from {recipe} in more than the fields undone");
+}
+
 #[test]
 fn the_example_configs_parse_and_validate() {
     for name in [
@@ -75,59 +85,47 @@ fn the_example_configs_parse_and_validate() {
         assert!(labels || segmenter.is_some_and(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p).is_file()));
     }
     // drive-enet-dagger-seeing differs from drive-enet-dagger in its name, segmenter and expert only.
-    let mut seeing = DriveConfig::from_file(example("drive-enet-dagger-seeing.toml")).unwrap();
-    let dagger = DriveConfig::from_file(example("drive-enet-dagger.toml")).unwrap();
-    assert!(seeing.agent.imitation_passes && seeing.state.segmenter != dagger.state.segmenter);
-    seeing.name.clone_from(&dagger.name);
-    seeing.state.segmenter.clone_from(&dagger.state.segmenter);
-    seeing.agent.imitation_passes = false;
-    assert_eq!(seeing, dagger);
+    differs_only_in("drive-enet-dagger-seeing.toml", "drive-enet-dagger.toml", |seeing, dagger| {
+        assert!(seeing.agent.imitation_passes && seeing.state.segmenter != dagger.state.segmenter);
+        seeing.state.segmenter.clone_from(&dagger.state.segmenter);
+        seeing.agent.imitation_passes = false;
+    });
     // drive-enet-dagger-seeing-std differs from drive-enet-dagger-seeing in its name and the
     // standardised latent only.
-    let mut std = DriveConfig::from_file(example("drive-enet-dagger-seeing-std.toml")).unwrap();
-    let seeing = DriveConfig::from_file(example("drive-enet-dagger-seeing.toml")).unwrap();
-    assert!(std.state.standardize && !seeing.state.standardize);
-    std.name.clone_from(&seeing.name);
-    std.state.standardize = false;
-    assert_eq!(std, seeing);
+    differs_only_in("drive-enet-dagger-seeing-std.toml", "drive-enet-dagger-seeing.toml", |std, seeing| {
+        assert!(std.state.standardize && !seeing.state.standardize);
+        std.state.standardize = false;
+    });
     // drive-enet-dagger-seeing-adam differs from drive-enet-dagger-seeing-std in its name and
     // optimiser only; drive-labels-dagger in its name and state (the privileged label maps).
-    let std = DriveConfig::from_file(example("drive-enet-dagger-seeing-std.toml")).unwrap();
-    let mut adam = DriveConfig::from_file(example("drive-enet-dagger-seeing-adam.toml")).unwrap();
-    assert_eq!((adam.agent.optimizer.as_str(), std.agent.optimizer.as_str()), ("adam", "rmsprop"));
-    adam.name.clone_from(&std.name);
-    adam.agent.optimizer.clone_from(&std.agent.optimizer);
-    assert_eq!(adam, std);
-    let mut privileged = DriveConfig::from_file(example("drive-labels-dagger.toml")).unwrap();
-    assert_eq!((privileged.state.kind.as_str(), privileged.state.segmenter.as_ref()), ("labels", None));
-    privileged.name.clone_from(&std.name);
-    privileged.state = std.state.clone();
-    assert_eq!(privileged, std);
+    differs_only_in("drive-enet-dagger-seeing-adam.toml", "drive-enet-dagger-seeing-std.toml", |adam, std| {
+        assert_eq!((adam.agent.optimizer.as_str(), std.agent.optimizer.as_str()), ("adam", "rmsprop"));
+        adam.agent.optimizer.clone_from(&std.agent.optimizer);
+    });
+    differs_only_in("drive-labels-dagger.toml", "drive-enet-dagger-seeing-std.toml", |privileged, std| {
+        assert_eq!((privileged.state.kind.as_str(), privileged.state.segmenter.as_ref()), ("labels", None));
+        privileged.state = std.state.clone();
+    });
     // The -brake configs differ from their recipes in the name and the cloning weight of the
-    // Autopilot's full brakes only.
+    // Autopilot's full brakes only; the -free configs in the name and the free distances ahead
+    // in the measurements only.
     for (brake, recipe) in [
         ("drive-labels-dagger-brake.toml", "drive-labels-dagger.toml"),
         ("drive-enet-dagger-brake.toml", "drive-enet-dagger-seeing-std.toml"),
     ] {
-        let mut brake = DriveConfig::from_file(example(brake)).unwrap();
-        let recipe = DriveConfig::from_file(example(recipe)).unwrap();
-        assert_eq!((brake.agent.imitation_brake_weight, recipe.agent.imitation_brake_weight), (4.0, 1.0));
-        brake.name.clone_from(&recipe.name);
-        brake.agent.imitation_brake_weight = 1.0;
-        assert_eq!(brake, recipe);
+        differs_only_in(brake, recipe, |brake, recipe| {
+            assert_eq!((brake.agent.imitation_brake_weight, recipe.agent.imitation_brake_weight), (4.0, 1.0));
+            brake.agent.imitation_brake_weight = 1.0;
+        });
     }
-    // The -free configs differ from their recipes in the name and the free distances ahead in
-    // the measurements only.
     for (free, recipe) in [
         ("drive-labels-dagger-free.toml", "drive-labels-dagger.toml"),
         ("drive-enet-dagger-free.toml", "drive-enet-dagger-seeing-std.toml"),
     ] {
-        let mut free = DriveConfig::from_file(example(free)).unwrap();
-        let recipe = DriveConfig::from_file(example(recipe)).unwrap();
-        assert!(free.state.free_ahead && !recipe.state.free_ahead);
-        free.name.clone_from(&recipe.name);
-        free.state.free_ahead = false;
-        assert_eq!(free, recipe);
+        differs_only_in(free, recipe, |free, recipe| {
+            assert!(free.state.free_ahead && !recipe.state.free_ahead);
+            free.state.free_ahead = false;
+        });
     }
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");

@@ -424,8 +424,7 @@ impl A2c {
         let values = out.value.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let rows = rollout.steps() * rollout.actors();
         let policy = net.config().action_space.policy(&out.head.narrow(0, 0, rows)?)?;
-        let actions = rollout.actions()?;
-        let agreement = brake_agreement(&policy, &actions.flatten(0, 1)?)?;
+        let agreement = brake_agreement(&policy, &rollout.actions()?.flatten(0, 1)?)?;
         let mut stats = UpdateStats::default();
         for _ in 0..epochs.max(1) {
             stats = self.step_with(net, rollout, Some(&values), rate)?;
@@ -899,8 +898,7 @@ mod tests {
         let mut warm = A2c::new(A2cConfig { learning_rate: 0.01, ..Default::default() }, &vm).unwrap();
         let by_labels = indexed_rollout(3, 2, &cfg, &labels, &labels);
         warm.imitation_update(&net, &by_labels, 10).unwrap();
-        let lat = r.latents().unwrap().reshape((8, 4, 5, 6)).unwrap();
-        let out = net.forward(&lat, &r.measurements().unwrap().reshape((8, 7)).unwrap()).unwrap();
+        let out = forward(&net, &r).unwrap();
         let policy = cfg.action_space.policy(&out.head.narrow(0, 0, 6).unwrap()).unwrap();
         let lp = |a: &[u32]| {
             let raw = Tensor::new(a, &Device::Cpu).unwrap();
@@ -960,8 +958,7 @@ mod tests {
         let (vm, net) = ActorCritic::seeded(&cfg, &dev, 3).unwrap();
         let stored = [4u32, 2, 9, 0, 44, 23];
         let r = indexed_rollout(3, 2, &cfg, &stored, &stored);
-        let lat = r.latents().unwrap().reshape((8, 4, 5, 6)).unwrap();
-        let out = net.forward(&lat, &r.measurements().unwrap().reshape((8, 7)).unwrap()).unwrap();
+        let out = forward(&net, &r).unwrap();
         let modes = out.head.narrow(0, 0, 6).unwrap().argmax(1).unwrap().to_vec1::<u32>().unwrap();
         let brakes = |i: u32| i % 5 == 4;
         let both = stored.iter().zip(&modes).filter(|(s, m)| brakes(**s) && brakes(**m)).count();
