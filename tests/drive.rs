@@ -46,6 +46,8 @@ fn the_example_configs_parse_and_validate() {
         "drive-enet-dagger-brake.toml",
         "drive-labels-dagger-free.toml",
         "drive-enet-dagger-free.toml",
+        "drive-labels-dagger-aggregate.toml",
+        "drive-enet-dagger-aggregate.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -55,8 +57,8 @@ fn the_example_configs_parse_and_validate() {
     }
     // The committed records of the discrete and the imitating agents were run with these
     // configs (seeds 0, 1, 2).
-    // (drive-enet-dagger-brake: two seeds, drive-enet-dagger-free: one; the others did not fit
-    // their sessions.)
+    // (drive-enet-dagger-brake: two seeds, drive-enet-dagger-free and drive-enet-dagger-aggregate:
+    // one; the others did not fit their sessions.)
     let three: &[u64] = &[0, 1, 2];
     for (config, folder, seeds) in [
         ("drive-enet-discrete.toml", "drive-enet-discrete", three),
@@ -70,6 +72,8 @@ fn the_example_configs_parse_and_validate() {
         ("drive-enet-dagger-brake.toml", "drive-enet-dagger-brake", &[0, 1]),
         ("drive-labels-dagger-free.toml", "drive-labels-dagger-free", three),
         ("drive-enet-dagger-free.toml", "drive-enet-dagger-free", &[0]),
+        ("drive-labels-dagger-aggregate.toml", "drive-labels-dagger-aggregate", three),
+        ("drive-enet-dagger-aggregate.toml", "drive-enet-dagger-aggregate", &[0]),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -125,6 +129,16 @@ fn the_example_configs_parse_and_validate() {
         differs_only_in(free, recipe, |free, recipe| {
             assert!(free.state.free_ahead && !recipe.state.free_ahead);
             free.state.free_ahead = false;
+        });
+    }
+    // The -aggregate configs differ from their recipes in the name and DAgger's aggregate only.
+    for (aggregate, recipe, states) in [
+        ("drive-labels-dagger-aggregate.toml", "drive-labels-dagger.toml", 50_000),
+        ("drive-enet-dagger-aggregate.toml", "drive-enet-dagger-seeing-std.toml", 25_000),
+    ] {
+        differs_only_in(aggregate, recipe, |agg, recipe| {
+            assert_eq!((agg.agent.dagger_states, recipe.agent.dagger_states), (states, 0));
+            agg.agent.dagger_states = 0;
         });
     }
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();

@@ -29,6 +29,7 @@
 //! Non-finite network outputs, loss or gradient norm skip the update: nothing is applied, the returned
 //! [`UpdateStats::skipped`] says why, and [`A2c::skipped`] counts them.
 
+use super::dagger::{Aggregate, DaggerBatch};
 use super::network::{ActorCritic, ActorCriticOutput};
 use super::policy::Policy;
 use super::returns::{n_step_returns, vtrace, VTraceConfig};
@@ -38,6 +39,7 @@ use crate::{Error, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use candle_nn::VarMap;
+use rand::Rng;
 
 /// Which optimiser the update uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -350,13 +352,8 @@ impl A2c {
             Some(v) => v.to_vec(),
             None => values.to_dtype(DType::F64)?.to_vec1::<f64>()?,
         };
-        let scaled: Vec<f64>;
-        let rewards = if self.config.reward_scale == 1.0 {
-            rollout.rewards()
-        } else {
-            scaled = rollout.rewards().iter().map(|r| r * self.config.reward_scale).collect();
-            &scaled
-        };
+        let rewards = self.scaled_rewards(rollout);
+        let rewards = rewards.as_ref();
         let (targets, advantages) = match self.config.vtrace {
             None => {
                 let returns = n_step_returns(rewards, rollout.masks(), &v_all[t * n..], self.config.gamma)?;
@@ -434,6 +431,83 @@ impl A2c {
         Ok(stats)
     }
 
+    /// [`A2c::imitation_update`] with DAgger's aggregated data set: the rollout's states,
+    /// labelled with the expert's actions (the rollout's, collected with
+    /// [`super::Expert::relabel`]) and the critic's n-step returns as it is now, join
+    /// `aggregate`; then each of the `epochs` steps minimises [`A2c::cloning_losses`] on `T·N`
+    /// states drawn from the whole aggregate with `rng`, all at the rate of one scheduled
+    /// update (the counter advances by one). The brake agreement is measured on the rollout
+    /// before the first step, as in [`A2c::imitation_update`].
+    ///
+    /// # Errors
+    /// A rollout that is not full or does not fit the network or the aggregate.
+    pub fn dagger_update(
+        &mut self,
+        net: &ActorCritic,
+        rollout: &Rollout,
+        epochs: usize,
+        aggregate: &mut Aggregate,
+        rng: &mut impl Rng,
+    ) -> Result<UpdateStats> {
+        let rate = self.scheduled_rate()?;
+        let (t, n) = (rollout.steps(), rollout.actors());
+        let out = forward(net, rollout)?;
+        let policy = net.config().action_space.policy(&out.head.narrow(0, 0, t * n)?)?;
+        let expert = rollout.actions()?.flatten(0, 1)?;
+        let agreement = brake_agreement(&policy, &expert)?;
+        let values = out.value.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let targets =
+            n_step_returns(&self.scaled_rewards(rollout), rollout.masks(), &values[t * n..], self.config.gamma)?;
+        let visited = |x: Tensor| -> Result<Tensor> { Ok(x.narrow(0, 0, t)?.flatten(0, 1)?) };
+        aggregate.extend(&visited(rollout.latents()?)?, &visited(rollout.measurements()?)?, &expert, &targets, rng)?;
+        let mut stats = UpdateStats::default();
+        for _ in 0..epochs.max(1) {
+            let batch = aggregate.sample(t * n, rng, expert.device())?;
+            stats = self.cloning_step(net, &batch, rate)?;
+        }
+        stats.brake_agreement = Some(agreement);
+        self.updates += 1;
+        Ok(stats)
+    }
+
+    /// The behaviour-cloning loss of a batch of expert-labelled states: `−mean_w(log π(a*|s))`
+    /// (weighted by [`A2cConfig::imitation_brake_weight`]) as the policy term, `½ ·
+    /// mean((targets − V)²)` with the batch's stored targets as the value term, and the
+    /// entropy bonus — the terms of [`A2c::imitation_losses`] on states that need not be a
+    /// rollout.
+    pub fn cloning_losses(&self, net: &ActorCritic, batch: &DaggerBatch) -> Result<Losses> {
+        let out = net.forward(&batch.latents, &batch.measurements)?;
+        self.cloning_losses_of(net, batch, &out)
+    }
+
+    fn cloning_losses_of(&self, net: &ActorCritic, batch: &DaggerBatch, out: &ActorCriticOutput) -> Result<Losses> {
+        let policy = net.config().action_space.policy(&out.head)?;
+        let log_probs = policy.log_prob(&batch.actions)?.to_dtype(DType::F32)?;
+        let weights = self.cloning_weights(&policy, &batch.actions)?;
+        let weights = Tensor::from_vec(
+            weights.into_iter().map(|w| w as f32).collect::<Vec<_>>(),
+            log_probs.dims(),
+            log_probs.device(),
+        )?;
+        let policy_loss = (weights * log_probs)?.mean_all()?.neg()?;
+        let entropy = policy.entropy()?.to_dtype(DType::F32)?.mean_all()?;
+        let value = (&batch.targets - out.value.to_dtype(DType::F32)?)?.sqr()?.mean_all()?;
+        let total = ((value.affine(0.5 * self.config.value_coef, 0.0)? + &policy_loss)?
+            - entropy.affine(self.config.entropy_coef, 0.0)?)?;
+        Ok(Losses { total, policy: policy_loss, value, entropy, imitation: None })
+    }
+
+    /// One gradient step of [`A2c::cloning_losses`] at `rate` (skipped, and reported, when
+    /// the network's outputs, the loss or the gradient are not finite).
+    fn cloning_step(&mut self, net: &ActorCritic, batch: &DaggerBatch, rate: f64) -> Result<UpdateStats> {
+        let out = net.forward(&batch.latents, &batch.measurements)?;
+        if let Some(skipped) = self.non_finite_outputs(&out, rate)? {
+            return Ok(skipped);
+        }
+        let losses = self.cloning_losses_of(net, batch, &out)?;
+        self.apply_losses(&losses, rate)
+    }
+
     /// The behaviour-cloning weights of the expert's raw actions `[T·N]` / `[T·N, 3]`:
     /// [`A2cConfig::imitation_brake_weight`] where the action brakes fully, 1 elsewhere, divided
     /// by their mean (so that `mean(w · x) = Σ w x / Σ w`); all 1 at weight 1.
@@ -447,6 +521,14 @@ impl A2c {
             policy.actions(expert)?.iter().map(|a| if a.brake >= FULL_BRAKE { w } else { 1.0 }).collect();
         let mean = raw.iter().sum::<f64>() / n.max(1) as f64;
         Ok(raw.into_iter().map(|x| x / mean).collect())
+    }
+
+    /// The rollout's rewards times [`A2cConfig::reward_scale`], `[T, N]` row-major.
+    fn scaled_rewards<'a>(&self, rollout: &'a Rollout) -> std::borrow::Cow<'a, [f64]> {
+        match self.config.reward_scale {
+            1.0 => std::borrow::Cow::Borrowed(rollout.rewards()),
+            s => std::borrow::Cow::Owned(rollout.rewards().iter().map(|r| r * s).collect()),
+        }
     }
 
     /// The linearly decayed learning rate of the next update.
@@ -464,21 +546,34 @@ impl A2c {
         rate: f64,
     ) -> Result<UpdateStats> {
         let out = forward(net, rollout)?;
-        let probe = (out.head.sum_all()?.to_dtype(DType::F64)? + out.value.sum_all()?.to_dtype(DType::F64)?)?;
-        let probe = probe.to_scalar::<f64>()?;
-        if !probe.is_finite() {
-            self.skipped += 1;
-            return Ok(UpdateStats {
-                loss: f64::NAN,
-                learning_rate: rate,
-                skipped: Some(format!(
-                    "update {}: the network's outputs hold NaN or infinity (a non-finite state or weight); no step taken",
-                    self.updates
-                )),
-                ..Default::default()
-            });
+        if let Some(skipped) = self.non_finite_outputs(&out, rate)? {
+            return Ok(skipped);
         }
         let losses = self.losses_of(net, rollout, &out, imitation)?;
+        self.apply_losses(&losses, rate)
+    }
+
+    /// A skipped update's statistics (counted in [`A2c::skipped`]) when the network's outputs
+    /// hold NaN or infinity; `None` when they are finite.
+    fn non_finite_outputs(&mut self, out: &ActorCriticOutput, rate: f64) -> Result<Option<UpdateStats>> {
+        let probe = (out.head.sum_all()?.to_dtype(DType::F64)? + out.value.sum_all()?.to_dtype(DType::F64)?)?;
+        if probe.to_scalar::<f64>()?.is_finite() {
+            return Ok(None);
+        }
+        self.skipped += 1;
+        Ok(Some(UpdateStats {
+            loss: f64::NAN,
+            learning_rate: rate,
+            skipped: Some(format!(
+                "update {}: the network's outputs hold NaN or infinity (a non-finite state or weight); no step taken",
+                self.updates
+            )),
+            ..Default::default()
+        }))
+    }
+
+    /// One optimiser step of `losses.total` at `rate`, with the terms as statistics.
+    fn apply_losses(&mut self, losses: &Losses, rate: f64) -> Result<UpdateStats> {
         let scalar = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
         let mut stats = UpdateStats {
             loss: scalar(&losses.total)?,
@@ -573,7 +668,9 @@ mod tests {
     use crate::rl::{ActionSpace, ActorCriticConfig, State};
     use candle_core::Device;
 
-    /// Random states of `n` actors shaped for `cfg`.
+    /// Random states of `n` actors shaped for `cfg`; the latents are rounded to `f16` (the
+    /// precision DAgger's aggregate keeps them in), so that a rollout and its aggregate hold
+    /// the same states.
     fn random_state(rng: &mut rand::rngs::StdRng, n: usize, cfg: &ActorCriticConfig) -> State {
         let dev = Device::Cpu;
         State {
@@ -583,6 +680,7 @@ mod tests {
                 1.0,
                 &dev,
             )
+            .and_then(|x| Ok(x.to_dtype(DType::F16)?.to_dtype(DType::F32)?))
             .unwrap(),
             measurements: crate::random::normal(rng, (n, cfg.measurements), 1.0, &dev).unwrap(),
         }
@@ -807,6 +905,55 @@ mod tests {
         b.apply(&losses.total).unwrap();
         assert_eq!(weights(&vm_a), weights(&vm_b));
         assert_eq!(a.updates(), b.updates());
+    }
+
+    /// DAgger's update on an aggregate with room for the whole rollout: the aggregate then
+    /// holds the rollout's `T·N` states, and its loss terms ([`A2c::cloning_losses`] on all of
+    /// them, with the targets stored from the critic before the step) are those of
+    /// [`A2c::imitation_losses`] on the rollout, for the 45 actions with brake weights 1 and
+    /// 4 and for Beta; one epoch on it moves the weights as one imitation update does (the
+    /// batch is a permutation of the rollout: equal up to summation order). A second rollout
+    /// grows the aggregate, and the counter advances once per update.
+    #[test]
+    fn dagger_on_one_rollout_is_the_imitation_update() {
+        let dev = Device::Cpu;
+        let labels: Vec<u32> = (0..6).map(|i| [4, 2, 9, 0, 44, 14][i]).collect();
+        for (space, w) in [(ActionSpace::Fine, 1.0), (ActionSpace::Fine, 4.0), (ActionSpace::Beta, 1.0)] {
+            let cfg = ActorCriticConfig::for_latent(2, 5, 6).with_action_space(space);
+            let r = match space {
+                ActionSpace::Beta => rollout(3, 2, &cfg, 2),
+                _ => indexed_rollout(3, 2, &cfg, &labels, &labels),
+            };
+            let config = A2cConfig { imitation_brake_weight: w, total_updates: 4, ..Default::default() };
+            let (vm_a, net_a) = ActorCritic::seeded(&cfg, &dev, 1).unwrap();
+            let (vm_b, net_b) = ActorCritic::seeded(&cfg, &dev, 1).unwrap();
+            let (mut a, mut b) = (A2c::new(config, &vm_a).unwrap(), A2c::new(config, &vm_b).unwrap());
+            let mut aggregate = Aggregate::new(100).unwrap();
+            let mut rng = crate::random::seeded(3);
+            let before = b.imitation_losses(&net_b, &r).unwrap();
+            let stats = a.dagger_update(&net_a, &r, 1, &mut aggregate, &mut rng).unwrap();
+            assert_eq!((aggregate.len(), a.updates()), (6, 1));
+            let get = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+            let close = |x: f64, y: f64| (x - y).abs() < 1e-5 * y.abs().max(1.0);
+            assert!(close(stats.loss, get(&before.total)), "{space:?} w {w}: {} vs {}", stats.loss, get(&before.total));
+            let (_, net_c) = ActorCritic::seeded(&cfg, &dev, 1).unwrap();
+            let on_all = b.cloning_losses(&net_c, &aggregate.all(&dev).unwrap()).unwrap();
+            for (x, y) in [
+                (&on_all.total, &before.total),
+                (&on_all.policy, &before.policy),
+                (&on_all.value, &before.value),
+                (&on_all.entropy, &before.entropy),
+            ] {
+                assert!(close(get(x), get(y)), "{space:?} w {w}: {} vs {}", get(x), get(y));
+            }
+            b.imitation_update(&net_b, &r, 1).unwrap();
+            for (x, y) in weights(&vm_a).iter().zip(weights(&vm_b)) {
+                assert!((x - y).abs() < 1e-5, "{space:?} w {w}: weights {x} vs {y}");
+            }
+            assert_ne!(weights(&vm_a), weights(&ActorCritic::seeded(&cfg, &dev, 1).unwrap().0), "a step was taken");
+            a.dagger_update(&net_a, &r, 2, &mut aggregate, &mut rng).unwrap();
+            assert_eq!((aggregate.len(), aggregate.seen(), a.updates()), (12, 12, 2));
+        }
     }
 
     /// A NaN in a state (ReLU swallows it in the forward pass, not in the gradient), a NaN

@@ -34,6 +34,7 @@
 //! init = "runs/drive-enet"     # optional: start from a trained agent's weights
 //! imitation_coef = 0.0         # > 0: A2C plus this weight × the NLL of the Autopilot's actions
 //! imitation_brake_weight = 1.0 # cloning weight of the states where the Autopilot brakes fully
+//! dagger_states = 0            # > 0: clone from DAgger's aggregate of this many states (imitation segments)
 //!
 //! [eval]
 //! episodes = 10                # per condition and seed
@@ -229,6 +230,14 @@ pub struct AgentSection {
     /// ([`crate::sim::Autopilot::pass_static`]; default false: the Autopilot that only brakes,
     /// as in the committed runs).
     pub imitation_passes: bool,
+    /// States kept in DAgger's aggregated data set during the imitation segments
+    /// ([`super::Aggregate`]; reservoir sampling beyond): each cloning step then trains on
+    /// `actors × rollout` states drawn from every state visited so far instead of on the
+    /// rollout just collected. 0 (default): no aggregate, as in the committed runs before
+    /// it. Needs `imitation_segments > 0`; the aggregate is part of the checkpoint while
+    /// imitating (the latents in `f16`: about 15 kB a state for the privileged state, 150 kB for
+    /// ENet's latent).
+    pub dagger_states: usize,
     /// Weight of a behaviour-cloning term in the A2C segments ([`A2cConfig::imitation_coef`]):
     /// the Autopilot (passing static obstacles with `imitation_passes`) labels every state the
     /// policy visits, and the loss adds this weight times the negative log-likelihood of its
@@ -267,6 +276,7 @@ impl Default for AgentSection {
             imitation_segments: 0,
             imitation_epochs: 4,
             imitation_passes: false,
+            dagger_states: 0,
             imitation_coef: a.imitation_coef,
             imitation_brake_weight: a.imitation_brake_weight,
             init: None,
@@ -389,6 +399,13 @@ impl DriveConfig {
                 "agent.imitation_segments",
                 self.agent.imitation_segments,
                 format!("must leave at least one A2C segment of the run's {segments}"),
+            ));
+        }
+        if self.agent.dagger_states > 0 && self.agent.imitation_segments == 0 {
+            return Err(Error::invalid(
+                "agent.dagger_states",
+                self.agent.dagger_states,
+                "aggregates the imitation segments' states: set agent.imitation_segments > 0 (or dagger_states = 0)",
             ));
         }
         if self.agent.imitation_epochs == 0 {
@@ -550,6 +567,8 @@ mod tests {
         assert!(err("[state]\nroute = 1").contains("route"));
         assert!(err("[state]\nfree_ahead = \"yes\"").contains("free_ahead"));
         assert!(err("[agent]\nimitation_segments = 80").contains("agent.imitation_segments"));
+        assert!(err("[agent]\ndagger_states = 1000").contains("agent.dagger_states"));
+        assert!(err("[agent]\ndagger_states = -1").contains("dagger_states"));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | the paper's actor-critic network ([`ActorCritic`], [`ActorCriticConfig`]); is its latent branch alive ([`ActorCritic::latent_activity`]) | `network.rs` | Section III.C |
 //! | rollout storage `[T + 1, N, …]` ([`Rollout`]) | `rollout.rs` | tch-rs `a2c.rs` |
 //! | acting: `T` steps of every actor of a `VecEnv` into a rollout, timed ([`collect`], [`reset_states`]); with an [`Expert`] labelling the states and sharing the driving, or labelling beside the policy's actions ([`collect_with`], [`Rollout::label`]) | `collect.rs` | DAgger, Ross et al. 2011 |
+//! | DAgger's aggregated data set: every expert-labelled state of the imitation segments, kept by reservoir sampling, cloned from in minibatches ([`Aggregate`], [`A2c::dagger_update`], `agent.dagger_states`) | `dagger.rs` | Ross et al. 2011, Algorithm 3.1; Vitter 1985 |
 //! | n-step returns and V-trace targets ([`n_step_returns`], [`vtrace`]) | `returns.rs` | Espeholt et al. 2018 |
 //! | the A2C loss and update: clipping, linear decay, skipped non-finite updates ([`A2c`], [`A2cConfig`]); the imitation update ([`A2c::imitation_update`]); a behaviour-cloning term beside A2C's ([`A2cConfig::imitation_coef`]) | `a2c.rs` | Mnih et al. 2016; OpenAI baselines; DAPG, Rajeswaran et al. 2018 |
 //! | a run in one TOML file ([`DriveConfig`]) | `config.rs` | |
@@ -68,6 +69,7 @@ mod beta;
 mod categorical;
 mod collect;
 mod config;
+mod dagger;
 mod network;
 mod policy;
 pub mod reinforce;
@@ -87,6 +89,7 @@ pub use beta::{softplus, Beta, UNIT_MARGIN};
 pub use categorical::{Categorical, DISCRETE_ACTIONS, FINE_ACTIONS, FINE_LONGITUDINAL, FINE_STEER, GRID_ACTIONS};
 pub use collect::{collect, collect_with, reset_states, CollectTimes, Expert, FinishedEpisode};
 pub use config::{AgentSection, DriveConfig, EnvSection, EvalSection, StateSection};
+pub use dagger::{Aggregate, DaggerBatch};
 pub use network::{
     drive_forward_prior, init_weights, ActorCritic, ActorCriticConfig, ActorCriticOutput, FORWARD_PRIOR,
 };

@@ -26,11 +26,14 @@
 //! losses weight the states in which the Autopilot brakes fully `w` times
 //! ([`A2cConfig::imitation_brake_weight`]); every imitation segment records how often the
 //! policy's most likely action braked fully where the Autopilot did, and where it did not
-//! ([`SegmentRecord::brake_agreement`]).
+//! ([`SegmentRecord::brake_agreement`]). With `agent.dagger_states = n > 0` the imitation
+//! updates keep DAgger's aggregated data set ([`super::Aggregate`], up to `n` states by
+//! reservoir sampling) and clone from minibatches of it ([`A2c::dagger_update`]) instead of
+//! from the rollout just collected.
 //!
 //! Everything random in a segment is a function of `(seed, k)`, and a segment's checkpoint holds
-//! the weights, the optimiser's buffers and the update counter, so resuming from it repeats the
-//! rest of the run exactly (tested). The price: episodes still running at a segment's end are
+//! the weights, the optimiser's buffers, the update counter (and DAgger's aggregate), so
+//! resuming from it repeats the rest of the run exactly (tested). The price: episodes still running at a segment's end are
 //! cut there (they are not recorded; with `segment · T = max_steps` most have ended by then).
 //!
 //! A known limitation of this seeding: [`crate::sim::VecEnv`] gives actor `i`'s later episodes
@@ -46,7 +49,7 @@
 //! |---|---|
 //! | `config.toml` | the [`DriveConfig`] |
 //! | `history.json` | [`DriveHistory`]: every finished episode, a record per segment |
-//! | `checkpoint/` | `agent.safetensors`, `optimizer.safetensors`, `state.txt` (written last) |
+//! | `checkpoint/` | `agent.safetensors`, `optimizer.safetensors`, `state.txt` (written last); while imitating with `agent.dagger_states`, `dagger.safetensors` (the aggregate) |
 //! | `segmenter.safetensors` | a copy of the frozen segmenter's weights (latent state) |
 //! | `curves.svg` | episode reward, length and Drive % over steps; the loss terms |
 //! | `imitation/` | with `agent.imitation_segments`: the policy when imitation ended, as a run folder |
@@ -54,6 +57,7 @@
 use super::a2c::{A2c, BrakeAgreement, UpdateStats};
 use super::collect::{collect_with, reset_states, CollectTimes, Expert, FinishedEpisode};
 use super::config::DriveConfig;
+use super::dagger::Aggregate;
 use super::network::{ActorCritic, ActorCriticConfig};
 use super::rollout::Rollout;
 use super::state::{frozen_segmenter, StateEncoder};
@@ -71,6 +75,8 @@ const AGENT: &str = "agent.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.txt";
 const SEGMENTER: &str = "segmenter.safetensors";
+/// DAgger's aggregate in a checkpoint taken during the imitation segments (`agent.dagger_states > 0`).
+const DAGGER: &str = "dagger.safetensors";
 /// The subfolder holding the policy at the end of the imitation phase.
 pub const IMITATION: &str = "imitation";
 
@@ -499,6 +505,13 @@ fn train_segments(
         first_segment = segment;
         a2c.set_updates(updates);
     }
+    // DAgger's aggregate (agent.dagger_states): every state of the imitation segments so far.
+    let mut aggregate = match cfg.agent.dagger_states {
+        0 => None,
+        n if first_segment == 0 => Some(Aggregate::new(n)?),
+        _ if first_segment >= cfg.agent.imitation_segments => None,
+        n => Some(Aggregate::from_tensors(n, &weights::read(ckpt.join(DAGGER))?)?),
+    };
     let space = cfg.action_space()?;
     let segments = total_updates / cfg.segment;
     observe(&DriveEvent::Started { name: &cfg.name, first_update: first_segment * cfg.segment, total_updates });
@@ -543,7 +556,9 @@ fn train_segments(
             ended += finished.len();
             history.episodes.extend(finished.iter().map(EpisodeRecord::from));
             let t0 = Instant::now();
-            let stats = if share.is_some() {
+            let stats = if let (Some(_), Some(aggregate)) = (share, aggregate.as_mut()) {
+                a2c.dagger_update(&net, &rollout, cfg.agent.imitation_epochs, aggregate, &mut rng)?
+            } else if share.is_some() {
                 a2c.imitation_update(&net, &rollout, cfg.agent.imitation_epochs)?
             } else {
                 a2c.update(&net, &rollout)?
@@ -616,7 +631,15 @@ fn train_segments(
         });
         // History first, then the checkpoint whose state.txt marks the segment as done.
         crate::train::report::write_json(dir.join("history.json"), &history)?;
+        let imitating_after = k + 1 < cfg.agent.imitation_segments;
+        if let Some(a) = aggregate.as_ref().filter(|_| imitating_after) {
+            weights::save_tensors(&a.tensors()?, ckpt.join(DAGGER))?;
+        }
         save_checkpoint(&ckpt, &varmap, &a2c, k + 1)?;
+        if !imitating_after && aggregate.take().is_some() {
+            // Imitation is over: the aggregate is not needed to resume any more.
+            let _ = std::fs::remove_file(ckpt.join(DAGGER));
+        }
         crate::io::write_atomic(dir.join("curves.svg"), history.curves().to_svg().as_bytes())?;
         if k + 1 == cfg.agent.imitation_segments {
             save_imitation_snapshot(&dir, cfg, &history, &varmap)?;
@@ -857,6 +880,44 @@ mod tests {
             |h: &DriveHistory| h.segments.iter().map(|s| (s.loss, s.entropy, s.expert_share)).collect::<Vec<_>>();
         assert_eq!(losses(&resumed.history), losses(&straight.history));
         let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
+    }
+
+    /// DAgger's aggregate (`agent.dagger_states`) smaller than the imitation phase's states
+    /// (reservoir sampling in play): the checkpoint taken inside the imitation phase holds
+    /// it (and the run resumes from it to the same curve, bit for bit), the one after
+    /// imitation drops it; the aggregate changes the imitation losses against the same run
+    /// without it.
+    #[test]
+    fn a_dagger_aggregate_resumes_to_the_same_curve() {
+        let mut cfg = tiny("dagger");
+        cfg.state.kind = "labels".into();
+        cfg.agent.action_space = "fine".into();
+        cfg.agent.imitation_segments = 2;
+        cfg.agent.imitation_epochs = 2;
+        let per_segment = cfg.segment * cfg.steps_per_update();
+        cfg.agent.dagger_states = per_segment + per_segment / 2;
+        let (a, b, c) = (tmp("dagger-a"), tmp("dagger-b"), tmp("dagger-c"));
+        let straight = train(&cfg, &a, |_| {}).unwrap();
+        assert!(!a.join("checkpoint").join(DAGGER).exists(), "dropped once imitation is over");
+        assert!(straight.history.segments.iter().all(|s| s.loss.is_finite() && s.skipped.is_empty()));
+
+        train_for(&cfg, &b, 1, |_| {}).unwrap();
+        let saved = weights::read(b.join("checkpoint").join(DAGGER)).unwrap();
+        let kept = Aggregate::from_tensors(cfg.agent.dagger_states, &saved).unwrap();
+        assert_eq!((kept.len(), kept.seen()), (per_segment, per_segment as u64));
+        let resumed = train(&cfg, &b, |_| {}).unwrap();
+        assert_eq!(resumed.history.episodes, straight.history.episodes);
+        let losses = |h: &DriveHistory| h.segments.iter().map(|s| (s.loss, s.entropy)).collect::<Vec<_>>();
+        assert_eq!(losses(&resumed.history), losses(&straight.history));
+
+        let mut online = cfg.clone();
+        online.agent.dagger_states = 0;
+        let without = train(&online, &c, |_| {}).unwrap();
+        assert_eq!(without.history.segments[0].brake_agreement, straight.history.segments[0].brake_agreement);
+        assert_ne!(losses(&without.history)[1], losses(&straight.history)[1]);
+        for d in [a, b, c] {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 
     /// `state.standardize`: the run trains on standardised latents, and loading it (as
