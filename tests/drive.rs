@@ -57,7 +57,7 @@ fn the_example_configs_parse_and_validate() {
     }
     // The committed records of the discrete and the imitating agents were run with these
     // configs (seeds 0, 1, 2).
-    // (drive-enet-dagger-brake: two seeds, drive-enet-dagger-free and drive-enet-dagger-aggregate:
+    // (drive-enet-dagger-brake and drive-enet-dagger-aggregate: two seeds, drive-enet-dagger-free:
     // one; the others did not fit their sessions.)
     let three: &[u64] = &[0, 1, 2];
     for (config, folder, seeds) in [
@@ -73,7 +73,7 @@ fn the_example_configs_parse_and_validate() {
         ("drive-labels-dagger-free.toml", "drive-labels-dagger-free", three),
         ("drive-enet-dagger-free.toml", "drive-enet-dagger-free", &[0]),
         ("drive-labels-dagger-aggregate.toml", "drive-labels-dagger-aggregate", three),
-        ("drive-enet-dagger-aggregate.toml", "drive-enet-dagger-aggregate", &[0]),
+        ("drive-enet-dagger-aggregate.toml", "drive-enet-dagger-aggregate", &[0, 1]),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);

@@ -235,7 +235,7 @@ pub struct AgentSection {
     /// `actors × rollout` states drawn from every state visited so far instead of on the
     /// rollout just collected. 0 (default): no aggregate, as in the committed runs before
     /// it. Needs `imitation_segments > 0`; the aggregate is part of the checkpoint while
-    /// imitating (the latents in `f16`: about 15 kB a state for the privileged state, 150 kB for
+    /// imitating (the latents in `f16`: about 22 kB a state for the privileged state, 150 kB for
     /// ENet's latent).
     pub dagger_states: usize,
     /// Weight of a behaviour-cloning term in the A2C segments ([`A2cConfig::imitation_coef`]):

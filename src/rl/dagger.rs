@@ -16,8 +16,8 @@
 //! The latents are kept in half precision (`f16`): exact for the privileged label maps (each
 //! entry a multiple of 1/64, the share of a pooled cell's pixels), about three significant
 //! digits for a segmenter's (standardised) latent; measurements, actions and targets in `f32`.
-//! Memory: `capacity × (2·2C·h·w + 4·(M + action width + 1))` bytes — about 15 kB a state for the
-//! privileged state (`2·13` maps of 12×24), 150 kB for ENet's latent (`2·128` channels).
+//! Memory: `capacity × (2·2C·h·w + 4·(M + action width + 1))` bytes — about 22 kB a state for the
+//! privileged state (`2·19` maps of 12×24), 150 kB for ENet's latent (`2·128` channels).
 
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
