@@ -384,8 +384,7 @@ impl A2c {
         let advantages = as_tensor(advantages)?;
         let value = (targets - values.narrow(0, 0, t * n)?)?.sqr()?.mean_all()?;
         let policy_loss = (advantages * log_probs)?.mean_all()?.neg()?;
-        let mut total = ((value.affine(0.5 * self.config.value_coef, 0.0)? + &policy_loss)?
-            - entropy.affine(self.config.entropy_coef, 0.0)?)?;
+        let mut total = self.total_of(&value, &policy_loss, &entropy)?;
         let imitation_loss = match imitation {
             None if self.config.imitation_coef > 0.0 => {
                 let expert = rollout.expert_actions()?.flatten(0, 1)?;
@@ -492,9 +491,15 @@ impl A2c {
         let policy_loss = (weights * log_probs)?.mean_all()?.neg()?;
         let entropy = policy.entropy()?.to_dtype(DType::F32)?.mean_all()?;
         let value = (&batch.targets - out.value.to_dtype(DType::F32)?)?.sqr()?.mean_all()?;
-        let total = ((value.affine(0.5 * self.config.value_coef, 0.0)? + &policy_loss)?
-            - entropy.affine(self.config.entropy_coef, 0.0)?)?;
+        let total = self.total_of(&value, &policy_loss, &entropy)?;
         Ok(Losses { total, policy: policy_loss, value, entropy, imitation: None })
+    }
+
+    /// The loss `value_coef · ½ · value + policy − entropy_coef · entropy` (module docs), shared
+    /// by A2C's, the imitation and the cloning losses.
+    fn total_of(&self, value: &Tensor, policy: &Tensor, entropy: &Tensor) -> Result<Tensor> {
+        Ok(((value.affine(0.5 * self.config.value_coef, 0.0)? + policy)?
+            - entropy.affine(self.config.entropy_coef, 0.0)?)?)
     }
 
     /// One gradient step of [`A2c::cloning_losses`] at `rate` (skipped, and reported, when

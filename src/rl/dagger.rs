@@ -201,16 +201,22 @@ impl Aggregate {
         let b = rows.len();
         let mut lat_dims = vec![b];
         lat_dims.extend(&self.latent_shape);
-        let actions = if self.discrete {
-            Tensor::from_vec(gather(&self.actions, aw), b, device)?.to_dtype(DType::U32)?
-        } else {
-            Tensor::from_vec(gather(&self.actions, aw), (b, aw), device)?
-        };
+        let actions = self.actions_tensor(&gather(&self.actions, aw), device)?;
         Ok(DaggerBatch {
             latents: Tensor::from_vec(latents, lat_dims, device)?,
             measurements: Tensor::from_vec(gather(&self.measurements, ml), (b, ml), device)?,
             actions,
             targets: Tensor::from_vec(rows.iter().map(|&r| self.targets[r]).collect::<Vec<_>>(), b, device)?,
+        })
+    }
+
+    /// Rows of stored actions (`action_width` values each) as the policy takes them: `[B]`
+    /// `u32` indices for a discrete space, `[B, 3]` `f32` for Beta.
+    fn actions_tensor(&self, rows: &[f32], device: &Device) -> Result<Tensor> {
+        let b = rows.len() / self.action_width.max(1);
+        Ok(match self.discrete {
+            true => Tensor::from_slice(rows, b, device)?.to_dtype(DType::U32)?,
+            false => Tensor::from_slice(rows, (b, self.action_width), device)?,
         })
     }
 
@@ -233,10 +239,7 @@ impl Aggregate {
         let (dev, n) = (Device::Cpu, self.len());
         let mut lat_dims = vec![n];
         lat_dims.extend(&self.latent_shape);
-        let actions = match self.discrete {
-            true => Tensor::from_slice(&self.actions, n, &dev)?.to_dtype(DType::U32)?,
-            false => Tensor::from_slice(&self.actions, (n, self.action_width), &dev)?,
-        };
+        let actions = self.actions_tensor(&self.actions, &dev)?;
         Ok(HashMap::from([
             ("latents".to_string(), Tensor::from_slice(&self.latents, lat_dims, &dev)?),
             ("measurements".to_string(), Tensor::from_slice(&self.measurements, (n, self.measurement_len), &dev)?),
