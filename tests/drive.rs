@@ -48,6 +48,7 @@ fn the_example_configs_parse_and_validate() {
         "drive-enet-dagger-free.toml",
         "drive-labels-dagger-aggregate.toml",
         "drive-enet-dagger-aggregate.toml",
+        "drive-labels-dagger-long.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -74,6 +75,7 @@ fn the_example_configs_parse_and_validate() {
         ("drive-enet-dagger-free.toml", "drive-enet-dagger-free", &[0]),
         ("drive-labels-dagger-aggregate.toml", "drive-labels-dagger-aggregate", three),
         ("drive-enet-dagger-aggregate.toml", "drive-enet-dagger-aggregate", &[0, 1]),
+        ("drive-labels-dagger-long.toml", "drive-labels-dagger-long", three),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -141,6 +143,18 @@ fn the_example_configs_parse_and_validate() {
             agg.agent.dagger_states = 0;
         });
     }
+    // The -long config differs from the labels -aggregate one in its name and the length of
+    // imitation only: 20 imitation segments instead of 13 (the same single A2C segment after),
+    // and an aggregate that keeps all their 100,000 states.
+    differs_only_in("drive-labels-dagger-long.toml", "drive-labels-dagger-aggregate.toml", |long, agg| {
+        let segment = long.segment * long.rollout * long.actors;
+        assert_eq!((long.agent.imitation_segments, agg.agent.imitation_segments), (20, 13));
+        assert_eq!(long.total_steps - agg.total_steps, 7 * segment);
+        assert_eq!(long.agent.dagger_states, 20 * segment);
+        long.agent.imitation_segments = agg.agent.imitation_segments;
+        long.total_steps = agg.total_steps;
+        long.agent.dagger_states = agg.agent.dagger_states;
+    });
     let labels = DriveConfig::from_file(example("drive-labels.toml")).unwrap();
     assert_eq!(labels.state.kind, "labels");
     let finetune = rwt::train::AblationConfig::from_file(example("sim-enet-finetune.toml")).unwrap();
@@ -150,6 +164,64 @@ fn the_example_configs_parse_and_validate() {
         sim.validate().unwrap();
         assert_eq!(sim.classes().unwrap().len(), 19, "{name}");
     }
+}
+
+/// The exact rate statistics (`rl::rates`) count what the records' tables counted with their
+/// own Python scripts: `drive-labels-dagger-aggregate/driven-into.md` (driven-into.py) has 15 cars
+/// driven into in 7.47 km by the three seeds after imitation, and its `impacts.md` / RESULTS.md 25
+/// collisions with cars, 5 with people and 3 off-road.
+#[test]
+fn infraction_counts_match_the_records_tables() {
+    use rwt::rl::{Counted, InfractionCount};
+    use rwt::sim::InfractionKind;
+    let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results/drive-labels-dagger-aggregate");
+    let rows = BenchmarkRow::read(records.join("benchmark.json")).unwrap();
+    let agent: Vec<_> =
+        rows.iter().filter(|r| r.condition == "training town" && r.driver.contains("after imitation")).collect();
+    assert_eq!(agent.len(), 3);
+    let count = |what| InfractionCount::of(agent.iter().copied(), what).unwrap();
+    let into = count(Counted::DrivenInto(InfractionKind::CollisionVehicle));
+    assert_eq!(into.count, 15);
+    assert!((into.km - 7.47).abs() < 0.005, "{} km", into.km);
+    assert_eq!(count(Counted::Kind(InfractionKind::CollisionVehicle)).count, 25);
+    assert_eq!(count(Counted::Kind(InfractionKind::CollisionPerson)).count, 5);
+    assert_eq!(count(Counted::Kind(InfractionKind::OffRoad)).count, 3);
+    let table = rwt::rl::floor_table(&[("agent".into(), agent.clone())], "agent", 0.95).unwrap();
+    assert!(
+        table.to_markdown().contains(" | 0.30 (25) [0.20–0.46] | 0.50 (15) [0.30–0.89] | "),
+        "{}",
+        table.to_markdown()
+    );
+}
+
+/// The floor table of notebook 09's section 18, from the committed 300-episode records, cell for
+/// cell as `results/drive-floor/floor.py` computed it without the crate (its own Garwood
+/// bisection and binomial sum, `floor.md`).
+#[test]
+fn the_floor_table_matches_the_records_python() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results/drive-floor");
+    let rows = BenchmarkRow::read(dir.join("benchmark.json")).unwrap();
+    let pool = |prefix: &str| -> Vec<&BenchmarkRow> {
+        rows.iter().filter(|r| r.condition == "training town" && r.driver.starts_with(prefix)).collect()
+    };
+    let floor = "random policy without brake";
+    let drivers: Vec<(String, Vec<&BenchmarkRow>)> = vec![
+        (floor.into(), pool(floor)),
+        ("Autopilot (privileged)".into(), pool("Autopilot (privileged)")),
+        ("labels agent, 13 imitation segments (section 17)".into(), pool("agent: drive-labels-dagger-aggregate")),
+        ("labels agent, 20 imitation segments (section 18)".into(), pool("agent: drive-labels-dagger-long")),
+    ];
+    assert_eq!(drivers.iter().map(|(_, r)| r.len()).collect::<Vec<_>>(), [1, 1, 3, 3]);
+    let ours = rwt::rl::floor_table(&drivers, floor, 0.95).unwrap().to_markdown();
+    let python = std::fs::read_to_string(dir.join("floor.md")).unwrap();
+    let cells = |line: &str, skip: usize| -> Vec<String> {
+        line.trim().trim_matches('|').split(" | ").skip(skip).map(|c| c.trim().to_string()).collect()
+    };
+    let ours: Vec<_> = ours.lines().skip(2).map(|l| cells(l, 2)).collect();
+    // floor.md has a column more: the number of rows pooled.
+    let python: Vec<_> = python.lines().skip(2).map(|l| cells(l, 3)).collect();
+    assert_eq!(ours.len(), 4);
+    assert_eq!(ours, python);
 }
 
 /// `dataset = "synthetic"` renders the simulator at `data.size` in `data.weathers`; a bad
@@ -229,7 +301,13 @@ fn drive_train_then_eval_from_the_command_line() {
     // The collisions with cars by where the car was, one line per row after Table IV–VI's.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (_, cars) = stdout.split_once("Collisions with cars, by where the car was:").expect("the impact table");
+    let (cars, floor) = cars.split_once("Training town, km between infractions against").expect("the floor table");
     assert_eq!(cars.lines().filter(|l| l.starts_with("| ")).count(), 1 + rows.len(), "{cars}");
+    // Against the random driver without brake: every training-town driver that moved, p for
+    // all but the floor itself.
+    let moved = rows.iter().filter(|r| r.condition == "training town" && r.pooled.km > 0.0).count();
+    assert_eq!(floor.lines().filter(|l| l.starts_with("| ")).count(), 1 + moved, "{floor}");
+    assert!(floor.lines().filter(|l| l.contains(" p=") || l.contains(" p<")).count() == moved - 1, "{floor}");
     // The same episodes for every driver.
     let seeds = |d: &str| {
         rows.iter()
@@ -263,6 +341,28 @@ fn drive_train_then_eval_from_the_command_line() {
         greedy.iter().zip(&sampled).any(|(g, s)| distances(g) != distances(s)),
         "sampled actions drove exactly the greedy episodes"
     );
+    // --seeds 3 --training-town: benchmark seeds 0, 1, 2 (two episodes each in quick mode), in
+    // the training town only; the first seed's episodes are the ones driven above.
+    let more_json = dir.join("bench-more.json");
+    let out = std::process::Command::new(exe)
+        .args(["drive", "eval", "--quick", "--seeds", "3", "--training-town", "--run"])
+        .arg(&run)
+        .arg("--json")
+        .arg(&more_json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let more = BenchmarkRow::read(&more_json).unwrap();
+    assert_eq!(more.len(), 1);
+    assert_eq!((more[0].condition.as_str(), more[0].per_seed.len(), more[0].pooled.episodes), ("training town", 3, 6));
+    assert_eq!(more[0].episodes[..2], greedy[0].episodes[..]);
+    let out = std::process::Command::new(exe)
+        .args(["drive", "eval", "--quick", "--seeds", "0", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--seeds"));
     // A --segmenter without NAME=PATH is named.
     let out = std::process::Command::new(exe)
         .args(["drive", "eval", "--quick", "--segmenter", "nonsense", "--run"])

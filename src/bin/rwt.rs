@@ -110,7 +110,16 @@ enum DriveCommand {
         /// entry. Ignored with --sampled.
         #[arg(long)]
         expected: bool,
-        /// Two episodes per condition, one seed (also RWT_QUICK=1).
+        /// Drive benchmark seeds 0, 1, …, N−1 instead of the config's `eval.seeds`: N ×
+        /// `eval.episodes` episodes per condition, for km between infractions that rest on
+        /// more infractions (a random driver covers about 20 m per episode).
+        #[arg(long, value_name = "N")]
+        seeds: Option<u64>,
+        /// Drive the training town only (Table IV), not the new town and new weather.
+        #[arg(long)]
+        training_town: bool,
+        /// Two episodes per condition, one seed unless --seeds says otherwise (also
+        /// RWT_QUICK=1).
         #[arg(long)]
         quick: bool,
     },
@@ -329,7 +338,22 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
             let n = trained.history.episodes.len();
             println!("{n} training episodes; run folder: {}", out.display());
         }
-        DriveCommand::Eval { runs, baselines, perception, segmenters, json, gif, sampled, expected, quick: q } => {
+        DriveCommand::Eval {
+            runs,
+            baselines,
+            perception,
+            segmenters,
+            json,
+            gif,
+            sampled,
+            expected,
+            seeds,
+            training_town,
+            quick: q,
+        } => {
+            if seeds == Some(0) {
+                return Err(rwt::Error::invalid("--seeds", 0, "expected at least one benchmark seed"));
+            }
             let mut rows = vec![];
             for (k, dir) in runs.iter().enumerate() {
                 let agent = rl::load(dir)?;
@@ -338,6 +362,9 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                     cfg.eval.episodes = cfg.eval.episodes.min(2);
                     cfg.eval.seeds.truncate(1);
                 }
+                if let Some(n) = seeds {
+                    cfg.eval.seeds = (0..n).collect();
+                }
                 if sampled {
                     cfg.eval.greedy = false;
                 }
@@ -345,7 +372,10 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                     cfg.eval.expected_action = true;
                 }
                 let acting = cfg.eval.acting().suffix();
-                let bench = rl::Benchmark::of(&cfg)?;
+                let mut bench = rl::Benchmark::of(&cfg)?;
+                if training_town {
+                    bench.conditions.truncate(1);
+                }
                 if k == 0 && baselines {
                     let mut random = rl::Driver::Random(rwt::random::seeded(cfg.seed));
                     rows.extend(rl::evaluate(&bench, "random policy", &mut random)?);
@@ -430,6 +460,27 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
             println!("\nCollisions with cars, by where the car was:\n{}", cars.to_markdown());
             if let Some(path) = json {
                 rl::BenchmarkRow::write(path, &rows)?;
+            }
+            if baselines {
+                // Every driver that moved in the training town against the random driver that
+                // moves: the count behind each km-between figure, its exact 95 % interval, and
+                // the one-sided p that the driver's rate is not below the floor's (rl::rates).
+                let floor = "random policy without brake";
+                let drivers: Vec<(String, Vec<&rl::BenchmarkRow>)> = rows
+                    .iter()
+                    .filter(|r| r.condition == "training town" && r.pooled.km > 0.0)
+                    .map(|r| (r.driver.clone(), vec![r]))
+                    .collect();
+                if drivers.iter().any(|(name, _)| name == floor) {
+                    let table = rl::floor_table(&drivers, floor, 0.95)?;
+                    println!(
+                        "\nTraining town, km between infractions against the {floor} (count, exact 95 % \
+                         interval, p that the rate is not below the floor's):\n{}",
+                        table.to_markdown()
+                    );
+                } else {
+                    println!("\nThe {floor} drove no distance in the training town: no floor to compare with.");
+                }
             }
         }
     }

@@ -98,6 +98,13 @@ pub enum ImpactSide {
 }
 
 impl Impact {
+    /// Did the ego car drive into the other party: was it moving (at least 1 km/h) with the
+    /// other ahead ([`ImpactSide::Front`])? The *driven into* column of
+    /// [`crate::rl::BenchmarkRow::impact_table`].
+    pub fn driven_into(&self) -> bool {
+        self.ego_kmh >= 1.0 && self.side() == ImpactSide::Front
+    }
+
     /// The quadrant of the other party's bearing: [`ImpactSide::Front`] when `ahead_m >
     /// |right_m|`, [`ImpactSide::Rear`] when `−ahead_m > |right_m|`, else [`ImpactSide::Side`].
     pub fn side(&self) -> ImpactSide {
