@@ -210,8 +210,12 @@ fn the_floor_table_matches_the_records_python() {
         ("Autopilot (privileged)".into(), pool("Autopilot (privileged)")),
         ("labels agent, 13 imitation segments (section 17)".into(), pool("agent: drive-labels-dagger-aggregate")),
         ("labels agent, 20 imitation segments (section 18)".into(), pool("agent: drive-labels-dagger-long")),
+        (
+            "latent agent, 13 imitation segments (section 17; 2 seeds × 100 episodes)".into(),
+            pool("agent: drive-enet-dagger-aggregate"),
+        ),
     ];
-    assert_eq!(drivers.iter().map(|(_, r)| r.len()).collect::<Vec<_>>(), [1, 1, 3, 3]);
+    assert_eq!(drivers.iter().map(|(_, r)| r.len()).collect::<Vec<_>>(), [1, 1, 3, 3, 2]);
     let ours = rwt::rl::floor_table(&drivers, floor, 0.95).unwrap().to_markdown();
     let python = std::fs::read_to_string(dir.join("floor.md")).unwrap();
     let cells = |line: &str, skip: usize| -> Vec<String> {
@@ -220,7 +224,7 @@ fn the_floor_table_matches_the_records_python() {
     let ours: Vec<_> = ours.lines().skip(2).map(|l| cells(l, 2)).collect();
     // floor.md has a column more: the number of rows pooled.
     let python: Vec<_> = python.lines().skip(2).map(|l| cells(l, 3)).collect();
-    assert_eq!(ours.len(), 4);
+    assert_eq!(ours.len(), 5);
     assert_eq!(ours, python);
 }
 

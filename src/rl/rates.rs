@@ -180,10 +180,10 @@ fn binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
     sum.min(1.0)
 }
 
-/// Every driver beside the floor, one column per [`Counted`] kind; each cell
-/// `km between (count) [lo–hi] p=…` (`p<0.001` below that): the pooled km between infractions, the count, its exact
-/// `confidence` interval and [`rate_below_p`] against the floor (the floor's own row has no p).
-/// `drivers` are (name, rows) pairs; the floor is the first pair's name given as `floor`.
+/// Every driver beside the floor, one column per [`Counted`] kind. Each cell reads
+/// `km between (count) [lo–hi] p=…` (`p<0.001` below that): the pooled km between infractions,
+/// the count, its exact `confidence` interval and [`rate_below_p`] against the floor (the
+/// floor's own row has no p). `drivers` are (name, rows) pairs, one of them named `floor`.
 /// `Err` names a driver whose rows drove no distance, or a `floor` not among the drivers.
 pub fn floor_table(drivers: &[(String, Vec<&BenchmarkRow>)], floor: &str, confidence: f64) -> Result<Table> {
     let counts = |rows: &[&BenchmarkRow]| -> Result<Vec<InfractionCount>> {

@@ -42,7 +42,8 @@ def p_below(na, kma, nb, kmb):
 floor = 'random policy without brake'
 drivers = [(floor, floor), ('Autopilot (privileged)', 'Autopilot (privileged)'),
            ('labels agent, 13 imitation segments (section 17)', 'agent: drive-labels-dagger-aggregate'),
-           ('labels agent, 20 imitation segments (section 18)', 'agent: drive-labels-dagger-long')]
+           ('labels agent, 20 imitation segments (section 18)', 'agent: drive-labels-dagger-long'),
+           ('latent agent, 13 imitation segments (section 17; 2 seeds × 100 episodes)', 'agent: drive-enet-dagger-aggregate')]
 fkm, fn, _ = pool(floor)
 print('| driver | rows | km | ' + ' | '.join(f'km / {k}' for k, _ in KINDS) + ' |')
 print('|---|---:|---:|' + '---|' * len(KINDS))
