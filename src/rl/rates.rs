@@ -4,7 +4,7 @@
 //! Infractions of one kind are rare events along the distance driven, so their count in `km`
 //! kilometres is modelled as Poisson with mean `λ · km`, and "km between infractions" estimates
 //! `1/λ`. A figure such as "0.31 km between collisions" from two collisions is a weak floor:
-//! its exact interval spans a factor of twenty. Two functions quantify that:
+//! its exact 95 % interval spans a factor of thirty. Two functions quantify that:
 //!
 //! - [`poisson_interval`]: Garwood's (1936) exact two-sided interval for a Poisson mean from an
 //!   observed count `n`: the `L` with `P(X ≥ n; L) = α/2` and the `U` with
@@ -12,9 +12,9 @@
 //!   `U = χ²(1 − α/2; 2n + 2)/2`; [`InfractionCount::km_between_interval`] turns it into
 //!   `km / U … km / L`.
 //! - [`rate_below_p`]: the conditional test of two Poisson rates (Przyborowski & Wilenski
-//!   1940): given `n_a + n_b` infractions in `km_a + km_b`, under equal rates the driver's count
-//!   is `Binomial(n_a + n_b, km_a / (km_a + km_b))`, and the one-sided p-value that its rate is
-//!   *not* below the floor's is `P(X ≤ n_a)`.
+//!   1940): given the driver's `n_d` and the floor's `n_f` infractions in `km_d` and `km_f`,
+//!   under equal rates the driver's count is `Binomial(n_d + n_f, km_d / (km_d + km_f))`, and the
+//!   one-sided p-value that its rate is *not* below the floor's is `P(X ≤ n_d)`.
 //!
 //! [`InfractionCount::of`] pools a driver's benchmark rows; [`floor_table`] puts every driver
 //! beside a floor (the random policy without brake), one cell per kind:
@@ -234,10 +234,10 @@ fn fmt_km(v: f64) -> String {
 mod tests {
     use super::*;
 
-    /// Garwood's interval at 95 % against the chi-square form, values from
-    /// `scipy.stats.chi2.ppf(0.025, 2 * n) / 2` and `chi2.ppf(0.975, 2 * n + 2) / 2`
-    /// (the published table of exact Poisson limits, e.g. Ulm 1990), and the closed forms
-    /// `U(0) = −ln(α/2)` and `L(1) = −ln(1 − α/2)`.
+    /// Garwood's interval at 95 % against the published table of exact Poisson limits (Ulm
+    /// 1990; equivalently `scipy.stats.chi2.ppf(0.025, 2 * n) / 2` and
+    /// `chi2.ppf(0.975, 2 * n + 2) / 2`), and the closed forms `U(0) = −ln(α/2)` and
+    /// `L(1) = −ln(1 − α/2)`.
     #[test]
     fn garwood_interval_matches_the_chi_square_table() {
         let (lo, hi) = poisson_interval(0, 0.95).unwrap();
