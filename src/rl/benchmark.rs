@@ -491,7 +491,7 @@ impl BenchmarkRow {
             for i in r.episodes.iter().flat_map(|e| &e.infractions).filter(|i| i.kind == kind) {
                 n[match i.impact {
                     None => 4,
-                    Some(im) if im.ego_kmh < 1.0 => 3,
+                    Some(im) if im.ego_standing() => 3,
                     Some(im) => match im.side() {
                         ImpactSide::Front => 0,
                         ImpactSide::Side => 1,

@@ -102,7 +102,13 @@ impl Impact {
     /// other ahead ([`ImpactSide::Front`])? The *driven into* column of
     /// [`crate::rl::BenchmarkRow::impact_table`].
     pub fn driven_into(&self) -> bool {
-        self.ego_kmh >= 1.0 && self.side() == ImpactSide::Front
+        !self.ego_standing() && self.side() == ImpactSide::Front
+    }
+
+    /// Was the ego car standing (under 1 km/h)? The *standing* column of
+    /// [`crate::rl::BenchmarkRow::impact_table`], wherever the other party was.
+    pub fn ego_standing(&self) -> bool {
+        self.ego_kmh < 1.0
     }
 
     /// The quadrant of the other party's bearing: [`ImpactSide::Front`] when `ahead_m >
