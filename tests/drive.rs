@@ -49,6 +49,7 @@ fn the_example_configs_parse_and_validate() {
         "drive-labels-dagger-aggregate.toml",
         "drive-enet-dagger-aggregate.toml",
         "drive-labels-dagger-long.toml",
+        "drive-labels-dagger-aggregate-brake.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -58,8 +59,8 @@ fn the_example_configs_parse_and_validate() {
     }
     // The committed records of the discrete and the imitating agents were run with these
     // configs (seeds 0, 1, 2).
-    // (drive-enet-dagger-brake and drive-enet-dagger-aggregate: two seeds, drive-enet-dagger-free:
-    // one; the others did not fit their sessions.)
+    // (drive-enet-dagger-brake: two seeds, drive-enet-dagger-free: one; the others did not fit
+    // their sessions. drive-enet-dagger-aggregate's seed 2 ran, and its imitation failed.)
     let three: &[u64] = &[0, 1, 2];
     for (config, folder, seeds) in [
         ("drive-enet-discrete.toml", "drive-enet-discrete", three),
@@ -74,8 +75,9 @@ fn the_example_configs_parse_and_validate() {
         ("drive-labels-dagger-free.toml", "drive-labels-dagger-free", three),
         ("drive-enet-dagger-free.toml", "drive-enet-dagger-free", &[0]),
         ("drive-labels-dagger-aggregate.toml", "drive-labels-dagger-aggregate", three),
-        ("drive-enet-dagger-aggregate.toml", "drive-enet-dagger-aggregate", &[0, 1]),
+        ("drive-enet-dagger-aggregate.toml", "drive-enet-dagger-aggregate", three),
         ("drive-labels-dagger-long.toml", "drive-labels-dagger-long", three),
+        ("drive-labels-dagger-aggregate-brake.toml", "drive-labels-dagger-aggregate-brake", three),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -118,6 +120,7 @@ fn the_example_configs_parse_and_validate() {
     for (brake, recipe) in [
         ("drive-labels-dagger-brake.toml", "drive-labels-dagger.toml"),
         ("drive-enet-dagger-brake.toml", "drive-enet-dagger-seeing-std.toml"),
+        ("drive-labels-dagger-aggregate-brake.toml", "drive-labels-dagger-aggregate.toml"),
     ] {
         differs_only_in(brake, recipe, |brake, recipe| {
             assert_eq!((brake.agent.imitation_brake_weight, recipe.agent.imitation_brake_weight), (4.0, 1.0));
@@ -228,6 +231,33 @@ fn the_floor_table_matches_the_records_python() {
     assert_eq!(ours, python);
 }
 
+/// Brake recall through the benchmark (`rl::evaluate` fills `BenchmarkRow::brakes`): the
+/// default Autopilot, the reference itself, brakes fully in every moving state it brakes for and
+/// in none of the clear ones (its brake without cause is 0.3, under `FULL_BRAKE`); the random
+/// driver without brake never brakes. The Autopilot must meet something to brake for in 20
+/// episodes.
+#[test]
+fn the_autopilot_has_full_brake_recall_and_the_brakeless_driver_none() {
+    use rwt::rl::{evaluate, Benchmark, BrakeCount, Driver};
+    let mut cfg = DriveConfig::from_file(example("drive-labels-dagger-aggregate.toml")).unwrap();
+    cfg.eval.episodes = 10;
+    cfg.eval.seeds = vec![0, 1];
+    let mut bench = Benchmark::of(&cfg).unwrap();
+    bench.conditions.truncate(1);
+    let auto = evaluate(&bench, "Autopilot", &mut Driver::Autopilot(rwt::sim::Autopilot::default())).unwrap();
+    let b = auto[0].brakes;
+    let full = |c: BrakeCount| c.braked == c.states;
+    assert!(full(b.person) && full(b.vehicle) && full(b.static_obstacle), "{b:?}");
+    assert!(b.vehicle.states + b.person.states + b.static_obstacle.states > 0, "{b:?}");
+    assert!(b.clear.states > 1000 && b.clear.braked == 0, "{b:?}");
+    let mut moving = Driver::RandomNoBrake(rwt::random::seeded(0));
+    let random = evaluate(&bench, "random policy without brake", &mut moving).unwrap();
+    let r = random[0].brakes;
+    assert!(r.clear.states > 0 && [r.person, r.vehicle, r.static_obstacle, r.clear].iter().all(|c| c.braked == 0));
+    let table = BenchmarkRow::brake_table(&[auto[0].clone(), random[0].clone()]).to_markdown();
+    assert!(table.contains("Autopilot (training town) | 100 % of"), "{table}");
+}
+
 /// `dataset = "synthetic"` renders the simulator at `data.size` in `data.weathers`; a bad
 /// weather is named, and `weathers` with another dataset is refused.
 #[test]
@@ -305,8 +335,15 @@ fn drive_train_then_eval_from_the_command_line() {
     // The collisions with cars by where the car was, one line per row after Table IV–VI's.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (_, cars) = stdout.split_once("Collisions with cars, by where the car was:").expect("the impact table");
-    let (cars, floor) = cars.split_once("Training town, km between infractions against").expect("the floor table");
+    let (cars, brakes) = cars.split_once("Brake recall:").expect("the brake recall table");
+    let (brakes, floor) = brakes.split_once("Training town, km between infractions against").expect("the floor table");
     assert_eq!(cars.lines().filter(|l| l.starts_with("| ")).count(), 1 + rows.len(), "{cars}");
+    // Brake recall, one line per row: the Autopilot's own is 100 % wherever it braked while moving.
+    assert_eq!(brakes.lines().filter(|l| l.starts_with("| ")).count(), 1 + rows.len(), "{brakes}");
+    let auto = rows.iter().find(|r| r.driver == "Autopilot (privileged)").unwrap();
+    assert!([auto.brakes.person, auto.brakes.vehicle, auto.brakes.static_obstacle]
+        .iter()
+        .all(|c| c.braked == c.states));
     // Against the random driver without brake: every training-town driver that moved, p for
     // all but the floor itself.
     let moved = rows.iter().filter(|r| r.condition == "training town" && r.pooled.km > 0.0).count();

@@ -544,3 +544,59 @@ fn the_autopilot_passes_a_parked_car_only_when_asked_to() {
     assert!(x_pass > parked_at + 20.0, "the passing driver reached only {x_pass} m (car at {parked_at} m)");
     assert!(lateral < 0.5, "{lateral} m off its lane's centre line at the end");
 }
+
+/// Brake recall (`rl::BrakeRecall`) on hand-placed scenes: in an empty lane the state is clear;
+/// a pedestrian, a parked car or a barrier standing on the lane 4 m beyond the ego car's front
+/// (inside the Autopilot's stopping reach at 5 m/s: 2.6 m + 4 m margin + half the car) makes it
+/// a person, vehicle or static state (`Autopilot::braking_for`), the same one 30 m ahead does
+/// not; a brake of 0.5 counts as braked, 0.49 does not; a car under 1 km/h is not counted.
+#[test]
+fn brake_recall_counts_each_state_under_what_the_autopilot_brakes_for() {
+    use rwt::rl::{BrakeCount, BrakeRecall};
+    let (k, lane) = lane_of_45_m();
+    let auto = Autopilot::default();
+    let scene = |what: Option<(ActorKind, f32)>, speed: f32| {
+        let mut env = empty_env(TRAINING_TOWN);
+        env.place_ego(lane.at(5.0), 0.0, speed);
+        env.set_goal(k, lane.length() - 1.0).unwrap();
+        if let Some((kind, gap)) = what {
+            let at = 5.0 + env.ego().params.length * 0.5 + gap + kind.size().0 * 0.5;
+            env.traffic_mut().actors.push(Actor::standing(kind, lane.at(at), 0.0));
+        }
+        env
+    };
+    let (full, light) = (Action::new(0.0, 0.0, 0.5), Action::new(0.0, 0.0, 0.49));
+    let mut r = BrakeRecall::default();
+    let clear = scene(None, 5.0);
+    assert_eq!(auto.braking_for(&clear), None);
+    r.observe(&auto, &clear, &full);
+    r.observe(&auto, &clear, &Action::new(0.0, 0.6, 0.0));
+    let far = scene(Some((ActorKind::Pedestrian, 30.0)), 5.0);
+    assert_eq!(auto.braking_for(&far), None);
+    r.observe(&auto, &far, &light);
+    assert_eq!(r.clear, BrakeCount { states: 3, braked: 1 });
+    for (kind, what) in [
+        (ActorKind::Pedestrian, Obstacle::Pedestrian),
+        (ActorKind::ParkedCar, Obstacle::Vehicle),
+        (ActorKind::Barrier, Obstacle::RigidStatic),
+    ] {
+        let env = scene(Some((kind, 4.0)), 5.0);
+        assert_eq!(auto.braking_for(&env), Some(what), "{kind:?}");
+        // The Autopilot itself brakes fully there.
+        assert!(auto.act(&env).brake >= rwt::rl::FULL_BRAKE, "{kind:?}");
+        r.observe(&auto, &env, &full);
+        r.observe(&auto, &env, &light);
+        r.observe(&auto, &env, &full);
+        // Standing: not counted.
+        r.observe(&auto, &scene(Some((kind, 4.0)), 0.2), &full);
+    }
+    let two_of_three = BrakeCount { states: 3, braked: 2 };
+    assert_eq!((r.person, r.vehicle, r.static_obstacle), (two_of_three, two_of_three, two_of_three));
+    assert_eq!(r.person.fraction(), Some(2.0 / 3.0));
+    let mut twice = r;
+    twice.merge(&r);
+    assert_eq!(twice.vehicle, BrakeCount { states: 6, braked: 4 });
+    assert_eq!(BrakeCount::default().fraction(), None);
+    let table = BrakeRecall::table(&[("d".into(), twice)]).to_markdown();
+    assert!(table.contains("67 % of 6") && table.contains("33 % of 6"), "{table}");
+}

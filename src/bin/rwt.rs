@@ -458,6 +458,11 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
             println!("{}", rl::BenchmarkRow::table(&rows).to_markdown());
             let cars = rl::BenchmarkRow::impact_table(&rows, rwt::sim::InfractionKind::CollisionVehicle);
             println!("\nCollisions with cars, by where the car was:\n{}", cars.to_markdown());
+            println!(
+                "\nBrake recall: of the states in which the Autopilot would brake fully (moving, by what \
+                 it brakes for), those in which the driver did; and its brakes on clear states:\n{}",
+                rl::BenchmarkRow::brake_table(&rows).to_markdown()
+            );
             if let Some(path) = json {
                 rl::BenchmarkRow::write(path, &rows)?;
             }

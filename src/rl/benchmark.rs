@@ -21,6 +21,7 @@
 //!
 //! Episode seeds are `2⁴⁰ + 1000·seed + i`, disjoint from every training episode's.
 
+use super::brakes::BrakeRecall;
 use super::config::DriveConfig;
 use super::network::ActorCritic;
 use super::state::{frames_tensor, StateEncoder};
@@ -209,6 +210,18 @@ pub fn drive(
     driver: &mut Driver,
     record: Option<usize>,
 ) -> Result<(Vec<EpisodeLog>, Vec<RecordedFrame>)> {
+    drive_observed(env, seeds, driver, record, &mut |_, _| {})
+}
+
+/// [`drive`], calling `observe(env, action)` for every running episode at every step, before
+/// the driver's `action` is applied to `env` (e.g. [`BrakeRecall::observe`]).
+pub fn drive_observed(
+    env: &EnvConfig,
+    seeds: &[u64],
+    driver: &mut Driver,
+    record: Option<usize>,
+    observe: &mut dyn FnMut(&DrivingEnv, &Action),
+) -> Result<(Vec<EpisodeLog>, Vec<RecordedFrame>)> {
     if seeds.is_empty() {
         return Err(Error::invalid("episode seeds", "[]", "give at least one"));
     }
@@ -241,6 +254,9 @@ pub fn drive(
                 action: actions[i],
                 speed_kmh: obs[i].measurements.speed * 3.6,
             });
+        }
+        for ((e, a), _) in envs.iter().zip(&actions).zip(&logs).filter(|(_, log)| log.is_none()) {
+            observe(e, a);
         }
         let steps: Vec<Result<Option<Stepped>>> = envs
             .par_iter_mut()
@@ -393,6 +409,10 @@ pub struct BenchmarkRow {
     pub pooled: DrivingMetrics,
     /// Every episode's log.
     pub episodes: Vec<EpisodeLog>,
+    /// Its full brakes against the default [`Autopilot`]'s, by what that brakes for, over
+    /// all the row's episodes ([`BrakeRecall`]; all zero in records written before it was).
+    #[serde(default)]
+    pub brakes: BrakeRecall,
 }
 
 /// Drives `driver` over every condition and seed of `benchmark`; a row per condition.
@@ -401,8 +421,11 @@ pub fn evaluate(benchmark: &Benchmark, name: &str, driver: &mut Driver) -> Resul
     for c in &benchmark.conditions {
         let mut per_seed = vec![];
         let mut all = vec![];
+        let mut brakes = BrakeRecall::default();
+        let autopilot = Autopilot::default();
         for &seed in &benchmark.seeds {
-            let (logs, _) = drive(&c.env, &benchmark.episode_seeds(seed), driver, None)?;
+            let mut observe = |e: &DrivingEnv, a: &Action| brakes.observe(&autopilot, e, a);
+            let (logs, _) = drive_observed(&c.env, &benchmark.episode_seeds(seed), driver, None, &mut observe)?;
             per_seed.push(DrivingMetrics::from_episodes(&logs));
             all.extend(logs);
         }
@@ -412,6 +435,7 @@ pub fn evaluate(benchmark: &Benchmark, name: &str, driver: &mut Driver) -> Resul
             per_seed,
             pooled: DrivingMetrics::from_episodes(&all),
             episodes: all,
+            brakes,
         });
     }
     Ok(rows)
@@ -505,6 +529,14 @@ impl BenchmarkRow {
             t.push(cells);
         }
         t
+    }
+
+    /// Brake recall per row ([`BrakeRecall::table`]), named `driver (condition)`: how often
+    /// the driver braked fully where the Autopilot would have, by what for, and alone.
+    pub fn brake_table(rows: &[BenchmarkRow]) -> Table {
+        let named: Vec<(String, BrakeRecall)> =
+            rows.iter().map(|r| (format!("{} ({})", r.driver, r.condition), r.brakes)).collect();
+        BrakeRecall::table(&named)
     }
 }
 
@@ -604,6 +636,7 @@ mod tests {
             per_seed: vec![pooled.clone()],
             pooled,
             episodes: vec![log],
+            brakes: Default::default(),
         };
         let t = BenchmarkRow::impact_table(std::slice::from_ref(&row), car);
         assert_eq!(t.rows[0][3..], ["6", "2", "1", "1", "1", "1"]);

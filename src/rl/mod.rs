@@ -20,6 +20,7 @@
 //! | training: segments, run folder, atomic checkpoints, exact resume ([`train()`], [`DriveHistory`]); imitation segments before A2C (`agent.imitation_segments`) | `train.rs` | |
 //! | the reinforced ground matrix: segmenter, agent and `D` by alternating optimisation, Fig. 6 ([`reinforce()`], [`ReinforceConfig`], [`reinforce::ground_step`], [`reinforce::fig6`]) | `reinforce.rs` | Section III.C, Fig. 4, Fig. 6 |
 //! | the seeded benchmark of Tables IV–VI: random (uniform, or without brake), Autopilot and agent drivers, animations ([`Benchmark`], [`Driver`], [`evaluate`], [`animate`]) | `benchmark.rs` | Tables IV–VI |
+//! | does a driver brake where the Autopilot would, and for what: person, vehicle, static ([`BrakeRecall`], [`BenchmarkRow::brake_table`]) | `brakes.rs` | |
 //! | is a driver's km between infractions above the floor's: exact Poisson intervals and the conditional test of two rates ([`InfractionCount`], [`poisson_interval`], [`rate_below_p`], [`floor_table`]) | `rates.rs` | Garwood 1936; Przyborowski & Wilenski 1940 |
 //!
 //! The environment ([`crate::sim::VecEnv`]), the network ([`ActorCritic`]) and the algorithm
@@ -67,6 +68,7 @@
 mod a2c;
 mod benchmark;
 mod beta;
+mod brakes;
 mod categorical;
 mod collect;
 mod config;
@@ -85,9 +87,11 @@ pub use a2c::{
     brake_agreement, clip_grad_norm, A2c, A2cConfig, BrakeAgreement, Losses, OptimizerKind, UpdateStats, FULL_BRAKE,
 };
 pub use benchmark::{
-    animate, animate_pair, drive, evaluate, mean_sd, Acting, Benchmark, BenchmarkRow, Condition, Driver, RecordedFrame,
+    animate, animate_pair, drive, drive_observed, evaluate, mean_sd, Acting, Benchmark, BenchmarkRow, Condition,
+    Driver, RecordedFrame,
 };
 pub use beta::{softplus, Beta, UNIT_MARGIN};
+pub use brakes::{BrakeCount, BrakeRecall};
 pub use categorical::{Categorical, DISCRETE_ACTIONS, FINE_ACTIONS, FINE_LONGITUDINAL, FINE_STEER, GRID_ACTIONS};
 pub use collect::{collect, collect_with, reset_states, CollectTimes, Expert, FinishedEpisode};
 pub use config::{AgentSection, DriveConfig, EnvSection, EvalSection, StateSection};

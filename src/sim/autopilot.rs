@@ -13,6 +13,7 @@
 
 use super::corridor::{along_route, first_obstacle, tangent, CORRIDOR_MARGIN_M};
 use super::env::DrivingEnv;
+use super::reward::Obstacle;
 use super::route::Command;
 use super::vehicle::Action;
 
@@ -72,8 +73,8 @@ impl Autopilot {
         let mut steer = self.steering(env, route, 0.0);
         let turning = matches!(route.command(), Command::Left | Command::Right);
         let mut want = if turning { self.turn_kmh } else { self.cruise_kmh } / 3.6;
-        let stopping = ego.speed * ego.speed / (2.0 * p.max_brake * 0.6) + self.margin + p.length * 0.5;
-        let mut blocked = self.obstacle_ahead(env, stopping);
+        let stopping = self.stopping_reach(env);
+        let mut blocked = self.braking_for(env).is_some();
         // Passing: while a static obstacle is in the lane from the car's rear to just beyond
         // the stopping distance, and the corridor shifted left by the car's width plus 0.2 m
         // (as wide as the car plus 5 cm a side) is clear from the rear to well ahead, follow
@@ -173,11 +174,24 @@ impl Autopilot {
         (delta / p.max_steer).clamp(-1.0, 1.0)
     }
 
-    /// Whether anything stands on the route within `reach` metres: the route ahead is swept
-    /// by a box as wide as the car plus a margin, and every road user and every prop the car
-    /// could hit is tested against it.
-    fn obstacle_ahead(&self, env: &DrivingEnv, reach: f32) -> bool {
-        self.in_corridor(env, 0.0, reach, 0.0, CORRIDOR_MARGIN_M, false)
+    /// What [`Autopilot::act`] brakes fully for: the first road user or obstacle the car could
+    /// hit ([`Obstacle`]) in the corridor along its route, as wide as the car plus
+    /// [`CORRIDOR_MARGIN_M`] on each side, from the car's front to [`Autopilot::stopping_reach`]
+    /// ([`first_obstacle`]). `None` when that corridor is clear, or there is no route. (With
+    /// [`Autopilot::pass_static`] the driver may pass a static obstacle instead of braking.)
+    pub fn braking_for(&self, env: &DrivingEnv) -> Option<Obstacle> {
+        let route = env.route()?;
+        let reach = self.stopping_reach(env);
+        first_obstacle(env, along_route(env, route, 0.0), 0.0, reach, CORRIDOR_MARGIN_M, false).map(|(_, o)| o)
+    }
+
+    /// How far beyond the car's front the braking corridor reaches, metres: the stopping
+    /// distance at 60 % of full braking, `v² / (2 · 0.6 · a_max)` (`v` in m/s, `a_max` the
+    /// car's full braking in m/s²), plus [`Autopilot::margin`] and half the car's length.
+    pub fn stopping_reach(&self, env: &DrivingEnv) -> f32 {
+        let ego = env.ego();
+        let p = &ego.params;
+        ego.speed * ego.speed / (2.0 * p.max_brake * 0.6) + self.margin + p.length * 0.5
     }
 
     /// Whether anything (only what stands still, with `only_static`) lies in the corridor as

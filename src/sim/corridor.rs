@@ -26,7 +26,8 @@ pub const FREE_AHEAD_REACH_M: f32 = 20.0;
 /// [`CORRIDOR_STEP_M`] metres beyond the car's front (`k = 0, …, ⌈(to − from) / step⌉`: the
 /// last at `to` or less than a step beyond) on the centre line `centre(s) = (point, unit
 /// direction)`, tested against every road user (those standing still only, with
-/// `only_static`) and every prop the car could hit. `None` when the corridor is clear. On a
+/// `only_static`) and every prop the car could hit; with what that probe touched first (road
+/// users before props, in the traffic's order). `None` when the corridor is clear. On a
 /// straight corridor, an obstacle whose near edge is `g` metres ahead is first touched by the
 /// probe at `s ∈ (g − ½, g + ¼]`.
 pub fn first_obstacle(
@@ -36,7 +37,7 @@ pub fn first_obstacle(
     to: f32,
     margin: f32,
     only_static: bool,
-) -> Option<f32> {
+) -> Option<(f32, Obstacle)> {
     let half_width = env.ego().params.width * 0.5 + margin;
     let n = ((to - from).max(0.0) / CORRIDOR_STEP_M).ceil() as usize;
     let probes: Vec<(f32, Footprint)> = (0..=n)
@@ -53,25 +54,27 @@ pub fn first_obstacle(
         lo = V2::new(lo.x.min(f.center.x - r), lo.y.min(f.center.y - r));
         hi = V2::new(hi.x.max(f.center.x + r), hi.y.max(f.center.y + r));
     }
-    let near: Vec<Footprint> = env
+    let near: Vec<(Footprint, Obstacle)> = env
         .traffic()
         .actors
         .iter()
         .filter(|a| !only_static || a.speed.abs() < 0.1)
-        .map(|a| a.footprint())
-        .filter(|f| {
+        .map(|a| (a.footprint(), Obstacle::of_actor(a.kind)))
+        .filter(|(f, _)| {
             let ra = f.half_length.hypot(f.half_width);
             f.center.x + ra >= lo.x && f.center.x - ra <= hi.x && f.center.y + ra >= lo.y && f.center.y - ra <= hi.y
         })
         .collect();
     let town = env.town();
     probes.iter().find_map(|(s, probe)| {
-        let hit = near.iter().any(|f| probe.overlaps(f))
-            || town.props_near(probe.center, 1.5).any(|i| {
+        let user = near.iter().find(|(f, _)| probe.overlaps(f)).map(|&(_, o)| o);
+        let hit = user.or_else(|| {
+            town.props_near(probe.center, 1.5).find_map(|i| {
                 let prop = &town.props()[i];
-                Obstacle::of_prop(prop).is_some() && probe.overlaps(&prop.footprint)
-            });
-        hit.then_some(*s)
+                Obstacle::of_prop(prop).filter(|_| probe.overlaps(&prop.footprint))
+            })
+        });
+        hit.map(|o| (*s, o))
     })
 }
 
@@ -101,7 +104,7 @@ pub fn along_heading(env: &DrivingEnv) -> impl Fn(f32) -> (V2, V2) + '_ {
 /// clear). Without a route, both are the heading's.
 pub fn free_ahead(env: &DrivingEnv) -> [f32; 2] {
     let free = |c: &dyn Fn(f32) -> (V2, V2)| {
-        first_obstacle(env, c, 0.0, FREE_AHEAD_REACH_M, CORRIDOR_MARGIN_M, false).unwrap_or(FREE_AHEAD_REACH_M)
+        first_obstacle(env, c, 0.0, FREE_AHEAD_REACH_M, CORRIDOR_MARGIN_M, false).map_or(FREE_AHEAD_REACH_M, |(s, _)| s)
     };
     let heading = free(&along_heading(env));
     let route = env.route().map_or(heading, |r| free(&along_route(env, r, 0.0)));

@@ -86,6 +86,11 @@ pub struct Impact {
     pub right_m: f32,
 }
 
+/// The speed under which the ego car counts as standing, km/h: for a collision
+/// ([`Impact::ego_standing`]) and for brake recall ([`crate::rl::BrakeRecall`], which counts
+/// only the states in which the car moves).
+pub const STANDING_KMH: f32 = 1.0;
+
 /// Where the other party of a collision was: the quadrant of its bearing from the ego car.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ImpactSide {
@@ -105,10 +110,10 @@ impl Impact {
         !self.ego_standing() && self.side() == ImpactSide::Front
     }
 
-    /// Was the ego car standing (under 1 km/h)? The *standing* column of
+    /// Was the ego car standing (under [`STANDING_KMH`])? The *standing* column of
     /// [`crate::rl::BenchmarkRow::impact_table`], wherever the other party was.
     pub fn ego_standing(&self) -> bool {
-        self.ego_kmh < 1.0
+        self.ego_kmh < STANDING_KMH
     }
 
     /// The quadrant of the other party's bearing: [`ImpactSide::Front`] when `ahead_m >

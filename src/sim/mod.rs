@@ -64,6 +64,7 @@ pub use env::{
 pub use geometry::{Footprint, V2};
 pub use infraction::{
     DrivingMetrics, EpisodeLog, Impact, ImpactSide, Infraction, InfractionKind, Termination, INFRACTION_ONSET,
+    STANDING_KMH,
 };
 pub use reward::{collision_severity, lane_and_road_degrees, Obstacle, RewardConfig, Severity, CLEARANCE};
 pub use route::{Command, Route, COMMAND_LEAD};
