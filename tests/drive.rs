@@ -50,6 +50,7 @@ fn the_example_configs_parse_and_validate() {
         "drive-enet-dagger-aggregate.toml",
         "drive-labels-dagger-long.toml",
         "drive-labels-dagger-aggregate-brake.toml",
+        "drive-labels-dagger-aggregate-moving-brake.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -78,6 +79,7 @@ fn the_example_configs_parse_and_validate() {
         ("drive-enet-dagger-aggregate.toml", "drive-enet-dagger-aggregate", three),
         ("drive-labels-dagger-long.toml", "drive-labels-dagger-long", three),
         ("drive-labels-dagger-aggregate-brake.toml", "drive-labels-dagger-aggregate-brake", three),
+        ("drive-labels-dagger-aggregate-moving-brake.toml", "drive-labels-dagger-aggregate-moving-brake", three),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -127,6 +129,16 @@ fn the_example_configs_parse_and_validate() {
             brake.agent.imitation_brake_weight = 1.0;
         });
     }
+    // The -moving-brake config differs from the -aggregate-brake one in the name and the further
+    // factor on the full brakes given while the car moves only.
+    differs_only_in(
+        "drive-labels-dagger-aggregate-moving-brake.toml",
+        "drive-labels-dagger-aggregate-brake.toml",
+        |m, b| {
+            assert_eq!((m.agent.imitation_moving_brake_weight, b.agent.imitation_moving_brake_weight), (4.0, 1.0));
+            m.agent.imitation_moving_brake_weight = 1.0;
+        },
+    );
     for (free, recipe) in [
         ("drive-labels-dagger-free.toml", "drive-labels-dagger.toml"),
         ("drive-enet-dagger-free.toml", "drive-enet-dagger-seeing-std.toml"),
@@ -382,6 +394,27 @@ fn drive_train_then_eval_from_the_command_line() {
         greedy.iter().zip(&sampled).any(|(g, s)| distances(g) != distances(s)),
         "sampled actions drove exactly the greedy episodes"
     );
+    // --marginal: the agents act with the mode of each marginal (the rows say so); not with
+    // --expected.
+    let marginal_json = dir.join("bench-marginal.json");
+    let out = std::process::Command::new(exe)
+        .args(["drive", "eval", "--quick", "--training-town", "--marginal", "--run"])
+        .arg(&run)
+        .arg("--json")
+        .arg(&marginal_json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let marginal = BenchmarkRow::read(&marginal_json).unwrap();
+    assert_eq!(marginal.len(), 1);
+    assert!(marginal[0].driver.ends_with("marginal modes)"), "{}", marginal[0].driver);
+    let out = std::process::Command::new(exe)
+        .args(["drive", "eval", "--quick", "--marginal", "--expected", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--expected"));
     // --seeds 3 --training-town: benchmark seeds 0, 1, 2 (two episodes each in quick mode), in
     // the training town only; the first seed's episodes are the ones driven above.
     let more_json = dir.join("bench-more.json");

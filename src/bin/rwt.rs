@@ -110,6 +110,12 @@ enum DriveCommand {
         /// entry. Ignored with --sampled.
         #[arg(long)]
         expected: bool,
+        /// Act with the mode of each marginal of the agents' policies
+        /// (`eval.marginal_action = true`): for a discrete policy, the steering value and the
+        /// throttle/brake command that each carry the most probability, instead of its most
+        /// likely entry. Ignored with --sampled; not with --expected.
+        #[arg(long, conflicts_with = "expected")]
+        marginal: bool,
         /// Drive benchmark seeds 0, 1, …, N−1 instead of the config's `eval.seeds`: N ×
         /// `eval.episodes` episodes per condition, for km between infractions that rest on
         /// more infractions (a random driver covers about 20 m per episode).
@@ -347,6 +353,7 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
             gif,
             sampled,
             expected,
+            marginal,
             seeds,
             training_town,
             quick: q,
@@ -370,6 +377,9 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                 }
                 if expected {
                     cfg.eval.expected_action = true;
+                }
+                if marginal {
+                    cfg.eval.marginal_action = true;
                 }
                 let acting = cfg.eval.acting().suffix();
                 let mut bench = rl::Benchmark::of(&cfg)?;

@@ -23,8 +23,11 @@
 //! in which the expert brakes fully ([`FULL_BRAKE`]: the Autopilot's brake for something in
 //! its path) `imitation_brake_weight` times: `mean_w(x) = Σ_t w_t x_t / Σ_t w_t` with
 //! `w_t = imitation_brake_weight` where `a*_t` brakes fully and 1 elsewhere (a class-weighted
-//! negative log-likelihood; 1, the default, is the plain mean). [`brake_agreement`] counts how
-//! often the policy's most likely action brakes where the expert's does.
+//! negative log-likelihood; 1, the default, is the plain mean). `imitation_moving_brake_weight`
+//! multiplies the weight of those full brakes given while the car moves (the state's speed
+//! entry, [`Measurements::is_moving`]): the brakes that start a stop, rarer than the brakes that
+//! hold a car at rest. [`brake_agreement`] counts how often the policy's most likely action
+//! brakes where the expert's does.
 //!
 //! Non-finite network outputs, loss or gradient norm skip the update: nothing is applied, the returned
 //! [`UpdateStats::skipped`] says why, and [`A2c::skipped`] counts them.
@@ -35,6 +38,7 @@ use super::policy::Policy;
 use super::returns::{n_step_returns, vtrace, VTraceConfig};
 use super::rollout::Rollout;
 use crate::optim::{Adam, Optimizer, RmsProp, Schedule};
+use crate::sim::Measurements;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
@@ -89,6 +93,12 @@ pub struct A2cConfig {
     /// `Σ w_t (−log π(a*_t|s_t)) / Σ w_t` (module docs). 1 (default): the plain mean. Must be
     /// finite and > 0.
     pub imitation_brake_weight: f64,
+    /// A further factor on the cloning weight of the full brakes given while the car moves
+    /// (the state's first measurement, speed / 25 km/h, says at least 1 km/h:
+    /// [`Measurements::is_moving`]): such a state weighs `imitation_brake_weight ×
+    /// imitation_moving_brake_weight`, a full brake at rest `imitation_brake_weight`, any other
+    /// state 1. 1 (default): moving and standing brakes alike. Must be finite and > 0.
+    pub imitation_moving_brake_weight: f64,
 }
 
 /// An action brakes fully when its brake is at least this (the Autopilot brakes with 1 for
@@ -110,6 +120,7 @@ impl Default for A2cConfig {
             reward_scale: 1.0,
             imitation_coef: 0.0,
             imitation_brake_weight: 1.0,
+            imitation_moving_brake_weight: 1.0,
         }
     }
 }
@@ -138,12 +149,13 @@ impl A2cConfig {
         if self.total_updates == 0 {
             return Err(Error::invalid("total_updates", 0, "must be >= 1"));
         }
-        if !(self.imitation_brake_weight.is_finite() && self.imitation_brake_weight > 0.0) {
-            return Err(Error::invalid(
-                "imitation_brake_weight",
-                self.imitation_brake_weight,
-                "must be finite and > 0",
-            ));
+        for (name, v) in [
+            ("imitation_brake_weight", self.imitation_brake_weight),
+            ("imitation_moving_brake_weight", self.imitation_moving_brake_weight),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::invalid(name, v, "must be finite and > 0"));
+            }
         }
         if !(self.reward_scale.is_finite() && self.reward_scale > 0.0) {
             return Err(Error::invalid("reward_scale", self.reward_scale, "must be finite and > 0"));
@@ -369,8 +381,9 @@ impl A2c {
                 (v.targets, v.advantages)
             }
         };
+        let visited = || -> Result<Tensor> { Ok(rollout.measurements()?.narrow(0, 0, t)?.flatten(0, 1)?) };
         let advantages = if imitation.is_some() {
-            self.cloning_weights(&policy, &actions)?
+            self.cloning_weights(&policy, &actions, &visited()?)?
         } else if self.config.normalize_advantages {
             standardized(&advantages)
         } else {
@@ -389,7 +402,7 @@ impl A2c {
             None if self.config.imitation_coef > 0.0 => {
                 let expert = rollout.expert_actions()?.flatten(0, 1)?;
                 let log_probs = policy.log_prob(&expert)?.to_dtype(DType::F32)?;
-                let weights = as_tensor(self.cloning_weights(&policy, &expert)?)?;
+                let weights = as_tensor(self.cloning_weights(&policy, &expert, &visited()?)?)?;
                 let term = (weights * log_probs)?.mean_all()?.neg()?;
                 total = (total + term.affine(self.config.imitation_coef, 0.0)?)?;
                 Some(term)
@@ -482,7 +495,7 @@ impl A2c {
     fn cloning_losses_of(&self, net: &ActorCritic, batch: &DaggerBatch, out: &ActorCriticOutput) -> Result<Losses> {
         let policy = net.config().action_space.policy(&out.head)?;
         let log_probs = policy.log_prob(&batch.actions)?.to_dtype(DType::F32)?;
-        let weights = self.cloning_weights(&policy, &batch.actions)?;
+        let weights = self.cloning_weights(&policy, &batch.actions, &batch.measurements)?;
         let weights = Tensor::from_vec(
             weights.into_iter().map(|w| w as f32).collect::<Vec<_>>(),
             log_probs.dims(),
@@ -513,17 +526,35 @@ impl A2c {
         self.apply_losses(&losses, rate)
     }
 
-    /// The behaviour-cloning weights of the expert's raw actions `[T·N]` / `[T·N, 3]`:
-    /// [`A2cConfig::imitation_brake_weight`] where the action brakes fully, 1 elsewhere, divided
-    /// by their mean (so that `mean(w · x) = Σ w x / Σ w`); all 1 at weight 1.
-    fn cloning_weights(&self, policy: &Policy, expert: &Tensor) -> Result<Vec<f64>> {
+    /// The behaviour-cloning weights of the expert's raw actions `[T·N]` / `[T·N, 3]` in the
+    /// states whose measurements are `[T·N, M]`: [`A2cConfig::imitation_brake_weight`] where the
+    /// action brakes fully, times [`A2cConfig::imitation_moving_brake_weight`] where the car
+    /// moves too, 1 elsewhere, divided by their mean (so that `mean(w · x) = Σ w x / Σ w`); all
+    /// 1 at weights 1. Errors when the measurements are not one row per action.
+    fn cloning_weights(&self, policy: &Policy, expert: &Tensor, measurements: &Tensor) -> Result<Vec<f64>> {
         let n = expert.dim(0)?;
-        let w = self.config.imitation_brake_weight;
-        if w == 1.0 {
+        let (w, moving) = (self.config.imitation_brake_weight, self.config.imitation_moving_brake_weight);
+        if w == 1.0 && moving == 1.0 {
             return Ok(vec![1.0; n]);
         }
-        let raw: Vec<f64> =
-            policy.actions(expert)?.iter().map(|a| if a.brake >= FULL_BRAKE { w } else { 1.0 }).collect();
+        if measurements.rank() != 2 || measurements.dim(0)? != n {
+            return Err(Error::shape(
+                "cloning measurements",
+                format!("[{n}, M] (one row per action)"),
+                format!("{:?}", measurements.dims()),
+            ));
+        }
+        let speeds = measurements.narrow(1, 0, 1)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let raw: Vec<f64> = policy
+            .actions(expert)?
+            .iter()
+            .zip(speeds)
+            .map(|(a, speed)| match (a.brake >= FULL_BRAKE, Measurements::is_moving(speed)) {
+                (false, _) => 1.0,
+                (true, false) => w,
+                (true, true) => w * moving,
+            })
+            .collect();
         let mean = raw.iter().sum::<f64>() / n.max(1) as f64;
         Ok(raw.into_iter().map(|x| x / mean).collect())
     }
@@ -1080,6 +1111,95 @@ mod tests {
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let e = A2cConfig { imitation_brake_weight: bad, ..Default::default() }.validate().unwrap_err();
             assert!(e.to_string().contains("imitation_brake_weight"), "{e}");
+        }
+    }
+
+    /// The moving-brake factor against hand-placed speeds: a full brake weighs
+    /// `imitation_brake_weight × imitation_moving_brake_weight` in a state whose speed entry says
+    /// at least 1 km/h (1.0 exactly counts as moving, 0.5 does not), `imitation_brake_weight` at
+    /// rest, other actions 1; in the imitation loss, the `imitation_coef` term (over the labels)
+    /// and the aggregate's cloning loss alike. A batch whose measurements are not one row per
+    /// state, and a factor that is not finite and > 0, are refused, named.
+    #[test]
+    fn moving_brake_weight_weighs_only_the_brakes_given_while_moving() {
+        let dev = Device::Cpu;
+        let cfg = ActorCriticConfig::for_latent(2, 5, 6).with_action_space(ActionSpace::Fine);
+        let (vm, net) = ActorCritic::seeded(&cfg, &dev, 3).unwrap();
+        let (t, n) = (3, 2);
+        let stored = [4u32, 2, 9, 0, 44, 23]; // rows 0, 2, 4 brake fully
+        let labels = [2u32, 4, 0, 0, 19, 1]; // rows 1, 4 brake fully
+        let kmh = [5.0f32, 0.0, 0.5, 12.5, 1.0, 0.0]; // rows 0, 3, 4 move
+        let moving = [true, false, false, true, true, false];
+        let mut rng = crate::random::seeded(11);
+        let state = |rng: &mut rand::rngs::StdRng, k: usize| {
+            let mut s = random_state(rng, n, &cfg);
+            let mut m = s.measurements.to_vec2::<f32>().unwrap();
+            for (a, row) in m.iter_mut().enumerate() {
+                row[0] = kmh.get(k * n + a).copied().unwrap_or(0.0) / Measurements::SPEED_SCALE_KMH;
+            }
+            s.measurements = Tensor::new(m, &dev).unwrap();
+            s
+        };
+        let mut r = Rollout::new(t, n).unwrap();
+        r.begin(&state(&mut rng, 0)).unwrap();
+        for k in 0..t {
+            let a = Tensor::new(&stored[k * n..(k + 1) * n], &dev).unwrap();
+            let lp = Tensor::zeros(n, DType::F32, &dev).unwrap();
+            r.push(&a, &lp, &[0.5f32; 2], &[false; 2], &state(&mut rng, k + 1)).unwrap();
+            r.label(&Tensor::new(&labels[k * n..(k + 1) * n], &dev).unwrap()).unwrap();
+        }
+        // A few cloning steps on the labels first, so that the log-probabilities differ.
+        let mut warm = A2c::new(A2cConfig { learning_rate: 0.01, ..Default::default() }, &vm).unwrap();
+        warm.imitation_update(&net, &indexed_rollout(t, n, &cfg, &labels, &labels), 10).unwrap();
+        let out = forward(&net, &r).unwrap();
+        let policy = cfg.action_space.policy(&out.head.narrow(0, 0, t * n).unwrap()).unwrap();
+        let lp = |a: &[u32]| {
+            let raw = Tensor::new(a, &dev).unwrap();
+            policy.log_prob(&raw).unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
+        };
+        let weighted = |a: &[u32], w: f64, m: f64| {
+            let ws: Vec<f64> = a
+                .iter()
+                .zip(moving)
+                .map(|(&i, mv)| match (i % 5 == 4, mv) {
+                    (false, _) => 1.0,
+                    (true, false) => w,
+                    (true, true) => w * m,
+                })
+                .collect();
+            -lp(a).iter().zip(&ws).map(|(l, w)| l * w).sum::<f64>() / ws.iter().sum::<f64>()
+        };
+        let get = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-5 * b.abs().max(1.0);
+        for (w, m) in [(1.0, 1.0), (1.0, 8.0), (4.0, 4.0)] {
+            let config =
+                A2cConfig { imitation_brake_weight: w, imitation_moving_brake_weight: m, ..Default::default() };
+            let a2c = A2c::new(config, &vm).unwrap();
+            let got = get(&a2c.imitation_losses(&net, &r).unwrap().policy);
+            assert!(close(got, weighted(&stored, w, m)), "{w} × {m}: {got} vs {}", weighted(&stored, w, m));
+            let bc = A2c::new(A2cConfig { imitation_coef: 0.5, ..config }, &vm).unwrap();
+            let term = get(bc.losses(&net, &r).unwrap().imitation.as_ref().unwrap());
+            assert!(close(term, weighted(&labels, w, m)), "{w} × {m}: {term} vs {}", weighted(&labels, w, m));
+            // The same states as an aggregate's batch, labelled by `labels`.
+            let batch = DaggerBatch {
+                latents: r.latents().unwrap().narrow(0, 0, t).unwrap().flatten(0, 1).unwrap(),
+                measurements: r.measurements().unwrap().narrow(0, 0, t).unwrap().flatten(0, 1).unwrap(),
+                actions: Tensor::new(&labels, &dev).unwrap(),
+                targets: Tensor::zeros(t * n, DType::F32, &dev).unwrap(),
+            };
+            let cloned = get(&a2c.cloning_losses(&net, &batch).unwrap().policy);
+            assert!(close(cloned, weighted(&labels, w, m)), "{w} × {m}: {cloned} vs {}", weighted(&labels, w, m));
+            if (w, m) != (1.0, 1.0) {
+                let short = DaggerBatch { measurements: batch.measurements.narrow(0, 0, 5).unwrap(), ..batch };
+                let e = a2c.cloning_losses(&net, &short).unwrap_err().to_string();
+                assert!(e.contains("measurement") && e.contains("[5, 7]"), "{e}");
+            }
+        }
+        // Standing and moving brakes are told apart here: the factor changes the loss.
+        assert!((weighted(&stored, 1.0, 8.0) - weighted(&stored, 8.0, 1.0)).abs() > 1e-3);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = A2cConfig { imitation_moving_brake_weight: bad, ..Default::default() }.validate().unwrap_err();
+            assert!(e.to_string().contains("imitation_moving_brake_weight"), "{e}");
         }
     }
 

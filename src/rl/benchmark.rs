@@ -91,23 +91,28 @@ impl Benchmark {
 }
 
 /// How an evaluated agent picks its action from its policy (`eval.greedy`,
-/// `eval.expected_action`).
+/// `eval.expected_action`, `eval.marginal_action`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Acting {
     /// The Beta mean / the categorical's most likely action ([`super::Policy::greedy`]).
     Greedy,
     /// The expected action ([`super::Policy::expected_actions`]; Beta: its mean, as `Greedy`).
     Expected,
+    /// The mode of each marginal, steering and longitudinal command
+    /// ([`super::Policy::marginal_modes`]; Beta: its mean, as `Greedy`).
+    Marginal,
     /// A draw from the policy.
     Sampled,
 }
 
 impl Acting {
-    /// Its suffix in row names: "", ", expected actions" or ", sampled actions".
+    /// Its suffix in row names: "", ", expected actions", ", marginal modes" or ", sampled
+    /// actions".
     pub fn suffix(self) -> &'static str {
         match self {
             Acting::Greedy => "",
             Acting::Expected => ", expected actions",
+            Acting::Marginal => ", marginal modes",
             Acting::Sampled => ", sampled actions",
         }
     }
@@ -135,7 +140,7 @@ pub enum Driver<'a> {
         net: &'a ActorCritic,
         /// Its state encoder (its memory is reset at every batch of episodes).
         encoder: StateEncoder,
-        /// Greedy, expected or sampled actions.
+        /// Greedy, expected, marginal or sampled actions.
         acting: Acting,
         /// For sampling.
         rng: StdRng,
@@ -176,6 +181,7 @@ impl Driver<'_> {
                 match acting {
                     Acting::Greedy => policy.actions(&policy.greedy()?),
                     Acting::Expected => policy.expected_actions(),
+                    Acting::Marginal => policy.marginal_modes(),
                     Acting::Sampled => policy.actions(&policy.sample(rng)?),
                 }
             }

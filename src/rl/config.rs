@@ -34,6 +34,7 @@
 //! init = "runs/drive-enet"     # optional: start from a trained agent's weights
 //! imitation_coef = 0.0         # > 0: A2C plus this weight × the NLL of the Autopilot's actions
 //! imitation_brake_weight = 1.0 # cloning weight of the states where the Autopilot brakes fully
+//! imitation_moving_brake_weight = 1.0 # × this for those full brakes given while the car moves
 //! dagger_states = 0            # > 0: clone from DAgger's aggregate of this many states (imitation segments)
 //!
 //! [eval]
@@ -43,6 +44,7 @@
 //! new_weather = "rain"
 //! greedy = true               # mean (Beta) / mode (discrete); false: sampled actions
 //! expected_action = false      # with greedy: the expected action (discrete policies)
+//! marginal_action = false      # with greedy: the mode of each marginal, steer and throttle/brake
 //! blocked_s = 10.0             # standing still this long ends an episode as blocked (0: never)
 //! ```
 //!
@@ -249,6 +251,10 @@ pub struct AgentSection {
     /// the others ([`A2cConfig::imitation_brake_weight`]); 1 (default): every state alike.
     /// Must be finite and > 0.
     pub imitation_brake_weight: f64,
+    /// A further factor on the cloning weight of the full brakes given while the car moves
+    /// ([`A2cConfig::imitation_moving_brake_weight`]); 1 (default): moving and standing brakes
+    /// alike. Must be finite and > 0.
+    pub imitation_moving_brake_weight: f64,
     /// Start from these agent weights (a `.safetensors` file, or an agent's run or checkpoint
     /// folder) instead of the seeded initialisation — e.g. to continue a trained agent on
     /// another segmenter's latent; the optimiser and the learning-rate schedule start afresh.
@@ -279,6 +285,7 @@ impl Default for AgentSection {
             dagger_states: 0,
             imitation_coef: a.imitation_coef,
             imitation_brake_weight: a.imitation_brake_weight,
+            imitation_moving_brake_weight: a.imitation_moving_brake_weight,
             init: None,
         }
     }
@@ -302,6 +309,11 @@ pub struct EvalSection {
     /// With `greedy`: act with the expected action instead ([`super::Policy::expected_actions`];
     /// differs from the mode for discrete policies).
     pub expected_action: bool,
+    /// With `greedy`: act with the mode of each marginal instead, the steering value and the
+    /// longitudinal command that each carry the most probability
+    /// ([`super::Policy::marginal_modes`]; differs from the mode for discrete policies). Not
+    /// with `expected_action`.
+    pub marginal_action: bool,
     /// Seconds of standing still (within [`crate::sim::BLOCKED_RADIUS_M`]) that end a
     /// benchmark episode as blocked, a failure that lowers Drive % ([`EnvConfig::blocked_steps`]);
     /// 0: never. 10 s is a fifth of the paper's 50 s episode (CARLA's leaderboard gives 180 s
@@ -318,6 +330,7 @@ impl Default for EvalSection {
             new_weather: "rain".into(),
             greedy: true,
             expected_action: false,
+            marginal_action: false,
             blocked_s: 10.0,
         }
     }
@@ -325,12 +338,14 @@ impl Default for EvalSection {
 
 impl EvalSection {
     /// How the benchmark's agent acts: sampled unless `greedy`, then the expected action with
-    /// `expected_action`, else the mean / mode.
+    /// `expected_action`, the marginals' modes with `marginal_action`, else the mean / mode.
+    /// (`DriveConfig::validate` refuses both at once.)
     pub fn acting(&self) -> super::Acting {
-        match (self.greedy, self.expected_action) {
-            (false, _) => super::Acting::Sampled,
-            (true, true) => super::Acting::Expected,
-            (true, false) => super::Acting::Greedy,
+        match (self.greedy, self.expected_action, self.marginal_action) {
+            (false, _, _) => super::Acting::Sampled,
+            (true, true, _) => super::Acting::Expected,
+            (true, false, true) => super::Acting::Marginal,
+            (true, false, false) => super::Acting::Greedy,
         }
     }
 }
@@ -417,6 +432,13 @@ impl DriveConfig {
         if self.eval.seeds.is_empty() {
             return Err(Error::invalid("eval.seeds", "[]", "give at least one benchmark seed"));
         }
+        if self.eval.expected_action && self.eval.marginal_action {
+            return Err(Error::invalid(
+                "eval.marginal_action",
+                true,
+                "pick one of eval.expected_action and eval.marginal_action",
+            ));
+        }
         if !(self.eval.blocked_s.is_finite() && self.eval.blocked_s >= 0.0) {
             return Err(Error::invalid("eval.blocked_s", self.eval.blocked_s, "must be finite and >= 0 (0: never)"));
         }
@@ -499,6 +521,7 @@ impl DriveConfig {
             reward_scale: self.agent.reward_scale,
             imitation_coef: self.agent.imitation_coef,
             imitation_brake_weight: self.agent.imitation_brake_weight,
+            imitation_moving_brake_weight: self.agent.imitation_moving_brake_weight,
         })
     }
 
@@ -558,6 +581,8 @@ mod tests {
         assert!(err("[eval]\nnew_weather = \"snow\"").contains("eval.new_weather"));
         assert!(err("[eval]\nseeds = []").contains("eval.seeds"));
         assert!(err("[eval]\nblocked_s = -1.0").contains("eval.blocked_s"));
+        assert!(err("[eval]\nexpected_action = true\nmarginal_action = true").contains("eval.marginal_action"));
+        assert!(err("[agent]\nimitation_moving_brake_weight = 0.0").contains("imitation_moving_brake_weight"));
         assert!(err("total_steps = 10").contains("total_steps"));
         assert!(err("[env]\nreward_progress = -1.0").contains("reward.progress"));
         assert!(err("rollout = 0").contains("rollout"));

@@ -234,6 +234,52 @@ impl Policy {
         }
     }
 
+    /// The mode of each marginal, for evaluation: for a discrete policy, the steering value
+    /// and the longitudinal command `(throttle, brake)` of its table ([`ActionSpace::table`])
+    /// that each carry the most probability, summed over the other — `argmax_s Σ_l π(s, l)` and
+    /// `argmax_l Σ_s π(s, l)` — instead of the single most likely entry. A policy that spreads
+    /// a full brake's mass over several steering values (0.2 on each of three, 0.6 in all)
+    /// while one throttle entry holds 0.25 brakes here, and goes with throttle under
+    /// [`Policy::greedy`]. The pair is always an entry of the table: `Fine` and `Grid` are
+    /// product tables, and in CARLA's 9 every steering entry coasts, so a steering value wins
+    /// only where coasting does too. Ties go to the first value in table order. Beta: its
+    /// mean, as [`Policy::greedy`] (already per dimension).
+    pub fn marginal_modes(&self) -> Result<Vec<Action>> {
+        match self {
+            Policy::Beta(d) => ActionSpace::Beta.actions(&d.mean()?),
+            Policy::Discrete(d, space) => {
+                let table = space.table();
+                let probs = d.log_probs().exp()?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+                // The distinct values of each marginal, in table order.
+                let mut steers: Vec<f32> = Vec::new();
+                let mut longitudinal: Vec<(f32, f32)> = Vec::new();
+                for a in table {
+                    if !steers.contains(&a.steer) {
+                        steers.push(a.steer);
+                    }
+                    if !longitudinal.contains(&(a.throttle, a.brake)) {
+                        longitudinal.push((a.throttle, a.brake));
+                    }
+                }
+                let argmax = |mass: &[f64]| {
+                    mass.iter().enumerate().fold(0, |best, (i, &m)| if m > mass[best] { i } else { best })
+                };
+                Ok(probs
+                    .iter()
+                    .map(|row| {
+                        let (mut steer_mass, mut long_mass) = (vec![0.0; steers.len()], vec![0.0; longitudinal.len()]);
+                        for (p, a) in row.iter().zip(table) {
+                            steer_mass[steers.iter().position(|&s| s == a.steer).unwrap_or(0)] += p;
+                            long_mass[longitudinal.iter().position(|&l| l == (a.throttle, a.brake)).unwrap_or(0)] += p;
+                        }
+                        let (throttle, brake) = longitudinal[argmax(&long_mass)];
+                        Action::new(steers[argmax(&steer_mass)], throttle, brake)
+                    })
+                    .collect())
+            }
+        }
+    }
+
     /// `log π(a | s)` of raw actions (as [`Policy::sample`] returns them), summed over the
     /// action's dimensions, `[B]`, differentiable.
     pub fn log_prob(&self, raw: &Tensor) -> Result<Tensor> {
@@ -342,6 +388,43 @@ mod tests {
         let head = Tensor::randn(0f32, 1.0, (4, 6), &dev).unwrap();
         let p = ActionSpace::Beta.policy(&head).unwrap();
         assert_eq!(p.expected_actions().unwrap(), p.actions(&p.greedy().unwrap()).unwrap());
+    }
+
+    /// The mode of each marginal against hand-placed probabilities: 0.2 on each of three
+    /// full brakes (steer −1, −0.6, 0; indices 4, 9, 24) and 0.25 on throttle 0.8 at steer 0.6
+    /// (index 35), the rest spread evenly (0.15 over 41 entries). The most likely entry is the
+    /// throttle; the marginals say full brake (0.6 + 0.15·6/41 against 0.25 + 0.15·8/41) at steer 0 (0.2 + 0.15·4/41
+    /// against 0.25 + 0.15·4/41 at 0.6 — so steer 0.6). CARLA's 9 and the Beta mean below.
+    #[test]
+    fn marginal_modes_closed_form() {
+        let dev = Device::Cpu;
+        let mut p = vec![0.15f64 / 41.0; 45];
+        for i in [4, 9, 24] {
+            p[i] = 0.2;
+        }
+        p[35] = 0.25;
+        let logits: Vec<f32> = p.iter().map(|x| x.ln() as f32).collect();
+        let policy = ActionSpace::Fine.policy(&Tensor::from_vec(logits, (1, 45), &dev).unwrap()).unwrap();
+        let mode = policy.actions(&policy.greedy().unwrap()).unwrap();
+        assert_eq!(mode[0], Action::new(0.6, 0.8, 0.0));
+        assert_eq!(policy.marginal_modes().unwrap()[0], Action::new(0.6, 0.0, 1.0));
+        // Move 0.06 from the throttle to a fourth brake at steer 0: steer 0 now has the most mass.
+        p[35] = 0.19;
+        p[24] = 0.26;
+        let logits: Vec<f32> = p.iter().map(|x| x.ln() as f32).collect();
+        let policy = ActionSpace::Fine.policy(&Tensor::from_vec(logits, (1, 45), &dev).unwrap()).unwrap();
+        assert_eq!(policy.marginal_modes().unwrap()[0], Action::new(0.0, 0.0, 1.0));
+        // CARLA's 9 (no-op, half and full throttle, half and full brake, full and half right,
+        // half and full left): 0.35 on half right, 0.3 on full throttle. The mode steers; the
+        // marginals say steer 0 (0.55 against 0.35) and coast (0.55 against 0.3): the no-op.
+        let q = [0.1f64, 0.05, 0.3, 0.05, 0.05, 0.05, 0.35, 0.025, 0.025];
+        let logits: Vec<f32> = q.iter().map(|x| x.ln() as f32).collect();
+        let policy = ActionSpace::Discrete.policy(&Tensor::from_vec(logits, (1, 9), &dev).unwrap()).unwrap();
+        assert_eq!(policy.actions(&policy.greedy().unwrap()).unwrap()[0], Action::new(-0.5, 0.0, 0.0));
+        assert_eq!(policy.marginal_modes().unwrap()[0], Action::new(0.0, 0.0, 0.0));
+        let head = Tensor::randn(0f32, 1.0, (4, 6), &dev).unwrap();
+        let beta = ActionSpace::Beta.policy(&head).unwrap();
+        assert_eq!(beta.marginal_modes().unwrap(), beta.actions(&beta.greedy().unwrap()).unwrap());
     }
 
     #[test]

@@ -24,7 +24,9 @@
 //! `λ · (−mean log π(a*|s))` ([`A2cConfig::imitation_coef`]; its mean per segment is
 //! [`SegmentRecord::imitation_loss`]). `agent.imitation_brake_weight = w` makes both cloning
 //! losses weight the states in which the Autopilot brakes fully `w` times
-//! ([`A2cConfig::imitation_brake_weight`]); every imitation segment records how often the
+//! ([`A2cConfig::imitation_brake_weight`]), and `agent.imitation_moving_brake_weight = m` those
+//! given while the car moves `w · m` times ([`A2cConfig::imitation_moving_brake_weight`]: the
+//! brakes that start a stop); every imitation segment records how often the
 //! policy's most likely action braked fully where the Autopilot did, and where it did not
 //! ([`SegmentRecord::brake_agreement`]). With `agent.dagger_states = n > 0` the imitation
 //! updates keep DAgger's aggregated data set ([`super::Aggregate`], up to `n` states by

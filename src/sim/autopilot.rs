@@ -74,7 +74,7 @@ impl Autopilot {
         let turning = matches!(route.command(), Command::Left | Command::Right);
         let mut want = if turning { self.turn_kmh } else { self.cruise_kmh } / 3.6;
         let stopping = self.stopping_reach(env);
-        let mut blocked = self.braking_for(env).is_some();
+        let mut blocked = self.braking_within(env, stopping).is_some();
         // Passing: while a static obstacle is in the lane from the car's rear to just beyond
         // the stopping distance, and the corridor shifted left by the car's width plus 0.2 m
         // (as wide as the car plus 5 cm a side) is clear from the rear to well ahead, follow
@@ -180,8 +180,12 @@ impl Autopilot {
     /// ([`first_obstacle`]). `None` when that corridor is clear, or there is no route. (With
     /// [`Autopilot::pass_static`] the driver may pass a static obstacle instead of braking.)
     pub fn braking_for(&self, env: &DrivingEnv) -> Option<Obstacle> {
+        self.braking_within(env, self.stopping_reach(env))
+    }
+
+    /// [`Autopilot::braking_for`] with the corridor's reach (`stopping_reach`) already known.
+    fn braking_within(&self, env: &DrivingEnv, reach: f32) -> Option<Obstacle> {
         let route = env.route()?;
-        let reach = self.stopping_reach(env);
         first_obstacle(env, along_route(env, route, 0.0), 0.0, reach, CORRIDOR_MARGIN_M, false).map(|(_, o)| o)
     }
 

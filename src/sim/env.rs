@@ -8,7 +8,7 @@
 use super::camera::{CameraConfig, CameraPose, Frame, Renderer, Solid};
 use super::corridor::FREE_AHEAD_REACH_M;
 use super::geometry::V2;
-use super::infraction::{EpisodeLog, Impact, Infraction, InfractionKind, Termination, INFRACTION_ONSET};
+use super::infraction::{EpisodeLog, Impact, Infraction, InfractionKind, Termination, INFRACTION_ONSET, STANDING_KMH};
 use super::reward::{collision_severity, lane_and_road_degrees, Obstacle, RewardConfig, Severity};
 use super::route::{Command, Route};
 use super::town::{Town, TownConfig};
@@ -152,10 +152,29 @@ impl Measurements {
         Self::LEN + 4 * route as usize + 2 * free_ahead as usize
     }
 
+    /// The speed scale of [`Measurements::vector`]'s first entry, km/h (the entry is the speed
+    /// divided by it).
+    pub const SPEED_SCALE_KMH: f32 = 25.0;
+
+    /// Does a measurement vector's first entry (speed / [`Measurements::SPEED_SCALE_KMH`]) say
+    /// the car moves, at least [`STANDING_KMH`]? The rule of [`Impact::ego_standing`], read
+    /// from an agent's state instead of the simulator.
+    pub fn is_moving(speed_entry: f32) -> bool {
+        speed_entry * Self::SPEED_SCALE_KMH >= STANDING_KMH
+    }
+
     /// The agent's input: `[speed / 25 km/h, distance / 250 m, damage, one-hot command (4)]`.
     pub fn vector(&self) -> [f32; Self::LEN] {
         let c = self.command.one_hot();
-        [self.speed * 3.6 / 25.0, self.distance_to_goal / 250.0, self.collision_damage, c[0], c[1], c[2], c[3]]
+        [
+            self.speed * 3.6 / Self::SPEED_SCALE_KMH,
+            self.distance_to_goal / 250.0,
+            self.collision_damage,
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+        ]
     }
 
     /// [`Measurements::vector`] followed by [`Measurements::route_ahead`] / 20 m: the
