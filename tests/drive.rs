@@ -348,7 +348,9 @@ fn drive_train_then_eval_from_the_command_line() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (_, cars) = stdout.split_once("Collisions with cars, by where the car was:").expect("the impact table");
     let (cars, brakes) = cars.split_once("Brake recall:").expect("the brake recall table");
-    let (brakes, floor) = brakes.split_once("Training town, km between infractions against").expect("the floor table");
+    let (brakes, responses) = brakes.split_once("What the driver did there").expect("the response table");
+    let (responses, floor) =
+        responses.split_once("Training town, km between infractions against").expect("the floor table");
     assert_eq!(cars.lines().filter(|l| l.starts_with("| ")).count(), 1 + rows.len(), "{cars}");
     // Brake recall, one line per row: the Autopilot's own is 100 % wherever it braked while moving.
     assert_eq!(brakes.lines().filter(|l| l.starts_with("| ")).count(), 1 + rows.len(), "{brakes}");
@@ -356,6 +358,12 @@ fn drive_train_then_eval_from_the_command_line() {
     assert!([auto.brakes.person, auto.brakes.vehicle, auto.brakes.static_obstacle]
         .iter()
         .all(|c| c.braked == c.states));
+    // What the drivers did there, one line per row; the random driver without brake never
+    // brakes, so all its moving states are coasting or throttle.
+    assert_eq!(responses.lines().filter(|l| l.starts_with("| ")).count(), 1 + rows.len(), "{responses}");
+    let brakeless = rows.iter().find(|r| r.driver == "random policy without brake").unwrap();
+    assert_eq!(brakeless.brakes.clear.braked + brakeless.brakes.clear.gentle, 0);
+    assert!(brakeless.brakes.clear.throttled > 0);
     // Against the random driver without brake: every training-town driver that moved, p for
     // all but the floor itself.
     let moved = rows.iter().filter(|r| r.condition == "training town" && r.pooled.km > 0.0).count();

@@ -574,7 +574,9 @@ fn brake_recall_counts_each_state_under_what_the_autopilot_brakes_for() {
     let far = scene(Some((ActorKind::Pedestrian, 30.0)), 5.0);
     assert_eq!(auto.braking_for(&far), None);
     r.observe(&auto, &far, &light);
-    assert_eq!(r.clear, BrakeCount { states: 3, braked: 1 });
+    // Clear: a full brake, throttle 0.6 and a 0.49 brake (gentle).
+    assert_eq!(r.clear, BrakeCount { states: 3, braked: 1, gentle: 1, throttled: 1 });
+    assert_eq!(r.clear.coasted(), 0);
     for (kind, what) in [
         (ActorKind::Pedestrian, Obstacle::Pedestrian),
         (ActorKind::ParkedCar, Obstacle::Vehicle),
@@ -590,13 +592,25 @@ fn brake_recall_counts_each_state_under_what_the_autopilot_brakes_for() {
         // Standing: not counted.
         r.observe(&auto, &scene(Some((kind, 4.0)), 0.2), &full);
     }
-    let two_of_three = BrakeCount { states: 3, braked: 2 };
+    let two_of_three = BrakeCount { states: 3, braked: 2, gentle: 1, throttled: 0 };
     assert_eq!((r.person, r.vehicle, r.static_obstacle), (two_of_three, two_of_three, two_of_three));
     assert_eq!(r.person.fraction(), Some(2.0 / 3.0));
     let mut twice = r;
     twice.merge(&r);
-    assert_eq!(twice.vehicle, BrakeCount { states: 6, braked: 4 });
+    assert_eq!(twice.vehicle, BrakeCount { states: 6, braked: 4, gentle: 2, throttled: 0 });
     assert_eq!(BrakeCount::default().fraction(), None);
     let table = BrakeRecall::table(&[("d".into(), twice)]).to_markdown();
     assert!(table.contains("67 % of 6") && table.contains("33 % of 6"), "{table}");
+    // What the driver did instead: person 4 full and 2 gentle of 6; clear 2 full, 2 gentle,
+    // 2 throttle of 6; a coasting action (no brake, no throttle) is counted as neither.
+    let mut coasting = BrakeRecall::default();
+    coasting.observe(&auto, &clear, &Action::new(0.3, 0.0, 0.0));
+    assert_eq!((coasting.clear.states, coasting.clear.coasted()), (1, 1));
+    let responses = BrakeRecall::response_table(&[("d".into(), twice), ("c".into(), coasting)]).to_markdown();
+    assert!(responses.contains("| d | 67 / 33 / 0 / 0 |"), "{responses}");
+    assert!(responses.contains("| 33 / 33 / 0 / 33 |"), "{responses}");
+    assert!(responses.contains("| – | – | – | 0 / 0 / 100 / 0 |"), "{responses}");
+    // Records written before the gentle and throttle counts read them as 0.
+    let old: BrakeCount = serde_json::from_str(r#"{"states": 3, "braked": 1}"#).unwrap();
+    assert_eq!(old, BrakeCount { states: 3, braked: 1, gentle: 0, throttled: 0 });
 }

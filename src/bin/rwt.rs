@@ -473,6 +473,10 @@ fn drive_main(command: DriveCommand) -> rwt::Result<()> {
                  it brakes for), those in which the driver did; and its brakes on clear states:\n{}",
                 rl::BenchmarkRow::brake_table(&rows).to_markdown()
             );
+            println!(
+                "\nWhat the driver did there, % of those states (full brake / gentle brake / coast / throttle):\n{}",
+                rl::BenchmarkRow::response_table(&rows).to_markdown()
+            );
             if let Some(path) = json {
                 rl::BenchmarkRow::write(path, &rows)?;
             }

@@ -540,9 +540,18 @@ impl BenchmarkRow {
     /// Brake recall per row ([`BrakeRecall::table`]), named `driver (condition)`: how often
     /// the driver braked fully where the Autopilot would have, by what for, and alone.
     pub fn brake_table(rows: &[BenchmarkRow]) -> Table {
-        let named: Vec<(String, BrakeRecall)> =
-            rows.iter().map(|r| (format!("{} ({})", r.driver, r.condition), r.brakes)).collect();
-        BrakeRecall::table(&named)
+        BrakeRecall::table(&Self::named_brakes(rows))
+    }
+
+    /// What each row's driver did where the Autopilot would brake fully, and on clear states
+    /// ([`BrakeRecall::response_table`]), named `driver (condition)`.
+    pub fn response_table(rows: &[BenchmarkRow]) -> Table {
+        BrakeRecall::response_table(&Self::named_brakes(rows))
+    }
+
+    /// Each row's brake counts named `driver (condition)`.
+    fn named_brakes(rows: &[BenchmarkRow]) -> Vec<(String, BrakeRecall)> {
+        rows.iter().map(|r| (format!("{} ({})", r.driver, r.condition), r.brakes)).collect()
     }
 }
 

@@ -7,7 +7,8 @@
 //! [`FULL_BRAKE`]). Per cause — a person (pedestrian or cyclist), a vehicle, a static obstacle —
 //! the recall is the share of the Autopilot's braking states in which the driver braked too;
 //! on clear states (the Autopilot does not brake fully) the share is how often the driver
-//! brakes alone.
+//! brakes alone. What the driver did instead is counted too: a gentler brake, coasting or
+//! throttle ([`BrakeRecall::response_table`]) — whether it slows at all where it should stop.
 //!
 //! This is a per-state measure, taken on the states the driver's own driving reaches: a driver
 //! that brakes a step later than the Autopilot loses that step, and one that never comes near
@@ -21,13 +22,21 @@ use super::a2c::FULL_BRAKE;
 use crate::plot::Table;
 use crate::sim::{Action, Autopilot, DrivingEnv, Obstacle, STANDING_KMH};
 
-/// States counted, and of them those in which the driver braked fully.
+/// States counted, and of them those in which the driver braked fully, braked gently, or
+/// gave throttle (the rest coasted: no brake, no throttle).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrakeCount {
     /// States (steps of one car) counted.
     pub states: u64,
     /// Of them, those in which the driver's brake was at least [`FULL_BRAKE`].
     pub braked: u64,
+    /// … those in which it braked, but less than [`FULL_BRAKE`] (0 when read from records
+    /// written before it was counted).
+    #[serde(default)]
+    pub gentle: u64,
+    /// … those without brake and with throttle (0 in older records).
+    #[serde(default)]
+    pub throttled: u64,
 }
 
 impl BrakeCount {
@@ -36,14 +45,42 @@ impl BrakeCount {
         (self.states > 0).then(|| self.braked as f64 / self.states as f64)
     }
 
-    fn add(&mut self, braked: bool) {
+    /// The states in which the driver neither braked nor gave throttle.
+    pub fn coasted(&self) -> u64 {
+        self.states.saturating_sub(self.braked + self.gentle + self.throttled)
+    }
+
+    fn add(&mut self, action: &Action) {
         self.states += 1;
-        self.braked += u64::from(braked);
+        if action.brake >= FULL_BRAKE {
+            self.braked += 1;
+        } else if action.brake > 0.0 {
+            self.gentle += 1;
+        } else if action.throttle > 0.0 {
+            self.throttled += 1;
+        }
     }
 
     fn merge(&mut self, other: &BrakeCount) {
         self.states += other.states;
         self.braked += other.braked;
+        self.gentle += other.gentle;
+        self.throttled += other.throttled;
+    }
+
+    /// `"full / gentle / coast / throttle"` in % of the states, or `–` without states.
+    fn response_cell(&self) -> String {
+        if self.states == 0 {
+            return "–".into();
+        }
+        let pct = |n: u64| 100.0 * n as f64 / self.states as f64;
+        format!(
+            "{:.0} / {:.0} / {:.0} / {:.0}",
+            pct(self.braked),
+            pct(self.gentle),
+            pct(self.coasted()),
+            pct(self.throttled)
+        )
     }
 
     /// `"p % of n"`, or `–` without states.
@@ -75,19 +112,19 @@ impl BrakeRecall {
     /// slower than [`STANDING_KMH`] (a car at rest needs no brake to stay out of what is
     /// ahead); else the state goes to the column of what
     /// `autopilot` would brake fully for ([`Autopilot::braking_for`]; `clear` when nothing),
-    /// braked when `action.brake ≥` [`FULL_BRAKE`].
+    /// braked when `action.brake ≥` [`FULL_BRAKE`], gently when `0 < brake <` [`FULL_BRAKE`],
+    /// throttled when there is no brake and `throttle > 0`.
     pub fn observe(&mut self, autopilot: &Autopilot, env: &DrivingEnv, action: &Action) {
         if env.ego().speed * 3.6 < STANDING_KMH {
             return;
         }
-        let braked = action.brake >= FULL_BRAKE;
         let column = match autopilot.braking_for(env) {
             None => &mut self.clear,
             Some(Obstacle::Pedestrian | Obstacle::Cyclist) => &mut self.person,
             Some(Obstacle::Vehicle) => &mut self.vehicle,
             Some(Obstacle::RigidStatic | Obstacle::LightStatic) => &mut self.static_obstacle,
         };
-        column.add(braked);
+        column.add(action);
     }
 
     /// Adds `other`'s counts to these.
@@ -106,6 +143,25 @@ impl BrakeRecall {
             Table::new(["driver", "brakes with it: person", "vehicle", "static", "brakes alone (clear states)"]);
         for (name, r) in rows {
             t.push(vec![name.clone(), r.person.cell(), r.vehicle.cell(), r.static_obstacle.cell(), r.clear.cell()]);
+        }
+        t
+    }
+
+    /// A table of what the named drivers did, per cause: the % of the states in which they
+    /// braked fully, braked gently, coasted and gave throttle (`full / gentle / coast /
+    /// throttle`; `–` without states). Where the Autopilot brakes fully, a driver that coasts
+    /// or brakes gently at least slows down; one that gives throttle does not.
+    pub fn response_table(rows: &[(String, BrakeRecall)]) -> Table {
+        let mut t =
+            Table::new(["driver", "person: full / gentle / coast / throttle %", "vehicle", "static", "clear states"]);
+        for (name, r) in rows {
+            t.push(vec![
+                name.clone(),
+                r.person.response_cell(),
+                r.vehicle.response_cell(),
+                r.static_obstacle.response_cell(),
+                r.clear.response_cell(),
+            ]);
         }
         t
     }

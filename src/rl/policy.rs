@@ -179,6 +179,12 @@ impl std::str::FromStr for ActionSpace {
     }
 }
 
+/// The value with the most mass, the first one on ties (`entries` non-empty: a table has at
+/// least one action).
+fn first_mode<T: Copy>(entries: &[(T, f64)]) -> T {
+    entries.iter().fold(entries[0], |best, &e| if e.1 > best.1 { e } else { best }).0
+}
+
 /// A batch of policy distributions over the environment's actions.
 #[derive(Clone, Debug)]
 pub enum Policy {
@@ -213,25 +219,15 @@ impl Policy {
     /// entries of the table (when the Autopilot's labels alternate between coasting,
     /// throttle 0.4 and braking, the single most likely entry is often not throttle).
     pub fn expected_actions(&self) -> Result<Vec<Action>> {
-        match self {
-            Policy::Beta(d) => ActionSpace::Beta.actions(&d.mean()?),
-            Policy::Discrete(d, space) => {
-                let table = space.table();
-                let probs = d.log_probs().exp()?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
-                Ok(probs
-                    .iter()
-                    .map(|row| {
-                        let (mut steer, mut u) = (0.0f64, 0.0f64);
-                        for (p, a) in row.iter().zip(table) {
-                            steer += p * a.steer as f64;
-                            u += p * (a.throttle - a.brake) as f64;
-                        }
-                        let steer = (steer as f32).clamp(-1.0, 1.0);
-                        Action::new(steer, (u.max(0.0) as f32).min(1.0), ((-u).max(0.0) as f32).min(1.0))
-                    })
-                    .collect())
+        self.point_estimates(|row, table| {
+            let (mut steer, mut u) = (0.0f64, 0.0f64);
+            for (p, a) in row.iter().zip(table) {
+                steer += p * a.steer as f64;
+                u += p * (a.throttle - a.brake) as f64;
             }
-        }
+            let steer = (steer as f32).clamp(-1.0, 1.0);
+            Action::new(steer, (u.max(0.0) as f32).min(1.0), ((-u).max(0.0) as f32).min(1.0))
+        })
     }
 
     /// The mode of each marginal, for evaluation: for a discrete policy, the steering value
@@ -245,37 +241,33 @@ impl Policy {
     /// only where coasting does too. Ties go to the first value in table order. Beta: its
     /// mean, as [`Policy::greedy`] (already per dimension).
     pub fn marginal_modes(&self) -> Result<Vec<Action>> {
+        self.point_estimates(|row, table| {
+            // The distinct values of each marginal, in table order, and their mass.
+            let mut steers: Vec<(f32, f64)> = Vec::new();
+            let mut longitudinal: Vec<((f32, f32), f64)> = Vec::new();
+            for (&p, a) in row.iter().zip(table) {
+                match steers.iter_mut().find(|(s, _)| *s == a.steer) {
+                    Some((_, m)) => *m += p,
+                    None => steers.push((a.steer, p)),
+                }
+                match longitudinal.iter_mut().find(|(l, _)| *l == (a.throttle, a.brake)) {
+                    Some((_, m)) => *m += p,
+                    None => longitudinal.push(((a.throttle, a.brake), p)),
+                }
+            }
+            let ((throttle, brake), steer) = (first_mode(&longitudinal), first_mode(&steers));
+            Action::new(steer, throttle, brake)
+        })
+    }
+
+    /// One action per row for evaluation: the Beta means, or `f(probabilities, table)` of each
+    /// row of a discrete policy (`[K]` probabilities over [`ActionSpace::table`]).
+    fn point_estimates(&self, f: impl Fn(&[f64], &[Action]) -> Action) -> Result<Vec<Action>> {
         match self {
             Policy::Beta(d) => ActionSpace::Beta.actions(&d.mean()?),
             Policy::Discrete(d, space) => {
-                let table = space.table();
                 let probs = d.log_probs().exp()?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
-                // The distinct values of each marginal, in table order.
-                let mut steers: Vec<f32> = Vec::new();
-                let mut longitudinal: Vec<(f32, f32)> = Vec::new();
-                for a in table {
-                    if !steers.contains(&a.steer) {
-                        steers.push(a.steer);
-                    }
-                    if !longitudinal.contains(&(a.throttle, a.brake)) {
-                        longitudinal.push((a.throttle, a.brake));
-                    }
-                }
-                let argmax = |mass: &[f64]| {
-                    mass.iter().enumerate().fold(0, |best, (i, &m)| if m > mass[best] { i } else { best })
-                };
-                Ok(probs
-                    .iter()
-                    .map(|row| {
-                        let (mut steer_mass, mut long_mass) = (vec![0.0; steers.len()], vec![0.0; longitudinal.len()]);
-                        for (p, a) in row.iter().zip(table) {
-                            steer_mass[steers.iter().position(|&s| s == a.steer).unwrap_or(0)] += p;
-                            long_mass[longitudinal.iter().position(|&l| l == (a.throttle, a.brake)).unwrap_or(0)] += p;
-                        }
-                        let (throttle, brake) = longitudinal[argmax(&long_mass)];
-                        Action::new(steers[argmax(&steer_mass)], throttle, brake)
-                    })
-                    .collect())
+                Ok(probs.iter().map(|row| f(row, space.table())).collect())
             }
         }
     }
