@@ -150,7 +150,9 @@ impl BrakeRecall {
     /// A table of what the named drivers did, per cause: the % of the states in which they
     /// braked fully, braked gently, coasted and gave throttle (`full / gentle / coast /
     /// throttle`; `–` without states). Where the Autopilot brakes fully, a driver that coasts
-    /// or brakes gently at least slows down; one that gives throttle does not.
+    /// or brakes gently at least slows down; one that gives throttle does not. Records written
+    /// before the gentle and throttle counts existed (read as 0) show all their other states as
+    /// coasting: drive them again for this table.
     pub fn response_table(rows: &[(String, BrakeRecall)]) -> Table {
         let mut t =
             Table::new(["driver", "person: full / gentle / coast / throttle %", "vehicle", "static", "clear states"]);

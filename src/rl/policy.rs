@@ -385,8 +385,9 @@ mod tests {
     /// The mode of each marginal against hand-placed probabilities: 0.2 on each of three
     /// full brakes (steer −1, −0.6, 0; indices 4, 9, 24) and 0.25 on throttle 0.8 at steer 0.6
     /// (index 35), the rest spread evenly (0.15 over 41 entries). The most likely entry is the
-    /// throttle; the marginals say full brake (0.6 + 0.15·6/41 against 0.25 + 0.15·8/41) at steer 0 (0.2 + 0.15·4/41
-    /// against 0.25 + 0.15·4/41 at 0.6 — so steer 0.6). CARLA's 9 and the Beta mean below.
+    /// throttle. The marginals say full brake (0.6 + 0.15·6/41 against 0.25 + 0.15·8/41 for
+    /// throttle 0.8) at steer 0.6 (0.25 + 0.15·4/41 against 0.2 + 0.15·4/41 for each of the
+    /// three braking steering values). CARLA's 9 and the Beta mean below.
     #[test]
     fn marginal_modes_closed_form() {
         let dev = Device::Cpu;
