@@ -383,17 +383,23 @@ fn drive_train_then_eval_from_the_command_line() {
     assert_eq!(seeds("random policy without brake"), seeds("Autopilot seeing the true labels"));
     assert_eq!(seeds("random policy without brake"), seeds("agent"));
     assert_eq!(seeds("random policy without brake"), seeds("untrained"));
+    // `rwt drive eval --quick <flags> --run <run> --json <dir>/<file>`, which must succeed: its rows.
+    let eval_rows = |flags: &[&str], file: &str| {
+        let json = dir.join(file);
+        let out = std::process::Command::new(exe)
+            .args(["drive", "eval", "--quick"])
+            .args(flags)
+            .arg("--run")
+            .arg(&run)
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+        BenchmarkRow::read(&json).unwrap()
+    };
     // --sampled: the agents sample their actions (the rows say so), on the same episodes.
-    let sampled_json = dir.join("bench-sampled.json");
-    let out = std::process::Command::new(exe)
-        .args(["drive", "eval", "--quick", "--sampled", "--run"])
-        .arg(&run)
-        .arg("--json")
-        .arg(&sampled_json)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let sampled = BenchmarkRow::read(&sampled_json).unwrap();
+    let sampled = eval_rows(&["--sampled"], "bench-sampled.json");
     assert_eq!(sampled.len(), 3);
     assert!(sampled.iter().all(|r| r.driver.starts_with("agent") && r.driver.ends_with("sampled actions)")));
     let greedy: Vec<_> = rows.iter().filter(|r| r.driver.starts_with("agent")).collect();
@@ -404,16 +410,7 @@ fn drive_train_then_eval_from_the_command_line() {
     );
     // --marginal: the agents act with the mode of each marginal (the rows say so); not with
     // --expected.
-    let marginal_json = dir.join("bench-marginal.json");
-    let out = std::process::Command::new(exe)
-        .args(["drive", "eval", "--quick", "--training-town", "--marginal", "--run"])
-        .arg(&run)
-        .arg("--json")
-        .arg(&marginal_json)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let marginal = BenchmarkRow::read(&marginal_json).unwrap();
+    let marginal = eval_rows(&["--training-town", "--marginal"], "bench-marginal.json");
     assert_eq!(marginal.len(), 1);
     assert!(marginal[0].driver.ends_with("marginal modes)"), "{}", marginal[0].driver);
     let out = std::process::Command::new(exe)
@@ -425,16 +422,7 @@ fn drive_train_then_eval_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--expected"));
     // --seeds 3 --training-town: benchmark seeds 0, 1, 2 (two episodes each in quick mode), in
     // the training town only; the first seed's episodes are the ones driven above.
-    let more_json = dir.join("bench-more.json");
-    let out = std::process::Command::new(exe)
-        .args(["drive", "eval", "--quick", "--seeds", "3", "--training-town", "--run"])
-        .arg(&run)
-        .arg("--json")
-        .arg(&more_json)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let more = BenchmarkRow::read(&more_json).unwrap();
+    let more = eval_rows(&["--seeds", "3", "--training-town"], "bench-more.json");
     assert_eq!(more.len(), 1);
     assert_eq!((more[0].condition.as_str(), more[0].per_seed.len(), more[0].pooled.episodes), ("training town", 3, 6));
     assert_eq!(more[0].episodes[..2], greedy[0].episodes[..]);

@@ -383,7 +383,7 @@ impl A2c {
         };
         let visited = || -> Result<Tensor> { Ok(rollout.measurements()?.narrow(0, 0, t)?.flatten(0, 1)?) };
         let advantages = if imitation.is_some() {
-            self.cloning_weights(&policy, &actions, &visited()?)?
+            self.cloning_weights(&policy, &actions, visited)?
         } else if self.config.normalize_advantages {
             standardized(&advantages)
         } else {
@@ -402,7 +402,7 @@ impl A2c {
             None if self.config.imitation_coef > 0.0 => {
                 let expert = rollout.expert_actions()?.flatten(0, 1)?;
                 let log_probs = policy.log_prob(&expert)?.to_dtype(DType::F32)?;
-                let weights = as_tensor(self.cloning_weights(&policy, &expert, &visited()?)?)?;
+                let weights = as_tensor(self.cloning_weights(&policy, &expert, visited)?)?;
                 let term = (weights * log_probs)?.mean_all()?.neg()?;
                 total = (total + term.affine(self.config.imitation_coef, 0.0)?)?;
                 Some(term)
@@ -495,7 +495,7 @@ impl A2c {
     fn cloning_losses_of(&self, net: &ActorCritic, batch: &DaggerBatch, out: &ActorCriticOutput) -> Result<Losses> {
         let policy = net.config().action_space.policy(&out.head)?;
         let log_probs = policy.log_prob(&batch.actions)?.to_dtype(DType::F32)?;
-        let weights = self.cloning_weights(&policy, &batch.actions, &batch.measurements)?;
+        let weights = self.cloning_weights(&policy, &batch.actions, || Ok(batch.measurements.clone()))?;
         let weights = Tensor::from_vec(
             weights.into_iter().map(|w| w as f32).collect::<Vec<_>>(),
             log_probs.dims(),
@@ -527,16 +527,23 @@ impl A2c {
     }
 
     /// The behaviour-cloning weights of the expert's raw actions `[T·N]` / `[T·N, 3]` in the
-    /// states whose measurements are `[T·N, M]`: [`A2cConfig::imitation_brake_weight`] where the
-    /// action brakes fully, times [`A2cConfig::imitation_moving_brake_weight`] where the car
-    /// moves too, 1 elsewhere, divided by their mean (so that `mean(w · x) = Σ w x / Σ w`); all
-    /// 1 at weights 1. Errors when the measurements are not one row per action.
-    fn cloning_weights(&self, policy: &Policy, expert: &Tensor, measurements: &Tensor) -> Result<Vec<f64>> {
+    /// states whose measurements `[T·N, M]` `measurements()` gives (asked for only when a
+    /// weight is not 1): [`A2cConfig::imitation_brake_weight`] where the action brakes fully,
+    /// times [`A2cConfig::imitation_moving_brake_weight`] where the car moves too, 1
+    /// elsewhere, divided by their mean (so that `mean(w · x) = Σ w x / Σ w`); all 1 at
+    /// weights 1. Errors when the measurements are not one row per action.
+    fn cloning_weights(
+        &self,
+        policy: &Policy,
+        expert: &Tensor,
+        measurements: impl FnOnce() -> Result<Tensor>,
+    ) -> Result<Vec<f64>> {
         let n = expert.dim(0)?;
         let (w, moving) = (self.config.imitation_brake_weight, self.config.imitation_moving_brake_weight);
         if w == 1.0 && moving == 1.0 {
             return Ok(vec![1.0; n]);
         }
+        let measurements = measurements()?;
         if measurements.rank() != 2 || measurements.dim(0)? != n {
             return Err(Error::shape(
                 "cloning measurements",

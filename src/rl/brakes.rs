@@ -139,12 +139,11 @@ impl BrakeRecall {
     /// a person, a vehicle and a static obstacle in which the driver braked fully too, and of
     /// the clear states in which it braked alone (`p % of n` states; `–` without states).
     pub fn table(rows: &[(String, BrakeRecall)]) -> Table {
-        let mut t =
-            Table::new(["driver", "brakes with it: person", "vehicle", "static", "brakes alone (clear states)"]);
-        for (name, r) in rows {
-            t.push(vec![name.clone(), r.person.cell(), r.vehicle.cell(), r.static_obstacle.cell(), r.clear.cell()]);
-        }
-        t
+        Self::per_cause(
+            ["driver", "brakes with it: person", "vehicle", "static", "brakes alone (clear states)"],
+            rows,
+            BrakeCount::cell,
+        )
     }
 
     /// A table of what the named drivers did, per cause: the % of the states in which they
@@ -154,16 +153,19 @@ impl BrakeRecall {
     /// before the gentle and throttle counts existed (read as 0) show all their other states as
     /// coasting: drive them again for this table.
     pub fn response_table(rows: &[(String, BrakeRecall)]) -> Table {
-        let mut t =
-            Table::new(["driver", "person: full / gentle / coast / throttle %", "vehicle", "static", "clear states"]);
+        Self::per_cause(
+            ["driver", "person: full / gentle / coast / throttle %", "vehicle", "static", "clear states"],
+            rows,
+            BrakeCount::response_cell,
+        )
+    }
+
+    /// A row per named driver: its name, then `cell` of its person, vehicle, static and clear
+    /// counts, under `header`.
+    fn per_cause(header: [&str; 5], rows: &[(String, BrakeRecall)], cell: fn(&BrakeCount) -> String) -> Table {
+        let mut t = Table::new(header);
         for (name, r) in rows {
-            t.push(vec![
-                name.clone(),
-                r.person.response_cell(),
-                r.vehicle.response_cell(),
-                r.static_obstacle.response_cell(),
-                r.clear.response_cell(),
-            ]);
+            t.push(vec![name.clone(), cell(&r.person), cell(&r.vehicle), cell(&r.static_obstacle), cell(&r.clear)]);
         }
         t
     }
