@@ -51,6 +51,8 @@ fn the_example_configs_parse_and_validate() {
         "drive-labels-dagger-long.toml",
         "drive-labels-dagger-aggregate-brake.toml",
         "drive-labels-dagger-aggregate-moving-brake.toml",
+        "drive-labels-dagger-aggregate-brake-free.toml",
+        "drive-enet-dagger-aggregate-brake-free.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -80,6 +82,7 @@ fn the_example_configs_parse_and_validate() {
         ("drive-labels-dagger-long.toml", "drive-labels-dagger-long", three),
         ("drive-labels-dagger-aggregate-brake.toml", "drive-labels-dagger-aggregate-brake", three),
         ("drive-labels-dagger-aggregate-moving-brake.toml", "drive-labels-dagger-aggregate-moving-brake", three),
+        ("drive-labels-dagger-aggregate-brake-free.toml", "drive-labels-dagger-aggregate-brake-free", three),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -117,8 +120,8 @@ fn the_example_configs_parse_and_validate() {
         privileged.state = std.state.clone();
     });
     // The -brake configs differ from their recipes in the name and the cloning weight of the
-    // Autopilot's full brakes only; the -free configs in the name and the free distances ahead
-    // in the measurements only.
+    // Autopilot's full brakes only; the -free configs (-brake-free: from -aggregate-brake) in the
+    // name and the free distances ahead in the measurements only.
     for (brake, recipe) in [
         ("drive-labels-dagger-brake.toml", "drive-labels-dagger.toml"),
         ("drive-enet-dagger-brake.toml", "drive-enet-dagger-seeing-std.toml"),
@@ -142,12 +145,22 @@ fn the_example_configs_parse_and_validate() {
     for (free, recipe) in [
         ("drive-labels-dagger-free.toml", "drive-labels-dagger.toml"),
         ("drive-enet-dagger-free.toml", "drive-enet-dagger-seeing-std.toml"),
+        ("drive-labels-dagger-aggregate-brake-free.toml", "drive-labels-dagger-aggregate-brake.toml"),
     ] {
         differs_only_in(free, recipe, |free, recipe| {
             assert!(free.state.free_ahead && !recipe.state.free_ahead);
             free.state.free_ahead = false;
         });
     }
+    // The latent -aggregate-brake-free config differs from the latent -aggregate one in the name,
+    // the brake weight and the free distances ahead only: section 21's privileged recipe on the
+    // latent.
+    differs_only_in("drive-enet-dagger-aggregate-brake-free.toml", "drive-enet-dagger-aggregate.toml", |free, agg| {
+        assert_eq!((free.agent.imitation_brake_weight, agg.agent.imitation_brake_weight), (4.0, 1.0));
+        assert!(free.state.free_ahead && !agg.state.free_ahead);
+        free.agent.imitation_brake_weight = 1.0;
+        free.state.free_ahead = false;
+    });
     // The -aggregate configs differ from their recipes in the name and DAgger's aggregate only.
     for (aggregate, recipe, states) in [
         ("drive-labels-dagger-aggregate.toml", "drive-labels-dagger.toml", 50_000),
@@ -231,16 +244,56 @@ fn the_floor_table_matches_the_records_python() {
         ),
     ];
     assert_eq!(drivers.iter().map(|(_, r)| r.len()).collect::<Vec<_>>(), [1, 1, 3, 3, 2]);
-    let ours = rwt::rl::floor_table(&drivers, floor, 0.95).unwrap().to_markdown();
-    let python = std::fs::read_to_string(dir.join("floor.md")).unwrap();
+    assert_eq!(floor_table_cells(&drivers, floor, &dir.join("floor.md")), 5);
+}
+
+/// Asserts that `rl::floor_table` of `drivers` has the cells of the Python table `python`
+/// (which has a column more: the number of rows pooled), row for row; returns the row count.
+fn floor_table_cells(drivers: &[(String, Vec<&BenchmarkRow>)], floor: &str, python: &Path) -> usize {
+    let ours = rwt::rl::floor_table(drivers, floor, 0.95).unwrap().to_markdown();
+    let python = std::fs::read_to_string(python).unwrap();
     let cells = |line: &str, skip: usize| -> Vec<String> {
         line.trim().trim_matches('|').split(" | ").skip(skip).map(|c| c.trim().to_string()).collect()
     };
     let ours: Vec<_> = ours.lines().skip(2).map(|l| cells(l, 2)).collect();
-    // floor.md has a column more: the number of rows pooled.
     let python: Vec<_> = python.lines().skip(2).map(|l| cells(l, 3)).collect();
-    assert_eq!(ours.len(), 5);
     assert_eq!(ours, python);
+    ours.len()
+}
+
+/// Notebook 09's section 21: the floor over 10,000 episodes, beside the Autopilot and every
+/// agent recipe of the committed records, pooled by `rl::pool_by_recipe` over all of them
+/// (which must leave out the episodes two records share), cell for cell as
+/// `results/drive-floor/floor-1000.py` computed it without the crate, from the one record per
+/// recipe that holds its most episodes (`floor-1000.md`). The long floor's first 300 episodes
+/// are section 18's floor, episode for episode: it extends that floor, it is not another one.
+#[test]
+fn the_long_floor_table_matches_the_records_python() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results");
+    let dir = results.join("drive-floor");
+    let floor = "random policy without brake";
+    let long_floor = BenchmarkRow::read(dir.join("floor-1000.json.gz")).unwrap();
+    let short = BenchmarkRow::read(dir.join("benchmark.json")).unwrap();
+    let short_floor = short.iter().find(|r| r.driver == floor).unwrap();
+    assert_eq!(long_floor.len(), 1);
+    assert_eq!(long_floor[0].episodes.len(), 10_000);
+    assert_eq!(long_floor[0].episodes[..300], short_floor.episodes[..]);
+    let mut agents = short.clone();
+    for record in [
+        "drive-brakes/benchmark.json",
+        "drive-labels-dagger-aggregate-moving-brake/brakes-100.json",
+        "drive-labels-dagger-aggregate-brake-free/brakes-100.json",
+    ] {
+        agents.extend(BenchmarkRow::read(results.join(record)).unwrap());
+    }
+    let mut drivers: Vec<(String, Vec<&BenchmarkRow>)> = vec![
+        (floor.into(), long_floor.iter().collect()),
+        ("Autopilot (privileged)".into(), short.iter().filter(|r| r.driver == "Autopilot (privileged)").collect()),
+    ];
+    drivers.extend(rwt::rl::pool_by_recipe(&agents, "training town"));
+    let episodes: Vec<usize> = drivers.iter().map(|(_, rows)| rows.iter().map(|r| r.episodes.len()).sum()).collect();
+    assert_eq!(episodes, [10_000, 300, 200, 900, 300, 300, 300, 900]);
+    assert_eq!(floor_table_cells(&drivers, floor, &dir.join("floor-1000.md")), 8);
 }
 
 /// Brake recall through the benchmark (`rl::evaluate` fills `BenchmarkRow::brakes`): the

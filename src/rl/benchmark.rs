@@ -458,18 +458,42 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Whether a record's name ends in `.gz`.
+fn is_gzip(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
 impl BenchmarkRow {
-    /// Reads rows written by [`BenchmarkRow::write`] (or `rwt drive eval --json`); the error
-    /// names the file.
+    /// Reads rows written by [`BenchmarkRow::write`] (or `rwt drive eval --json`): JSON, or
+    /// gzip-compressed JSON when the name ends in `.gz`. The error names the file.
     pub fn read(path: impl AsRef<std::path::Path>) -> Result<Vec<BenchmarkRow>> {
         let path = path.as_ref();
-        let text = crate::io::read_text(path)?;
-        serde_json::from_str(&text).map_err(|e| Error::invalid("benchmark rows", path.display(), e.to_string()))
+        let bad = |e: String| Error::invalid("benchmark rows", path.display(), e);
+        let text = if is_gzip(path) {
+            let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+                .map_err(|e| bad(format!("not gzip-compressed UTF-8 text: {e}")))?;
+            text
+        } else {
+            crate::io::read_text(path)?
+        };
+        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
     }
 
-    /// Writes rows as JSON, atomically.
+    /// Writes rows as JSON, atomically; gzip-compressed when the name ends in `.gz` (a
+    /// floor's 10,000 episode logs: 7.8 MB as plain JSON, 0.6 MB compressed).
     pub fn write(path: impl AsRef<std::path::Path>, rows: &[BenchmarkRow]) -> Result<()> {
-        crate::train::report::write_json(path, &rows)
+        let path = path.as_ref();
+        if !is_gzip(path) {
+            return crate::train::report::write_json(path, &rows);
+        }
+        let json =
+            serde_json::to_vec(rows).map_err(|e| Error::invalid("benchmark rows", path.display(), e.to_string()))?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        std::io::Write::write_all(&mut gz, &json).map_err(io)?;
+        crate::io::write_atomic(path, &gz.finish().map_err(io)?)
     }
 
     /// Tables IV–VI in one: per row, km driven, km between infractions of each kind (pooled
@@ -607,6 +631,33 @@ mod tests {
         assert_eq!(rows[0].pooled, ma);
         let md = BenchmarkRow::table(&rows).to_markdown();
         assert!(md.contains("new weather") && md.contains("±"), "{md}");
+    }
+
+    /// Rows read back from `.json` and `.json.gz` equal the rows written, field for field; the
+    /// `.gz` file is gzip (its magic bytes `1f 8b`); a `.gz` that is not gzip is an `Err`
+    /// naming the file, not a panic.
+    #[test]
+    fn rows_round_trip_as_json_and_gzip() {
+        let mut cfg = DriveConfig::default().quick();
+        cfg.env.max_steps = 40;
+        cfg.eval.episodes = 2;
+        let mut b = Benchmark::of(&cfg).unwrap();
+        b.conditions.truncate(1);
+        let rows = evaluate(&b, "random", &mut Driver::RandomNoBrake(crate::random::seeded(3))).unwrap();
+        let dir = std::env::temp_dir().join(format!("rwt-benchmark-rows-{}", std::process::id()));
+        let as_value = |rows: &[BenchmarkRow]| serde_json::to_value(rows).unwrap();
+        for name in ["rows.json", "rows.json.gz"] {
+            let path = dir.join(name);
+            BenchmarkRow::write(&path, &rows).unwrap();
+            assert_eq!(as_value(&BenchmarkRow::read(&path).unwrap()), as_value(&rows), "{name}");
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(bytes.starts_with(&[0x1f, 0x8b]), name.ends_with(".gz"), "{name}");
+        }
+        let fake = dir.join("fake.json.gz");
+        std::fs::write(&fake, "[]").unwrap();
+        let err = BenchmarkRow::read(&fake).unwrap_err().to_string();
+        assert!(err.contains("fake.json.gz") && err.contains("gzip"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Each collision of the asked kind lands in exactly one column, by the rule in the doc

@@ -16,7 +16,8 @@
 //!   under equal rates the driver's count is `Binomial(n_d + n_f, km_d / (km_d + km_f))`, and the
 //!   one-sided p-value that its rate is *not* below the floor's is `P(X ≤ n_d)`.
 //!
-//! [`InfractionCount::of`] pools a driver's benchmark rows; [`floor_table`] puts every driver
+//! [`InfractionCount::of`] pools a driver's benchmark rows ([`pool_by_recipe`] groups the
+//! rows of several training seeds and records); [`floor_table`] puts every driver
 //! beside a floor (the random policy without brake), one cell per kind:
 //! `km between (count) [interval] p`. Notebook `09-driving-agent`, section 18; `rwt drive eval
 //! --baselines` prints it for every driver that moved in the training town.
@@ -213,6 +214,47 @@ pub fn floor_table(drivers: &[(String, Vec<&BenchmarkRow>)], floor: &str, confid
     Ok(table)
 }
 
+/// The rows of one condition pooled per recipe, for [`floor_table`]: every row of
+/// `condition` whose driver is an agent (`agent: …`) and drove some distance, grouped by the
+/// driver's name with its training seed taken out (`…-seed1 ` and `training seed 1, `
+/// dropped, so `agent: run-seed1 after imitation (training seed 1, labels state)` pools as
+/// `agent: run after imitation (labels state)`, with a seed-0 run named `run`). A row whose episodes (by seed) are all in
+/// another row of the same driver with more episodes, or in an identical later one, is left
+/// out: the same episodes driven again by a second `rwt drive eval` (benchmark seeds 0–9 and
+/// 0–29 share their first 100 episodes) must not count twice. Recipes in name order; rows in
+/// the order given.
+pub fn pool_by_recipe<'a>(rows: &'a [BenchmarkRow], condition: &str) -> Vec<(String, Vec<&'a BenchmarkRow>)> {
+    let agents: Vec<&BenchmarkRow> = rows
+        .iter()
+        .filter(|r| r.condition == condition && r.driver.starts_with("agent:") && r.pooled.km > 0.0)
+        .collect();
+    let seeds = |r: &BenchmarkRow| r.episodes.iter().map(|e| e.seed).collect::<std::collections::BTreeSet<u64>>();
+    let repeated = |i: usize| {
+        agents.iter().enumerate().any(|(j, other)| {
+            j != i
+                && other.driver == agents[i].driver
+                && (other.episodes.len(), j) > (agents[i].episodes.len(), i)
+                && seeds(agents[i]).is_subset(&seeds(other))
+        })
+    };
+    let mut pooled: std::collections::BTreeMap<String, Vec<&BenchmarkRow>> = Default::default();
+    for (i, row) in agents.iter().enumerate() {
+        if !repeated(i) {
+            pooled.entry(recipe(&row.driver)).or_default().push(row);
+        }
+    }
+    pooled.into_iter().collect()
+}
+
+/// A driver's name with its training seed (0–99) taken out.
+fn recipe(driver: &str) -> String {
+    let mut name = driver.to_string();
+    for seed in (0..100).rev() {
+        name = name.replace(&format!("-seed{seed} "), " ").replace(&format!("training seed {seed}, "), "");
+    }
+    name
+}
+
 /// `p=0.137`, or `p<0.001` below that.
 fn fmt_p(p: f64) -> String {
     if p < 1e-3 {
@@ -288,5 +330,61 @@ mod tests {
         assert!(InfractionCount::new(f64::NAN, 1).unwrap_err().to_string().contains("NaN"));
         assert!(poisson_interval(3, 1.0).unwrap_err().to_string().contains("confidence"));
         assert!(floor_table(&[], "random", 0.95).unwrap_err().to_string().contains("random"));
+    }
+
+    /// Hand-made rows: two training seeds of one recipe pool (seed 0's run named without a
+    /// suffix), a second evaluation of seed 1 over a subset of its episodes is left out, one
+    /// over other episodes is kept, two identical rows count once, and baselines, other
+    /// conditions and rows that drove nothing are not agents.
+    #[test]
+    fn pool_by_recipe_groups_training_seeds_and_drops_repeats() {
+        use crate::sim::{DrivingMetrics, EpisodeLog, Termination};
+        let row = |driver: &str, condition: &str, seeds: std::ops::Range<u64>, metres: f64| {
+            let episodes: Vec<EpisodeLog> = seeds
+                .map(|seed| EpisodeLog {
+                    town: 1,
+                    seed,
+                    weather: "clear-noon".into(),
+                    steps: 10,
+                    max_steps: 10,
+                    distance_m: metres,
+                    duration_s: 1.0,
+                    total_reward: 0.0,
+                    termination: Termination::TimeLimit,
+                    infractions: vec![],
+                })
+                .collect();
+            let pooled = DrivingMetrics::from_episodes(&episodes);
+            BenchmarkRow {
+                driver: driver.into(),
+                condition: condition.into(),
+                per_seed: vec![pooled.clone()],
+                pooled,
+                episodes,
+                brakes: Default::default(),
+            }
+        };
+        let s0 = "agent: run after imitation (training seed 0, labels state)";
+        let s1 = "agent: run-seed1 after imitation (training seed 1, labels state)";
+        let other = "agent: other-seed2 (training seed 2, latent state)";
+        let rows = vec![
+            row("random policy without brake", "training town", 0..30, 20.0),
+            row(s0, "training town", 0..30, 100.0),
+            row(s1, "training town", 0..10, 100.0), // the first 10 of the next row's 30: a repeat
+            row(s1, "training town", 0..30, 100.0),
+            row(s1, "training town", 30..40, 100.0), // new episodes: kept
+            row(s1, "new town", 0..30, 100.0),
+            row(other, "training town", 0..5, 100.0),
+            row(other, "training town", 0..5, 100.0), // identical: counted once
+            row("agent: still (training seed 0, labels state)", "training town", 0..5, 0.0),
+        ];
+        let pooled = pool_by_recipe(&rows, "training town");
+        let names: Vec<&str> = pooled.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["agent: other (latent state)", "agent: run after imitation (labels state)"]);
+        let episodes = |rows: &[&BenchmarkRow]| rows.iter().map(|r| r.episodes.len()).sum::<usize>();
+        assert_eq!(episodes(&pooled[0].1), 5);
+        assert_eq!(episodes(&pooled[1].1), 30 + 30 + 10);
+        assert!(std::ptr::eq(pooled[1].1[1], &rows[3]) && std::ptr::eq(pooled[1].1[2], &rows[4]));
+        assert!(pool_by_recipe(&rows, "new weather").is_empty());
     }
 }

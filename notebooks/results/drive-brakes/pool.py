@@ -11,7 +11,8 @@ import json, sys
 rows = []
 for f in sys.argv[1:]:
     rows += json.load(open(f))
-recipes = ['agent: drive-labels-dagger-aggregate-moving-brake-seed', 'agent: drive-labels-dagger-aggregate-brake-seed',
+recipes = ['agent: drive-labels-dagger-aggregate-moving-brake-seed', 'agent: drive-labels-dagger-aggregate-brake-free-seed',
+           'agent: drive-labels-dagger-aggregate-brake-seed',
            'agent: drive-labels-dagger-aggregate-seed', 'agent: drive-labels-dagger-long-seed',
            'agent: drive-enet-dagger-aggregate']
 groups = {}
