@@ -218,11 +218,11 @@ pub fn floor_table(drivers: &[(String, Vec<&BenchmarkRow>)], floor: &str, confid
 /// `condition` whose driver is an agent (`agent: …`) and drove some distance, grouped by the
 /// driver's name with its training seed taken out (`…-seed1 ` and `training seed 1, `
 /// dropped, so `agent: run-seed1 after imitation (training seed 1, labels state)` pools as
-/// `agent: run after imitation (labels state)`, with a seed-0 run named `run`). A row whose episodes (by seed) are all in
-/// another row of the same driver with more episodes, or in an identical later one, is left
-/// out: the same episodes driven again by a second `rwt drive eval` (benchmark seeds 0–9 and
-/// 0–29 share their first 100 episodes) must not count twice. Recipes in name order; rows in
-/// the order given.
+/// `agent: run after imitation (labels state)`, with a seed-0 run named `run`). A row whose
+/// episodes (by seed) are all in another row of the same driver with more episodes, or in an
+/// identical later one, is left out: the same episodes driven again by a second `rwt drive
+/// eval` (benchmark seeds 0–9 and 0–29 share their first 100 episodes) must not count twice.
+/// Recipes in name order; rows in the order given.
 pub fn pool_by_recipe<'a>(rows: &'a [BenchmarkRow], condition: &str) -> Vec<(String, Vec<&'a BenchmarkRow>)> {
     let agents: Vec<&BenchmarkRow> = rows
         .iter()
@@ -249,7 +249,7 @@ pub fn pool_by_recipe<'a>(rows: &'a [BenchmarkRow], condition: &str) -> Vec<(Str
 /// A driver's name with its training seed (0–99) taken out.
 fn recipe(driver: &str) -> String {
     let mut name = driver.to_string();
-    for seed in (0..100).rev() {
+    for seed in 0..100 {
         name = name.replace(&format!("-seed{seed} "), " ").replace(&format!("training seed {seed}, "), "");
     }
     name

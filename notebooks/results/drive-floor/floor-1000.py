@@ -14,10 +14,12 @@ d300 = load(['benchmark.json'])
 brakes = load(['../drive-brakes/benchmark.json'])
 moving = load(['../drive-labels-dagger-aggregate-moving-brake/brakes-100.json'])
 free = load(['../drive-labels-dagger-aggregate-brake-free/brakes-100.json'])
+latent_free = load(['../drive-enet-dagger-aggregate-brake-free/brakes-100.json'])
 drivers = [
     (floor, long_floor, floor),
     ('Autopilot (privileged)', d300, 'Autopilot (privileged)'),
     ('latent agent, DAgger aggregate (section 17)', d300, 'agent: drive-enet-dagger-aggregate'),
+    ('latent agent, brakes 4× and free distance ahead (section 21)', latent_free, 'agent: drive-enet-dagger-aggregate-brake-free-seed'),
     ('labels agent, DAgger aggregate (section 17)', d300, 'agent: drive-labels-dagger-aggregate-seed'),
     ('labels agent, brakes 4× (section 19)', brakes, 'agent: drive-labels-dagger-aggregate-brake-seed'),
     ('labels agent, brakes 4× and free distance ahead (section 21)', free, 'agent: drive-labels-dagger-aggregate-brake-free-seed'),
