@@ -10,8 +10,8 @@
 //! seeds repeat that command's floor episode for episode) and writes the rows (`.json`, or
 //! gzip-compressed `.json.gz`). `table` prints [`rl::floor_table`] with the floor and every
 //! agent of the given records: their training-town rows pooled over training seeds by
-//! [`rl::pool_by_recipe`], which leaves out the same episodes driven again (benchmark seeds
-//! 0–9 and 0–29), so that no episode counts twice.
+//! [`rl::with_recipes`] ([`rl::pool_by_recipe`]), which leaves out the same episodes driven
+//! again (benchmark seeds 0–9 and 0–29), so that no episode counts twice.
 //!
 //! ```text
 //! cargo run --release --example floor -- drive CONFIG.toml N FLOOR.json.gz     # 10,000 episodes (N = 1000): 13 minutes
@@ -67,12 +67,7 @@ fn table(floor: &str, records: &[&str]) -> Result<()> {
     for path in records {
         agents.extend(rl::BenchmarkRow::read(path)?);
     }
-    let episodes = |rows: &[&rl::BenchmarkRow]| rows.iter().map(|r| r.episodes.len()).sum::<usize>();
-    let floor_rows: Vec<&rl::BenchmarkRow> = floor_rows.iter().collect();
-    let mut drivers = vec![(format!("{FLOOR} ({} episodes)", episodes(&floor_rows)), floor_rows)];
-    for (name, rows) in rl::pool_by_recipe(&agents, "training town") {
-        drivers.push((format!("{name} ({} episodes)", episodes(&rows)), rows));
-    }
+    let drivers = rl::with_recipes(vec![(FLOOR.into(), floor_rows.iter().collect())], &agents, "training town");
     let table = rl::floor_table(&drivers, &drivers[0].0.clone(), 0.95)?;
     println!(
         "Training town, km between infractions against the {FLOOR} (count, exact 95 % interval, p that the \

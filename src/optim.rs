@@ -331,6 +331,11 @@ impl Optimizer for Adam {
 /// and no momentum: `g ← ∇ + λ·p`, `s ← α·s + (1 − α)·g²` (`s = 0` before the first step),
 /// `p ← p − η·g / (√s + ε)`. The A2C setting (the paper's agent, after OpenAI baselines) is
 /// `α = 0.99`, `ε = 1e-5` ([`RmsProp::a2c`]); PyTorch's defaults are `α = 0.99`, `ε = 1e-8`.
+///
+/// [`RmsForm::TensorFlow`] is TensorFlow 1's `tf.train.RMSPropOptimizer`, the optimiser of
+/// OpenAI baselines' A2C: `s = 1` before the first step and `p ← p − η·g / √(s + ε)`. PyTorch's
+/// zero start makes the first steps move every weight by about `η / √(1 − α)` = 10·η whatever
+/// the gradient's size; TensorFlow's moves it by about `η·g` until `s` has forgotten its start.
 #[derive(Debug)]
 pub struct RmsProp {
     names: Vec<String>,
@@ -341,6 +346,18 @@ pub struct RmsProp {
     alpha: f64,
     eps: f64,
     weight_decay: f64,
+    form: RmsForm,
+}
+
+/// Where RMSprop's running average starts and where `ε` enters ([`RmsProp`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RmsForm {
+    /// `torch.optim.RMSprop`: `s₀ = 0`, step `η·g / (√s + ε)`.
+    #[default]
+    PyTorch,
+    /// TensorFlow 1's `tf.train.RMSPropOptimizer` (OpenAI baselines' A2C): `s₀ = 1`, step
+    /// `η·g / √(s + ε)`.
+    TensorFlow,
 }
 
 impl RmsProp {
@@ -357,7 +374,13 @@ impl RmsProp {
         check_weight_decay(weight_decay)?;
         let n = vars.len();
         let names = (0..n).map(|i| i.to_string()).collect();
-        Ok(RmsProp { names, vars, square_avg: vec![None; n], lr, alpha, eps, weight_decay })
+        Ok(RmsProp { names, vars, square_avg: vec![None; n], lr, alpha, eps, weight_decay, form: RmsForm::PyTorch })
+    }
+
+    /// The same optimiser in `form` (PyTorch's unless set).
+    pub fn with_form(mut self, form: RmsForm) -> Self {
+        self.form = form;
+        self
     }
 
     /// RMSprop over every variable of `varmap`, named as there (in name order), with `α`, `ε`
@@ -374,6 +397,12 @@ impl RmsProp {
         RmsProp::from_varmap(varmap, lr, 0.99, 1e-5)
     }
 
+    /// OpenAI baselines' A2C optimiser over `varmap`: TensorFlow's form ([`RmsForm::TensorFlow`]),
+    /// `α = 0.99`, `ε = 1e-5`, learning rate `lr`.
+    pub fn a2c_tensorflow(varmap: &candle_nn::VarMap, lr: f64) -> Result<Self> {
+        Ok(RmsProp::a2c(varmap, lr)?.with_form(RmsForm::TensorFlow))
+    }
+
     /// One update from the gradients in `grads`; variables without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         for (var, avg) in self.vars.iter().zip(self.square_avg.iter_mut()) {
@@ -381,11 +410,15 @@ impl RmsProp {
             let p = var.as_tensor().detach();
             let g = g.detach();
             let g = if self.weight_decay > 0.0 { (g + (&p * self.weight_decay)?)? } else { g };
-            let s = match avg.take() {
-                Some(s) => ((s * self.alpha)? + (g.sqr()? * (1.0 - self.alpha))?)?,
-                None => (g.sqr()? * (1.0 - self.alpha))?,
+            let s = match (avg.take(), self.form) {
+                (Some(s), _) => ((s * self.alpha)? + (g.sqr()? * (1.0 - self.alpha))?)?,
+                (None, RmsForm::PyTorch) => (g.sqr()? * (1.0 - self.alpha))?,
+                (None, RmsForm::TensorFlow) => ((g.sqr()? * (1.0 - self.alpha))? + self.alpha)?,
             };
-            let denom = (s.sqrt()? + self.eps)?;
+            let denom = match self.form {
+                RmsForm::PyTorch => (s.sqrt()? + self.eps)?,
+                RmsForm::TensorFlow => (s.clone() + self.eps)?.sqrt()?,
+            };
             var.set(&p.sub(&((g / denom)? * self.lr)?)?)?;
             *avg = Some(s);
         }
@@ -583,6 +616,45 @@ mod tests {
         assert!(resumed.load_state(&wrong).is_err());
         assert!(RmsProp::new(vec![q.clone()], 0.01, 1.0, 1e-5, 0.0).is_err());
         assert!(RmsProp::new(vec![q], 0.01, 0.99, 0.0, 0.0).is_err());
+    }
+
+    /// TensorFlow's form against its documented update (`tf.compat.v1.train.RMSPropOptimizer`:
+    /// `ms ← ρ·ms + (1 − ρ)·g²`, `p ← p − η·g / √(ms + ε)`, `ms` initialised to ones), written
+    /// out in f64 for `L = Σ c·p²` (`g = 2·c·p`); and its first step is about `η·g` where
+    /// PyTorch's is about `10·η·sign(g)`.
+    #[test]
+    fn tensorflow_rmsprop_follows_its_update() {
+        let dev = Device::Cpu;
+        let (lr, rho, eps) = (0.01, 0.99, 1e-5);
+        let start = [1.0f64, -2.0, 0.05];
+        let c = [1.0f64, 2.0, 3.0];
+        let p = Var::new(&start, &dev).unwrap();
+        let ct = Tensor::new(&c, &dev).unwrap();
+        let mut opt = RmsProp::new(vec![p.clone()], lr, rho, eps, 0.0).unwrap().with_form(RmsForm::TensorFlow);
+        let loss = |p: &Var| (p.as_tensor().sqr().unwrap() * &ct).unwrap().sum_all().unwrap();
+        let (mut want, mut ms) = (start, [1.0f64; 3]);
+        for _ in 0..3 {
+            for i in 0..3 {
+                let g = 2.0 * c[i] * want[i];
+                ms[i] = rho * ms[i] + (1.0 - rho) * g * g;
+                want[i] -= lr * g / (ms[i] + eps).sqrt();
+            }
+            Optimizer::backward_step(&mut opt, &loss(&p)).unwrap();
+            let got = p.as_tensor().to_vec1::<f64>().unwrap();
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-14, "{got:?} vs {want:?}");
+            }
+        }
+        // First step from the third coordinate (g = 0.3): TensorFlow ≈ η·g, PyTorch ≈ 10·η.
+        let first = |form: RmsForm| {
+            let q = Var::new(&start, &dev).unwrap();
+            let mut opt = RmsProp::new(vec![q.clone()], lr, rho, eps, 0.0).unwrap().with_form(form);
+            Optimizer::backward_step(&mut opt, &loss(&q)).unwrap();
+            start[2] - q.as_tensor().to_vec1::<f64>().unwrap()[2]
+        };
+        // Exactly η·g/√(ρ + (1 − ρ)g² + ε) and η·g/(√((1 − ρ)g²) + ε): within 1 % of η·g and 10·η.
+        assert!((first(RmsForm::TensorFlow) / (lr * 0.3) - 1.0).abs() < 0.01);
+        assert!((first(RmsForm::PyTorch) / (10.0 * lr) - 1.0).abs() < 0.01);
     }
 
     /// The optimisers' state must not hold the autograd graph: a buffer computed from the

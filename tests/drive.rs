@@ -53,6 +53,7 @@ fn the_example_configs_parse_and_validate() {
         "drive-labels-dagger-aggregate-moving-brake.toml",
         "drive-labels-dagger-aggregate-brake-free.toml",
         "drive-enet-dagger-aggregate-brake-free.toml",
+        "drive-enet-dagger-aggregate-brake.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -62,8 +63,8 @@ fn the_example_configs_parse_and_validate() {
     }
     // The committed records of the discrete and the imitating agents were run with these
     // configs (seeds 0, 1, 2).
-    // (drive-enet-dagger-brake and drive-enet-dagger-aggregate-brake-free: two seeds,
-    // drive-enet-dagger-free: one; the others did not fit their sessions. drive-enet-dagger-aggregate's seed 2 ran, and its imitation failed.)
+    // (drive-enet-dagger-brake: two seeds, drive-enet-dagger-free: one; the others did not fit
+    // their sessions. Seed 2 of the three latent -aggregate recipes ran, and its critic diverged.)
     let three: &[u64] = &[0, 1, 2];
     for (config, folder, seeds) in [
         ("drive-enet-discrete.toml", "drive-enet-discrete", three),
@@ -83,7 +84,8 @@ fn the_example_configs_parse_and_validate() {
         ("drive-labels-dagger-aggregate-brake.toml", "drive-labels-dagger-aggregate-brake", three),
         ("drive-labels-dagger-aggregate-moving-brake.toml", "drive-labels-dagger-aggregate-moving-brake", three),
         ("drive-labels-dagger-aggregate-brake-free.toml", "drive-labels-dagger-aggregate-brake-free", three),
-        ("drive-enet-dagger-aggregate-brake-free.toml", "drive-enet-dagger-aggregate-brake-free", &[0, 1]),
+        ("drive-enet-dagger-aggregate-brake-free.toml", "drive-enet-dagger-aggregate-brake-free", three),
+        ("drive-enet-dagger-aggregate-brake.toml", "drive-enet-dagger-aggregate-brake", three),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -98,6 +100,17 @@ fn the_example_configs_parse_and_validate() {
         let labels = example_cfg.state.kind == "labels";
         assert!(labels || segmenter.is_some_and(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p).is_file()));
     }
+    // The optimiser probe of notebook 09's section 22 is that recipe's seed 2 with TensorFlow's
+    // RMSprop, nothing else changed.
+    let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results");
+    let mut probe =
+        DriveConfig::from_file(records.join("drive-enet-dagger-aggregate-brake-free/seed-2-rmsprop-tf/config.toml"))
+            .unwrap();
+    let recipe = DriveConfig::from_file(example("drive-enet-dagger-aggregate-brake-free.toml")).unwrap();
+    assert_eq!((probe.seed, probe.agent.optimizer.as_str()), (2, "rmsprop-tf"));
+    (probe.seed, probe.name, probe.agent.optimizer) =
+        (recipe.seed, recipe.name.clone(), recipe.agent.optimizer.clone());
+    assert_eq!(probe, recipe);
     // drive-enet-dagger-seeing differs from drive-enet-dagger in its name, segmenter and expert only.
     differs_only_in("drive-enet-dagger-seeing.toml", "drive-enet-dagger.toml", |seeing, dagger| {
         assert!(seeing.agent.imitation_passes && seeing.state.segmenter != dagger.state.segmenter);
@@ -127,6 +140,7 @@ fn the_example_configs_parse_and_validate() {
         ("drive-labels-dagger-brake.toml", "drive-labels-dagger.toml"),
         ("drive-enet-dagger-brake.toml", "drive-enet-dagger-seeing-std.toml"),
         ("drive-labels-dagger-aggregate-brake.toml", "drive-labels-dagger-aggregate.toml"),
+        ("drive-enet-dagger-aggregate-brake.toml", "drive-enet-dagger-aggregate.toml"),
     ] {
         differs_only_in(brake, recipe, |brake, recipe| {
             assert_eq!((brake.agent.imitation_brake_weight, recipe.agent.imitation_brake_weight), (4.0, 1.0));
@@ -288,14 +302,48 @@ fn the_long_floor_table_matches_the_records_python() {
     ] {
         agents.extend(BenchmarkRow::read(results.join(record)).unwrap());
     }
-    let mut drivers: Vec<(String, Vec<&BenchmarkRow>)> = vec![
-        (floor.into(), long_floor.iter().collect()),
-        ("Autopilot (privileged)".into(), short.iter().filter(|r| r.driver == "Autopilot (privileged)").collect()),
-    ];
-    drivers.extend(rwt::rl::pool_by_recipe(&agents, "training town"));
+    let autopilot = short.iter().filter(|r| r.driver == "Autopilot (privileged)").collect();
+    let drivers = rwt::rl::with_recipes(
+        vec![(floor.into(), long_floor.iter().collect()), ("Autopilot (privileged)".into(), autopilot)],
+        &agents,
+        "training town",
+    );
+    let floor = drivers[0].0.as_str();
     let episodes: Vec<usize> = drivers.iter().map(|(_, rows)| rows.iter().map(|r| r.episodes.len()).sum()).collect();
     assert_eq!(episodes, [10_000, 300, 200, 200, 900, 300, 300, 300, 900]);
     assert_eq!(floor_table_cells(&drivers, floor, &dir.join("floor-1000.md")), 9);
+}
+
+/// Notebook 09's section 22: the latent agents beside the long floor, each recipe pooled by
+/// `rl::with_recipes` over all its records (section 21's 100 episodes per seed are the first
+/// 100 of the 300 and must count once) and each seed on its own, cell for cell as
+/// `results/drive-floor/floor-latent.py` computed it without the crate.
+#[test]
+fn the_latent_floor_table_matches_the_records_python() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results");
+    let dir = results.join("drive-floor");
+    let long_floor = BenchmarkRow::read(dir.join("floor-1000.json.gz")).unwrap();
+    let short = BenchmarkRow::read(dir.join("benchmark.json")).unwrap();
+    let free = BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake-free/brakes-300.json.gz")).unwrap();
+    let brake = BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake/brakes-200.json.gz")).unwrap();
+    let mut latent: Vec<BenchmarkRow> = short.iter().filter(|r| r.driver.ends_with("latent state)")).cloned().collect();
+    latent.extend(BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake-free/brakes-100.json")).unwrap());
+    latent.extend(free.iter().cloned());
+    latent.extend(brake.iter().cloned());
+    let autopilot = short.iter().filter(|r| r.driver == "Autopilot (privileged)").collect();
+    let mut drivers = rwt::rl::with_recipes(
+        vec![
+            ("random policy without brake".into(), long_floor.iter().collect()),
+            ("Autopilot (privileged)".into(), autopilot),
+        ],
+        &latent,
+        "training town",
+    );
+    drivers.extend(free.iter().chain(&brake).map(|r| (r.driver.clone(), vec![r])));
+    let episodes: Vec<usize> = drivers.iter().map(|(_, rows)| rows.iter().map(|r| r.episodes.len()).sum()).collect();
+    assert_eq!(episodes, [10_000, 300, 200, 400, 600, 300, 300, 200, 200]);
+    let floor = drivers[0].0.clone();
+    assert_eq!(floor_table_cells(&drivers, &floor, &dir.join("floor-latent.md")), 9);
 }
 
 /// Brake recall through the benchmark (`rl::evaluate` fills `BenchmarkRow::brakes`): the

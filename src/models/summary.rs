@@ -78,7 +78,7 @@ impl Summary {
         let mut t = Table::new(["block", "convolutions", "parameters", "GFLOPs / image"]).caption(&format!(
             "{}: {} parameters, {:.2} GFLOPs per {}x{} image",
             self.name,
-            group_digits(self.parameters()),
+            crate::plot::group_digits(self.parameters()),
             self.gflops(),
             self.input.0,
             self.input.1
@@ -87,31 +87,18 @@ impl Summary {
             t.push([
                 r.block.clone(),
                 r.convolutions.to_string(),
-                group_digits(r.parameters),
+                crate::plot::group_digits(r.parameters),
                 format!("{:.3}", 2.0 * r.macs as f64 / 1e9),
             ]);
         }
         t.push([
             "total".to_string(),
             self.rows.iter().map(|r| r.convolutions).sum::<usize>().to_string(),
-            group_digits(self.parameters()),
+            crate::plot::group_digits(self.parameters()),
             format!("{:.3}", self.gflops()),
         ]);
         t
     }
-}
-
-/// `1234567` → `"1,234,567"`.
-fn group_digits(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// The first `depth` dot-separated parts of a parameter name (numbers included).

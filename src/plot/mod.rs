@@ -25,6 +25,7 @@ pub use images::{
     base64, colorize, comparison, heat_image, label_image, legend, overlay, png_bytes, wins_map, ImageGrid,
 };
 pub use lines::{LineChart, Series};
+pub(crate) use table::group_digits;
 pub use table::Table;
 
 /// Prints `svg` between evcxr's content markers so the notebook shows it as an image (see

@@ -119,3 +119,16 @@ impl fmt::Display for Table {
         Ok(())
     }
 }
+
+/// `1234567` → `"1,234,567"`: a count with its thousands grouped, for table cells and names.
+pub(crate) fn group_digits(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}

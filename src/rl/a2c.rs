@@ -53,6 +53,9 @@ pub enum OptimizerKind {
     RmsProp,
     /// `torch.optim.Adam` with PyTorch's defaults.
     Adam,
+    /// TensorFlow 1's RMSprop (OpenAI baselines' A2C) with `α = 0.99`, `ε = 1e-5`: its running
+    /// average starts at one, not zero ([`crate::optim::RmsForm::TensorFlow`]).
+    RmsPropTf,
 }
 
 /// A2C's hyper-parameters; [`Default`] is the paper's setting.
@@ -291,6 +294,7 @@ impl A2c {
         let optimizer: Box<dyn Optimizer> = match config.optimizer {
             OptimizerKind::RmsProp => Box::new(RmsProp::a2c(varmap, config.learning_rate)?),
             OptimizerKind::Adam => Box::new(Adam::from_varmap(varmap, config.learning_rate, 0.0)?),
+            OptimizerKind::RmsPropTf => Box::new(RmsProp::a2c_tensorflow(varmap, config.learning_rate)?),
         };
         Ok(A2c { config, vars: varmap.all_vars(), optimizer, updates: 0, skipped: 0 })
     }

@@ -27,7 +27,7 @@
 //!
 //! [agent]
 //! action_space = "beta"        # beta | discrete (CARLA's 9 A3C actions) | grid (steer × throttle/coast/brake)
-//! optimizer = "rmsprop"        # rmsprop | adam
+//! optimizer = "rmsprop"        # rmsprop | rmsprop-tf (TensorFlow's: average starts at 1) | adam
 //! lr = 7e-4                    # decayed linearly to 0
 //! vtrace = false               # V-trace targets (for lag > 0)
 //! lag = 0                      # the actors act with a copy of the policy this many updates old
@@ -192,7 +192,8 @@ pub struct AgentSection {
     /// `grid` (9 actions that steer and drive at once, [`super::GRID_ACTIONS`]) or `fine` (45
     /// actions, [`super::FINE_ACTIONS`]: fine enough to imitate the Autopilot).
     pub action_space: String,
-    /// `rmsprop` or `adam`.
+    /// `rmsprop` (PyTorch's), `rmsprop-tf` (TensorFlow 1's, as OpenAI baselines' A2C: the
+    /// squared-gradient average starts at 1) or `adam`.
     pub optimizer: String,
     /// Initial learning rate, decayed linearly to 0 over the run.
     pub lr: f64,
@@ -505,7 +506,8 @@ impl DriveConfig {
         let optimizer = match self.agent.optimizer.as_str() {
             "rmsprop" => OptimizerKind::RmsProp,
             "adam" => OptimizerKind::Adam,
-            other => return Err(Error::invalid("agent.optimizer", other, "expected rmsprop or adam")),
+            "rmsprop-tf" => OptimizerKind::RmsPropTf,
+            other => return Err(Error::invalid("agent.optimizer", other, "expected rmsprop, rmsprop-tf or adam")),
         };
         self.action_space()?;
         Ok(A2cConfig {

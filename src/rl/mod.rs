@@ -21,7 +21,7 @@
 //! | the reinforced ground matrix: segmenter, agent and `D` by alternating optimisation, Fig. 6 ([`reinforce()`], [`ReinforceConfig`], [`reinforce::ground_step`], [`reinforce::fig6`]) | `reinforce.rs` | Section III.C, Fig. 4, Fig. 6 |
 //! | the seeded benchmark of Tables IV–VI: random (uniform, or without brake), Autopilot and agent drivers, animations ([`Benchmark`], [`Driver`], [`evaluate`], [`animate`]) | `benchmark.rs` | Tables IV–VI |
 //! | does a driver brake where the Autopilot would, and for what: person, vehicle, static ([`BrakeRecall`], [`BenchmarkRow::brake_table`]) | `brakes.rs` | |
-//! | is a driver's km between infractions above the floor's: exact Poisson intervals and the conditional test of two rates ([`InfractionCount`], [`poisson_interval`], [`rate_below_p`], [`floor_table`], [`pool_by_recipe`]) | `rates.rs` | Garwood 1936; Przyborowski & Wilenski 1940 |
+//! | is a driver's km between infractions above the floor's: exact Poisson intervals and the conditional test of two rates ([`InfractionCount`], [`poisson_interval`], [`rate_below_p`], [`floor_table`], [`pool_by_recipe`], [`with_recipes`]) | `rates.rs` | Garwood 1936; Przyborowski & Wilenski 1940 |
 //!
 //! The environment ([`crate::sim::VecEnv`]), the network ([`ActorCritic`]) and the algorithm
 //! ([`A2c`]) are separate values. One step of acting, then an update:
@@ -100,7 +100,7 @@ pub use network::{
     drive_forward_prior, init_weights, ActorCritic, ActorCriticConfig, ActorCriticOutput, FORWARD_PRIOR,
 };
 pub use policy::{ActionSpace, Policy, RAW_MARGIN};
-pub use rates::{floor_table, poisson_interval, pool_by_recipe, rate_below_p, Counted, InfractionCount};
+pub use rates::{floor_table, poisson_interval, pool_by_recipe, rate_below_p, with_recipes, Counted, InfractionCount};
 pub use reinforce::{
     reinforce, reinforce_for, ReinforceConfig, ReinforceEvent, ReinforceHistory, Reinforced, RoundRecord,
 };

@@ -17,7 +17,8 @@
 //!   one-sided p-value that its rate is *not* below the floor's is `P(X ≤ n_d)`.
 //!
 //! [`InfractionCount::of`] pools a driver's benchmark rows ([`pool_by_recipe`] groups the
-//! rows of several training seeds and records); [`floor_table`] puts every driver
+//! rows of several training seeds and records, [`with_recipes`] names them with their episode
+//! counts); [`floor_table`] puts every driver
 //! beside a floor (the random policy without brake), one cell per kind:
 //! `km between (count) [interval] p`. Notebook `09-driving-agent`, section 18; `rwt drive eval
 //! --baselines` prints it for every driver that moved in the training town.
@@ -246,6 +247,22 @@ pub fn pool_by_recipe<'a>(rows: &'a [BenchmarkRow], condition: &str) -> Vec<(Str
     pooled.into_iter().collect()
 }
 
+/// The drivers of a [`floor_table`]: `drivers` (the floor among them), then every agent recipe
+/// of `agents` in `condition` pooled by [`pool_by_recipe`], each name followed by its episode
+/// count: `("random policy without brake", rows)` becomes `random policy without brake (10,000
+/// episodes)`.
+pub fn with_recipes<'a>(
+    drivers: Vec<(String, Vec<&'a BenchmarkRow>)>,
+    agents: &'a [BenchmarkRow],
+    condition: &str,
+) -> Vec<(String, Vec<&'a BenchmarkRow>)> {
+    let counted = |(name, rows): (String, Vec<&'a BenchmarkRow>)| {
+        let episodes: usize = rows.iter().map(|r| r.episodes.len()).sum();
+        (format!("{name} ({} episodes)", crate::plot::group_digits(episodes)), rows)
+    };
+    drivers.into_iter().chain(pool_by_recipe(agents, condition)).map(counted).collect()
+}
+
 /// A driver's name with its training seed (0–99) taken out.
 fn recipe(driver: &str) -> String {
     let mut name = driver.to_string();
@@ -386,5 +403,20 @@ mod tests {
         assert_eq!(episodes(&pooled[1].1), 30 + 30 + 10);
         assert!(std::ptr::eq(pooled[1].1[1], &rows[3]) && std::ptr::eq(pooled[1].1[2], &rows[4]));
         assert!(pool_by_recipe(&rows, "new weather").is_empty());
+        // with_recipes: the given drivers first, then the recipes, each with its episode count.
+        let drivers = with_recipes(vec![("floor".into(), vec![&rows[0]])], &rows, "training town");
+        let names: Vec<&str> = drivers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "floor (30 episodes)",
+                "agent: other (latent state) (5 episodes)",
+                "agent: run after imitation (labels state) (70 episodes)"
+            ]
+        );
+        assert_eq!(
+            [0, 7, 999, 1000, 10_000, 1_234_567].map(crate::plot::group_digits),
+            ["0", "7", "999", "1,000", "10,000", "1,234,567"]
+        );
     }
 }
