@@ -503,10 +503,34 @@ impl Schedule {
     }
 }
 
+/// The factor of a linear learning-rate warm-up (Goyal et al., 2017, "Accurate, Large
+/// Minibatch SGD", §2.2) at step `t` (from 0) of a warm-up of `warmup` steps:
+/// `min(1, (t + 1) / warmup)`, so the first step takes `1/warmup` of the rate and step
+/// `warmup − 1` onwards the whole rate; `warmup = 0` (no warm-up) gives 1 throughout. It
+/// multiplies a [`Schedule`]'s rate. PyTorch's RMSprop starts its squared-gradient average
+/// at zero, so its first steps move about `lr / √(1 − α)` = 10·lr per weight (α = 0.99):
+/// the warm-up keeps them near `lr` while the average fills.
+pub fn warmup_factor(t: usize, warmup: usize) -> f64 {
+    if t >= warmup {
+        1.0
+    } else {
+        (t + 1) as f64 / warmup as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// The warm-up factor against its closed form `min(1, (t + 1) / W)`.
+    #[test]
+    fn warmup_rises_linearly_then_stays() {
+        let f: Vec<f64> = (0..6).map(|t| warmup_factor(t, 4)).collect();
+        assert_eq!(f, [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]);
+        assert_eq!(warmup_factor(0, 0), 1.0);
+        assert_eq!(warmup_factor(0, 1), 1.0);
+    }
 
     /// Three steps against `torch.optim.SGD`, computed once (torch 2.15):
     /// ```text

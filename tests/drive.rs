@@ -54,6 +54,7 @@ fn the_example_configs_parse_and_validate() {
         "drive-labels-dagger-aggregate-brake-free.toml",
         "drive-enet-dagger-aggregate-brake-free.toml",
         "drive-enet-dagger-aggregate-brake.toml",
+        "drive-enet-dagger-aggregate-brake-warmup.toml",
     ] {
         let cfg = DriveConfig::from_file(example(name)).unwrap();
         cfg.validate().unwrap();
@@ -86,6 +87,7 @@ fn the_example_configs_parse_and_validate() {
         ("drive-labels-dagger-aggregate-brake-free.toml", "drive-labels-dagger-aggregate-brake-free", three),
         ("drive-enet-dagger-aggregate-brake-free.toml", "drive-enet-dagger-aggregate-brake-free", three),
         ("drive-enet-dagger-aggregate-brake.toml", "drive-enet-dagger-aggregate-brake", three),
+        ("drive-enet-dagger-aggregate-brake-warmup.toml", "drive-enet-dagger-aggregate-brake-warmup", &[0, 2]),
     ] {
         let example_cfg = DriveConfig::from_file(example(config)).unwrap();
         let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results").join(folder);
@@ -176,6 +178,16 @@ fn the_example_configs_parse_and_validate() {
         free.agent.imitation_brake_weight = 1.0;
         free.state.free_ahead = false;
     });
+    // The -warmup config differs from the latent -aggregate-brake one in the name and the
+    // learning-rate warm-up over the first segment only.
+    differs_only_in(
+        "drive-enet-dagger-aggregate-brake-warmup.toml",
+        "drive-enet-dagger-aggregate-brake.toml",
+        |warm, brake| {
+            assert_eq!((warm.agent.lr_warmup, brake.agent.lr_warmup, warm.segment), (25, 0, 25));
+            warm.agent.lr_warmup = 0;
+        },
+    );
     // The -aggregate configs differ from their recipes in the name and DAgger's aggregate only.
     for (aggregate, recipe, states) in [
         ("drive-labels-dagger-aggregate.toml", "drive-labels-dagger.toml", 50_000),
@@ -276,6 +288,30 @@ fn floor_table_cells(drivers: &[(String, Vec<&BenchmarkRow>)], floor: &str, pyth
     ours.len()
 }
 
+/// The drivers of a long-floor table, as notebook 09 builds them: the 10,000-episode floor,
+/// the Autopilot of `short` (section 18's 300 episodes), and every agent recipe of `agents`
+/// pooled by `rl::with_recipes`.
+fn long_floor_drivers<'a>(
+    long_floor: &'a [BenchmarkRow],
+    short: &'a [BenchmarkRow],
+    agents: &'a [BenchmarkRow],
+) -> Vec<(String, Vec<&'a BenchmarkRow>)> {
+    let autopilot = short.iter().filter(|r| r.driver == "Autopilot (privileged)").collect();
+    rwt::rl::with_recipes(
+        vec![
+            ("random policy without brake".into(), long_floor.iter().collect()),
+            ("Autopilot (privileged)".into(), autopilot),
+        ],
+        agents,
+        "training town",
+    )
+}
+
+/// Each driver's episode count, in the table's order.
+fn episode_counts(drivers: &[(String, Vec<&BenchmarkRow>)]) -> Vec<usize> {
+    drivers.iter().map(|(_, rows)| rows.iter().map(|r| r.episodes.len()).sum()).collect()
+}
+
 /// Notebook 09's section 21: the floor over 10,000 episodes, beside the Autopilot and every
 /// agent recipe of the committed records, pooled by `rl::pool_by_recipe` over all of them
 /// (which must leave out the episodes two records share), cell for cell as
@@ -302,16 +338,10 @@ fn the_long_floor_table_matches_the_records_python() {
     ] {
         agents.extend(BenchmarkRow::read(results.join(record)).unwrap());
     }
-    let autopilot = short.iter().filter(|r| r.driver == "Autopilot (privileged)").collect();
-    let drivers = rwt::rl::with_recipes(
-        vec![(floor.into(), long_floor.iter().collect()), ("Autopilot (privileged)".into(), autopilot)],
-        &agents,
-        "training town",
-    );
-    let floor = drivers[0].0.as_str();
-    let episodes: Vec<usize> = drivers.iter().map(|(_, rows)| rows.iter().map(|r| r.episodes.len()).sum()).collect();
-    assert_eq!(episodes, [10_000, 300, 200, 200, 900, 300, 300, 300, 900]);
-    assert_eq!(floor_table_cells(&drivers, floor, &dir.join("floor-1000.md")), 9);
+    let drivers = long_floor_drivers(&long_floor, &short, &agents);
+    assert_eq!(drivers[0].0, format!("{floor} (10,000 episodes)"));
+    assert_eq!(episode_counts(&drivers), [10_000, 300, 200, 200, 900, 300, 300, 300, 900]);
+    assert_eq!(floor_table_cells(&drivers, &drivers[0].0, &dir.join("floor-1000.md")), 9);
 }
 
 /// Notebook 09's section 22: the latent agents beside the long floor, each recipe pooled by
@@ -330,20 +360,34 @@ fn the_latent_floor_table_matches_the_records_python() {
     latent.extend(BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake-free/brakes-100.json")).unwrap());
     latent.extend(free.iter().cloned());
     latent.extend(brake.iter().cloned());
-    let autopilot = short.iter().filter(|r| r.driver == "Autopilot (privileged)").collect();
-    let mut drivers = rwt::rl::with_recipes(
-        vec![
-            ("random policy without brake".into(), long_floor.iter().collect()),
-            ("Autopilot (privileged)".into(), autopilot),
-        ],
-        &latent,
-        "training town",
-    );
+    let mut drivers = long_floor_drivers(&long_floor, &short, &latent);
     drivers.extend(free.iter().chain(&brake).map(|r| (r.driver.clone(), vec![r])));
-    let episodes: Vec<usize> = drivers.iter().map(|(_, rows)| rows.iter().map(|r| r.episodes.len()).sum()).collect();
-    assert_eq!(episodes, [10_000, 300, 200, 400, 600, 300, 300, 200, 200]);
+    assert_eq!(episode_counts(&drivers), [10_000, 300, 200, 400, 600, 300, 300, 200, 200]);
     let floor = drivers[0].0.clone();
     assert_eq!(floor_table_cells(&drivers, &floor, &dir.join("floor-latent.md")), 9);
+}
+
+/// Notebook 09's section 23: the paper's-state latent recipe with and without the
+/// learning-rate warm-up beside the long floor, each recipe pooled by `rl::with_recipes`, the
+/// recipe's three seeds pooled (0 and 1 without the warm-up, 2 with it) and each warmed-up seed
+/// on its own, cell for cell as `results/drive-floor/floor-warmup.py` computed it without the
+/// crate.
+#[test]
+fn the_warmup_floor_table_matches_the_records_python() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results");
+    let dir = results.join("drive-floor");
+    let long_floor = BenchmarkRow::read(dir.join("floor-1000.json.gz")).unwrap();
+    let short = BenchmarkRow::read(dir.join("benchmark.json")).unwrap();
+    let brake = BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake/brakes-200.json.gz")).unwrap();
+    let warm = BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake-warmup/brakes-200.json.gz")).unwrap();
+    let latent: Vec<BenchmarkRow> = brake.iter().chain(&warm).cloned().collect();
+    let mut drivers = long_floor_drivers(&long_floor, &short, &latent);
+    let seed2 = warm.iter().find(|r| r.driver.contains("-warmup-seed2 ")).unwrap();
+    drivers.push(("three seeds".into(), brake.iter().chain([seed2]).collect()));
+    drivers.extend(warm.iter().map(|r| (r.driver.clone(), vec![r])));
+    assert_eq!(episode_counts(&drivers), [10_000, 300, 400, 400, 600, 200, 200]);
+    let floor = drivers[0].0.clone();
+    assert_eq!(floor_table_cells(&drivers, &floor, &dir.join("floor-warmup.md")), 7);
 }
 
 /// Brake recall through the benchmark (`rl::evaluate` fills `BenchmarkRow::brakes`): the

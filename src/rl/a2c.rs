@@ -12,6 +12,7 @@
 //!               [+ imitation_coef · (−mean_w(log π(a*_t|s_t)))]   with an expert's actions a*_t (Rollout::label)
 //! g           = ∇ loss, clipped to global norm max_grad_norm
 //! step        = RMSprop (α = 0.99, ε = 1e-5) or Adam, lr decayed linearly to 0 over total_updates
+//!               (after an optional linear warm-up over warmup_updates, optim::warmup_factor)
 //! ```
 //!
 //! The bracketed behaviour-cloning term (`imitation_coef > 0`) keeps the policy near an
@@ -37,7 +38,7 @@ use super::network::{ActorCritic, ActorCriticOutput};
 use super::policy::Policy;
 use super::returns::{n_step_returns, vtrace, VTraceConfig};
 use super::rollout::Rollout;
-use crate::optim::{Adam, Optimizer, RmsProp, Schedule};
+use crate::optim::{warmup_factor, Adam, Optimizer, RmsProp, Schedule};
 use crate::sim::Measurements;
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
@@ -73,6 +74,11 @@ pub struct A2cConfig {
     pub learning_rate: f64,
     /// Updates of the whole run, for the decay (25 000 = 5 M steps / (10 actors · 20 steps)).
     pub total_updates: usize,
+    /// Updates over which the rate rises linearly to the decayed rate
+    /// ([`crate::optim::warmup_factor`]): update `u < warmup_updates` takes
+    /// `(u + 1) / warmup_updates` of it. 0 (default, the paper's A2C): no warm-up. Must be
+    /// less than `total_updates`.
+    pub warmup_updates: usize,
     /// The optimiser.
     pub optimizer: OptimizerKind,
     /// V-trace targets (for actors acting with a lagging policy) instead of n-step returns.
@@ -117,6 +123,7 @@ impl Default for A2cConfig {
             max_grad_norm: 0.5,
             learning_rate: 7e-4,
             total_updates: 25_000,
+            warmup_updates: 0,
             optimizer: OptimizerKind::RmsProp,
             vtrace: None,
             normalize_advantages: false,
@@ -151,6 +158,13 @@ impl A2cConfig {
         }
         if self.total_updates == 0 {
             return Err(Error::invalid("total_updates", 0, "must be >= 1"));
+        }
+        if self.warmup_updates >= self.total_updates {
+            return Err(Error::invalid(
+                "warmup_updates",
+                self.warmup_updates,
+                format!("must be less than the run's {} updates", self.total_updates),
+            ));
         }
         for (name, v) in [
             ("imitation_brake_weight", self.imitation_brake_weight),
@@ -578,9 +592,10 @@ impl A2c {
         }
     }
 
-    /// The linearly decayed learning rate of the next update.
+    /// The learning rate of the next update: decayed linearly, times the warm-up factor.
     fn scheduled_rate(&self) -> Result<f64> {
-        Schedule::Linear.rate(self.config.learning_rate, self.updates, self.config.total_updates)
+        let decayed = Schedule::Linear.rate(self.config.learning_rate, self.updates, self.config.total_updates)?;
+        Ok(decayed * warmup_factor(self.updates, self.config.warmup_updates))
     }
 
     /// One gradient step of the A2C (or, with `imitation`, the imitation) loss at `rate`,
@@ -926,6 +941,25 @@ mod tests {
         let s2 = a2c.update(&net, &r).unwrap();
         assert!((s2.learning_rate - 3.5e-4).abs() < 1e-12);
         assert_eq!(a2c.updates(), 3);
+    }
+
+    /// With a warm-up of 2 updates the rate is `lr · (u + 1)/2 · (1 − u/T)`: 7e-4 · ½ at
+    /// update 0, 7e-4 · (1 − 1/4) at update 1, then the plain decay; a warm-up as long as the
+    /// run is refused.
+    #[test]
+    fn the_warmup_scales_the_decayed_rate() {
+        let cfg = ActorCriticConfig::for_latent(2, 5, 6);
+        let (vm, net) = ActorCritic::seeded(&cfg, &Device::Cpu, 1).unwrap();
+        let r = rollout(3, 2, &cfg, 2);
+        let config = A2cConfig { total_updates: 4, warmup_updates: 2, ..Default::default() };
+        let mut a2c = A2c::new(config, &vm).unwrap();
+        let rates: Vec<f64> = (0..3).map(|_| a2c.update(&net, &r).unwrap().learning_rate).collect();
+        let expected = [7e-4 * 0.5, 7e-4 * 0.75, 7e-4 * 0.5];
+        for (got, want) in rates.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-15, "{rates:?} vs {expected:?}");
+        }
+        let err = A2c::new(A2cConfig { warmup_updates: 4, ..config }, &vm).err().unwrap().to_string();
+        assert!(err.contains("warmup_updates"), "{err}");
     }
 
     /// An imitation update of several gradient steps counts as one update, all its steps at

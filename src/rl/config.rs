@@ -29,6 +29,7 @@
 //! action_space = "beta"        # beta | discrete (CARLA's 9 A3C actions) | grid (steer × throttle/coast/brake)
 //! optimizer = "rmsprop"        # rmsprop | rmsprop-tf (TensorFlow's: average starts at 1) | adam
 //! lr = 7e-4                    # decayed linearly to 0
+//! lr_warmup = 0                # > 0: the rate rises linearly over this many updates first
 //! vtrace = false               # V-trace targets (for lag > 0)
 //! lag = 0                      # the actors act with a copy of the policy this many updates old
 //! init = "runs/drive-enet"     # optional: start from a trained agent's weights
@@ -197,6 +198,10 @@ pub struct AgentSection {
     pub optimizer: String,
     /// Initial learning rate, decayed linearly to 0 over the run.
     pub lr: f64,
+    /// Updates over which the learning rate rises linearly from `lr / lr_warmup` to the
+    /// decayed rate ([`A2cConfig::warmup_updates`]); 0 (default): none, as in the paper. Must
+    /// be less than the run's updates.
+    pub lr_warmup: usize,
     /// Discount `γ`.
     pub gamma: f64,
     /// Entropy bonus weight.
@@ -270,6 +275,7 @@ impl Default for AgentSection {
             action_space: "beta".into(),
             optimizer: "rmsprop".into(),
             lr: a.learning_rate,
+            lr_warmup: a.warmup_updates,
             gamma: a.gamma,
             entropy_coef: a.entropy_coef,
             value_coef: a.value_coef,
@@ -517,6 +523,7 @@ impl DriveConfig {
             max_grad_norm: self.agent.max_grad_norm,
             learning_rate: self.agent.lr,
             total_updates: self.total_updates().max(1),
+            warmup_updates: self.agent.lr_warmup,
             optimizer,
             vtrace: self.agent.vtrace.then(VTraceConfig::default),
             normalize_advantages: self.agent.normalize_advantages,
@@ -544,6 +551,8 @@ impl DriveConfig {
         }
         // One imitation segment at most: the quick run has two.
         self.agent.imitation_segments = self.agent.imitation_segments.min(1);
+        // A warm-up of two updates at most: the quick run has four.
+        self.agent.lr_warmup = self.agent.lr_warmup.min(2);
         self.eval.episodes = self.eval.episodes.min(2);
         self.eval.seeds.truncate(1);
         self
@@ -575,6 +584,7 @@ mod tests {
         let err = |text: &str| DriveConfig::from_toml(text).and_then(|c| c.validate()).unwrap_err().to_string();
         assert!(err("actorz = 3").contains("actorz"));
         assert!(err("[agent]\nlr = 0.0").contains("learning_rate"));
+        assert!(err("[agent]\nlr_warmup = 2000").contains("warmup_updates"));
         assert!(err("[agent]\noptimizer = \"sgd\"").contains("agent.optimizer"));
         assert!(err("[agent]\naction_space = \"gaussian\"").contains("agent.action_space"));
         assert!(err("[state]\nkind = \"pixels\"").contains("state.kind"));

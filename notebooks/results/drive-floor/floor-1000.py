@@ -7,17 +7,13 @@
 # functions, without the crate; the crate's table (rl::pool_by_recipe over all the records,
 # rl::floor_table) must equal it cell for cell (tests/drive.rs).
 #   python3 floor-1000.py > floor-1000.md      (from notebooks/results/drive-floor)
-from floor import load, table
-floor = 'random policy without brake'
-long_floor = load(['floor-1000.json.gz'])
+from floor import FLOOR, load, long_floor_drivers, table
 d300 = load(['benchmark.json'])
 brakes = load(['../drive-brakes/benchmark.json'])
 moving = load(['../drive-labels-dagger-aggregate-moving-brake/brakes-100.json'])
 free = load(['../drive-labels-dagger-aggregate-brake-free/brakes-100.json'])
 latent_free = load(['../drive-enet-dagger-aggregate-brake-free/brakes-100.json'])
-drivers = [
-    (floor, long_floor, floor),
-    ('Autopilot (privileged)', d300, 'Autopilot (privileged)'),
+drivers = long_floor_drivers() + [
     ('latent agent, DAgger aggregate (section 17)', d300, 'agent: drive-enet-dagger-aggregate'),
     ('latent agent, brakes 4× and free distance ahead (section 21)', latent_free, 'agent: drive-enet-dagger-aggregate-brake-free-seed'),
     ('labels agent, DAgger aggregate (section 17)', d300, 'agent: drive-labels-dagger-aggregate-seed'),
@@ -26,4 +22,4 @@ drivers = [
     ('labels agent, moving brakes 16× (section 20)', moving, 'agent: drive-labels-dagger-aggregate-moving-brake-seed'),
     ('labels agent, 20 imitation segments (section 18)', d300, 'agent: drive-labels-dagger-long'),
 ]
-print(table(drivers, floor))
+print(table(drivers, FLOOR))

@@ -4,17 +4,13 @@
 # table (rl::with_recipes over all the records, rl::floor_table) must equal it cell for cell
 # (tests/drive.rs).
 #   python3 floor-latent.py > floor-latent.md      (from notebooks/results/drive-floor)
-from floor import load, table
-floor = 'random policy without brake'
-long_floor = load(['floor-1000.json.gz'])
+from floor import FLOOR, load, long_floor_drivers, table
 d300 = load(['benchmark.json'])
 free = load(['../drive-enet-dagger-aggregate-brake-free/brakes-300.json.gz'])
 brake = load(['../drive-enet-dagger-aggregate-brake/brakes-200.json.gz'])
 free_name = 'agent: drive-enet-dagger-aggregate-brake-free'
 brake_name = 'agent: drive-enet-dagger-aggregate-brake'
-drivers = [
-    (floor, long_floor, floor),
-    ('Autopilot (privileged)', d300, 'Autopilot (privileged)'),
+drivers = long_floor_drivers() + [
     ('latent agent, DAgger aggregate (section 17)', d300, 'agent: drive-enet-dagger-aggregate'),
     ('latent agent, brakes 4× (the paper\'s state)', brake, brake_name + '-seed'),
     ('latent agent, brakes 4× and free distance ahead', free, free_name + '-seed'),
@@ -22,4 +18,4 @@ drivers = [
 drivers += [(f'{name}, seed {s}', rows, f'{prefix}-seed{s} ')
             for name, rows, prefix in [('brakes 4× and free', free, free_name), ('brakes 4×', brake, brake_name)]
             for s in (0, 1)]
-print(table(drivers, floor))
+print(table(drivers, FLOOR))

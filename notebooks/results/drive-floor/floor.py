@@ -10,6 +10,12 @@ def load(files):
     for f in files:
         rows += json.load(gzip.open(f, 'rt') if f.endswith('.gz') else open(f))
     return rows
+FLOOR = 'random policy without brake'
+def long_floor_drivers():
+    """The first two drivers of the long-floor tables: the 10,000-episode floor
+    (floor-1000.json.gz) and the Autopilot of benchmark.json (300 episodes)."""
+    return [(FLOOR, load(['floor-1000.json.gz']), FLOOR),
+            ('Autopilot (privileged)', load(['benchmark.json']), 'Autopilot (privileged)')]
 def driven_into(i):
     im = i.get('impact')
     return im is not None and im['ego_kmh'] >= 1 and im['ahead_m'] > abs(im['right_m'])
