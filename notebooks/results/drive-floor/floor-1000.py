@@ -13,7 +13,7 @@ brakes = load(['../drive-brakes/benchmark.json'])
 moving = load(['../drive-labels-dagger-aggregate-moving-brake/brakes-100.json'])
 free = load(['../drive-labels-dagger-aggregate-brake-free/brakes-100.json'])
 latent_free = load(['../drive-enet-dagger-aggregate-brake-free/brakes-100.json'])
-drivers = long_floor_drivers() + [
+drivers = long_floor_drivers(d300) + [
     ('latent agent, DAgger aggregate (section 17)', d300, 'agent: drive-enet-dagger-aggregate'),
     ('latent agent, brakes 4× and free distance ahead (section 21)', latent_free, 'agent: drive-enet-dagger-aggregate-brake-free-seed'),
     ('labels agent, DAgger aggregate (section 17)', d300, 'agent: drive-labels-dagger-aggregate-seed'),

@@ -10,7 +10,7 @@ free = load(['../drive-enet-dagger-aggregate-brake-free/brakes-300.json.gz'])
 brake = load(['../drive-enet-dagger-aggregate-brake/brakes-200.json.gz'])
 free_name = 'agent: drive-enet-dagger-aggregate-brake-free'
 brake_name = 'agent: drive-enet-dagger-aggregate-brake'
-drivers = long_floor_drivers() + [
+drivers = long_floor_drivers(d300) + [
     ('latent agent, DAgger aggregate (section 17)', d300, 'agent: drive-enet-dagger-aggregate'),
     ('latent agent, brakes 4× (the paper\'s state)', brake, brake_name + '-seed'),
     ('latent agent, brakes 4× and free distance ahead', free, free_name + '-seed'),

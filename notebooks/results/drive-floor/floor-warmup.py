@@ -11,7 +11,7 @@ warm = load(['../drive-enet-dagger-aggregate-brake-warmup/brakes-200.json.gz'])
 brake_name = 'agent: drive-enet-dagger-aggregate-brake'
 warm_name = brake_name + '-warmup'
 three = brake + [r for r in warm if r['driver'].startswith(warm_name + '-seed2 ')]
-drivers = long_floor_drivers() + [
+drivers = long_floor_drivers(load(['benchmark.json'])) + [
     ('brakes 4× (section 22; seeds 0, 1)', brake, brake_name + '-seed'),
     ('brakes 4×, warm-up (seeds 0, 1, 2)', warm, warm_name + '-seed'),
     ('brakes 4×, three seeds (0, 1; 2 warmed up)', three, brake_name),
