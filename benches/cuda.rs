@@ -20,7 +20,8 @@
 //!
 //! - `enet-parts`: where an ENet step's time goes — the layers of its first stage at 512×1024,
 //!   batch 8 (a 3×3 and a 1×1 convolution, forward, input gradient and weight gradient; the
-//!   batch-norm + PReLU unit forward and backward; one element-wise op over the same tensor).
+//!   batch-norm + PReLU unit forward and backward, by the crate's CUDA kernels and composed from
+//!   candle ops; one element-wise op over the same tensor).
 //!
 //! `cargo bench --features cuda --bench cuda [-- losses sinkhorn enet enet-parts]` (all by default;
 //! `RWT_QUICK=1` for small shapes; `RWT_BENCH_JSON=file` also appends the figures, a JSON line
@@ -337,6 +338,16 @@ fn enet(dev: &Device, quick: bool, torch: &Torch) -> rwt::Result<Value> {
         loss::cross_entropy(&out.logits, &y, LossConfig::default())?.backward()?;
         Ok(())
     })?;
+    // The same step with the layers composed from candle ops (no batch-norm or PReLU kernels,
+    // 1×1 convolutions by candle's conv2d): what the crate's CUDA layer paths change, measured
+    // in the same process.
+    let step_composed = rwt::kernels::with_composed_layers(|| {
+        median(dev, repeats, || {
+            let out = net.forward_padded(&x, true)?;
+            loss::cross_entropy(&out.logits, &y, LossConfig::default())?.backward()?;
+            Ok(())
+        })
+    })?;
     let ips = |t: f64| b as f64 / t;
     // Built with the `cudnn` feature, candle runs the forward convolutions (and the weight
     // gradients, which are convolutions too) with cuDNN; input gradients stay its own kernel.
@@ -347,8 +358,14 @@ fn enet(dev: &Device, quick: bool, torch: &Torch) -> rwt::Result<Value> {
     println!("| rwt forward | {fwd:.4} | {:.1} |", ips(fwd));
     println!("| rwt forward + loss, training mode | {fwd_train:.4} | {:.1} |", ips(fwd_train));
     println!("| rwt forward + backward | {step:.4} | {:.1} |", ips(step));
+    println!(
+        "| rwt forward + backward, layers composed from candle ops | {step_composed:.4} | {:.1} |",
+        ips(step_composed)
+    );
+    println!("speed-up of the CUDA layer paths (composed time / their time): {:.2}x", step_composed / step);
     let mut r = json!({"shape": [b, 3, h, w], "forward_s": fwd, "forward_train_s": fwd_train,
-                       "forward_backward_s": step, "cudnn": cfg!(feature = "cudnn")});
+                       "forward_backward_s": step, "forward_backward_composed_s": step_composed,
+                       "cudnn": cfg!(feature = "cudnn")});
     if let Some(p) = torch.run(&[vec!["enet".into()], strs(&[b, h, w, classes, repeats])].concat(), &[]) {
         let (tf, ts) =
             (p["forward_s"].as_f64().unwrap_or(f64::NAN), p["forward_backward_s"].as_f64().unwrap_or(f64::NAN));
@@ -404,25 +421,37 @@ fn enet_parts(dev: &Device, quick: bool) -> rwt::Result<Value> {
             backward_median(dev, repeats, &g, || Ok(x.conv2d(wv.as_tensor(), pad, 1, 1, 1)?))?,
         );
     }
-    // Batch-norm (batch statistics) + PReLU over 64 channels, as the layers compose it.
+    // Batch-norm (batch statistics) + PReLU over 64 channels: the crate's CUDA kernels
+    // (kernels::batch_norm_device), and the same layer composed from candle ops.
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, dev);
     let bn = rwt::models::layers::batch_norm(64, vb.pp("bn"))?;
     let act = rwt::models::layers::Act::prelu(64, vb.pp("act"))?;
     let x = rwt::random::normal(&mut rng, (b, 64, h, w), 1.0, dev)?;
     let g = rwt::random::normal(&mut rng, (b, 64, h, w), 1.0, dev)?;
-    row(
-        "batch-norm + PReLU 64: forward (training)",
-        median(dev, repeats, || {
-            act.after(&bn, &x, true)?;
-            Ok(())
-        })?,
-    );
     let xv = Var::from_tensor(&x)?;
-    row(
-        "batch-norm + PReLU 64: forward + backward",
-        backward_median(dev, repeats, &g, || Ok(act.after(&bn, xv.as_tensor(), true)?))?,
-    );
+    for (how, composed) in [("kernels", false), ("composed", true)] {
+        let run = |f: &mut dyn FnMut() -> rwt::Result<f64>| {
+            if composed {
+                rwt::kernels::with_composed_layers(f)
+            } else {
+                f()
+            }
+        };
+        row(
+            &format!("batch-norm + PReLU 64, {how}: forward (training)"),
+            run(&mut || {
+                median(dev, repeats, || {
+                    act.after(&bn, &x, true)?;
+                    Ok(())
+                })
+            })?,
+        );
+        row(
+            &format!("batch-norm + PReLU 64, {how}: forward + backward"),
+            run(&mut || backward_median(dev, repeats, &g, || Ok(act.after(&bn, xv.as_tensor(), true)?)))?,
+        );
+    }
     row(
         "one element-wise op over [b, 64, h, w] (affine)",
         median(dev, repeats, || {

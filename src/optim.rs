@@ -360,6 +360,25 @@ pub enum RmsForm {
     TensorFlow,
 }
 
+impl RmsForm {
+    /// The squared-gradient average `s₀` before the first step: 0 (PyTorch) or 1 (TensorFlow).
+    fn initial_average(self) -> f64 {
+        match self {
+            RmsForm::PyTorch => 0.0,
+            RmsForm::TensorFlow => 1.0,
+        }
+    }
+
+    /// The step's denominator for the average `s`: `√s + ε` (PyTorch) or `√(s + ε)`
+    /// (TensorFlow).
+    fn denominator(self, s: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+        match self {
+            RmsForm::PyTorch => s.sqrt()? + eps,
+            RmsForm::TensorFlow => (s + eps)?.sqrt(),
+        }
+    }
+}
+
 impl RmsProp {
     /// RMSprop over `vars` with learning rate `lr`, smoothing `α ∈ [0, 1)`, `eps > 0` and
     /// weight decay `λ ≥ 0`.
@@ -410,15 +429,12 @@ impl RmsProp {
             let p = var.as_tensor().detach();
             let g = g.detach();
             let g = if self.weight_decay > 0.0 { (g + (&p * self.weight_decay)?)? } else { g };
-            let s = match (avg.take(), self.form) {
-                (Some(s), _) => ((s * self.alpha)? + (g.sqr()? * (1.0 - self.alpha))?)?,
-                (None, RmsForm::PyTorch) => (g.sqr()? * (1.0 - self.alpha))?,
-                (None, RmsForm::TensorFlow) => ((g.sqr()? * (1.0 - self.alpha))? + self.alpha)?,
+            // s ← α·s + (1 − α)·g², from s₀ on the first step.
+            let s = match avg.take() {
+                Some(s) => ((s * self.alpha)? + (g.sqr()? * (1.0 - self.alpha))?)?,
+                None => ((g.sqr()? * (1.0 - self.alpha))? + self.alpha * self.form.initial_average())?,
             };
-            let denom = match self.form {
-                RmsForm::PyTorch => (s.sqrt()? + self.eps)?,
-                RmsForm::TensorFlow => (s.clone() + self.eps)?.sqrt()?,
-            };
+            let denom = self.form.denominator(&s, self.eps)?;
             var.set(&p.sub(&((g / denom)? * self.lr)?)?)?;
             *avg = Some(s);
         }

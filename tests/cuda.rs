@@ -1,7 +1,7 @@
 //! Every CUDA path of the crate against the CPU path on the same inputs, in one process: the
 //! fused pixel losses (CE, IAL, exact `W`, `CE + λW`, class-weighted `CE + λW`; f32 and f64;
 //! values and gradients), the per-pixel Sinkhorn kernel of the soft-target `W`, max-pooling
-//! with indices and unpooling, the four segmenters' forward and backward passes (and ENet on
+//! with indices and unpooling, the batch-norm and PReLU kernels, the four segmenters' forward and backward passes (and ENet on
 //! the GPU against the PyTorch fixture), and SGD training steps of ENet at CamVid's 360×480.
 //!
 //! Agreement is `max |gpu − cpu| / max |cpu|` over each tensor (the error relative to the
@@ -17,7 +17,7 @@
 //! 4e-7 to 1.3e-2 when the convolutions' values are rounded from f64 instead of summed in f32).
 //! There the GPU's f32 values are measured against the same network run in f64 on the CPU, and
 //! pass where their error is within 1e-4 or within [`FACTOR`] times the largest error of three
-//! f32 evaluations on the CPU (the layers composed from candle ops, as on the GPU; the fused
+//! f32 evaluations on the CPU (the layers composed from candle ops, convolutions as on the GPU; the fused
 //! CPU kernels; the composed layers with f64 convolution values,
 //! [`rwt::kernels::with_f64_convolution_values`]) — for logits, loss and running statistics
 //! tensor by tensor, for gradients over all of the network's gradients in that mode, since a
@@ -133,7 +133,7 @@ impl Checks {
         }
     }
 
-    /// The GPU's `gpu` and the CPU's `cpu` (both f32, the same composed layers) against the
+    /// The GPU's `gpu` and the CPU's `cpu` (both f32, the CPU's layers composed) against the
     /// f64 `reference`: the errors `max |· − reference| / scale`, with
     /// `scale = max(max |reference|, floor)`, and the GPU's at most `max(REL, FACTOR × the CPU's)`.
     fn against(&mut self, what: &str, gpu: &Tensor, cpu: &Tensor, reference: &Tensor, floor: f64) {
@@ -392,6 +392,97 @@ fn pooling_and_unpooling_match_the_cpu() {
     checks.finish();
 }
 
+/// Batch-norm followed by each activation (PReLU, ReLU, none) and a PReLU alone — on CUDA the
+/// crate's kernels (`kernels::batch_norm_device`, `kernels::prelu_device`) — against the same
+/// layers in f64 on the CPU (composed from candle ops there): outputs, the gradients of the
+/// input and of every parameter, and the running statistics after a training pass; f32 and f64
+/// on the GPU; shapes whose reductions take many slices per channel, a plane smaller than a
+/// block, more channels than a block has threads, and a `[B, C]` input for the PReLU.
+#[test]
+fn batch_norm_and_prelu_kernels_match_the_cpu() {
+    use rwt::models::layers::{batch_norm, Act, PRelu};
+    let Some(dev) = gpu() else { return };
+    let mut checks = Checks::new("batch_norm_and_prelu_kernels_match_the_cpu");
+    // The layer's variables with values drawn once (γ around 1, β, running statistics, slopes
+    // around 0.25), on `device` in `dtype`.
+    let layer = |c: usize, device: &Device, dtype: DType| {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, dtype, device);
+        let (bn, act) = (batch_norm(c, vb.pp("bn")).unwrap(), Act::prelu(c, vb.pp("act")).unwrap());
+        let mut rng = rwt::random::seeded(c as u64);
+        let mut names: Vec<String> = vars(&vm).into_keys().collect();
+        names.sort();
+        for name in names {
+            let z = rwt::random::normal(&mut rng, c, 1.0, &Device::Cpu).unwrap();
+            let v = match name.as_str() {
+                "bn.weight" => (z * 0.5).unwrap() + 1.0,
+                "bn.bias" | "bn.running_mean" => z * 0.3,
+                "bn.running_var" => z.abs().unwrap() + 0.5,
+                _ => (z * 0.2).unwrap() + 0.25,
+            }
+            .unwrap();
+            vars(&vm)[&name].set(&v.to_dtype(dtype).unwrap().to_device(device).unwrap()).unwrap();
+        }
+        (vm, bn, act)
+    };
+    for shape in [vec![4, 8, 64, 96], vec![2, 3, 5, 7], vec![2, 300, 3, 3], vec![6, 5]] {
+        let c = shape[1];
+        let mut rng = rwt::random::seeded(17);
+        let x = (rwt::random::normal(&mut rng, shape.as_slice(), 1.5, &Device::Cpu).unwrap() + 0.4).unwrap();
+        let g = rwt::random::normal(&mut rng, shape.as_slice(), 1.0, &Device::Cpu).unwrap();
+        // Batch-norm takes [B, C, H, W]; the PReLU also [B, C].
+        let acts: &[&str] = if shape.len() == 4 { &["PReLU", "ReLU", "none", "PReLU alone"] } else { &["PReLU alone"] };
+        for dtype in [DType::F32, DType::F64] {
+            let tol = if dtype == DType::F64 { F64_REL } else { REL };
+            for train in [true, false] {
+                for &act_name in acts {
+                    // (output, gradients by name, running statistics by name) on one device.
+                    let run = |device: &Device, dtype: DType| {
+                        let (vm, bn, act) = layer(c, device, dtype);
+                        let xv = Var::from_tensor(&x.to_dtype(dtype).unwrap().to_device(device).unwrap()).unwrap();
+                        let y = match act_name {
+                            "PReLU" => act.after(&bn, xv.as_tensor(), train),
+                            "ReLU" => Act::Relu.after(&bn, xv.as_tensor(), train),
+                            "none" => Act::Identity.after(&bn, xv.as_tensor(), train),
+                            _ => {
+                                let slopes = vars(&vm)["act.weight"].as_tensor().clone();
+                                rwt::candle_core::Module::forward(&PRelu::from_weight(slopes), xv.as_tensor())
+                            }
+                        }
+                        .unwrap();
+                        let gd = g.to_dtype(dtype).unwrap().to_device(device).unwrap();
+                        let grads = (&y * &gd).unwrap().sum_all().unwrap().backward().unwrap();
+                        let mut named = vec![("input".to_string(), grads.get(xv.as_tensor()).unwrap().clone())];
+                        let mut names: Vec<(String, Var)> = vars(&vm).into_iter().collect();
+                        names.sort_by(|a, b| a.0.cmp(&b.0));
+                        for (name, v) in names {
+                            if name.contains("running") {
+                                named.push((format!("{name} after the pass"), v.as_tensor().clone()));
+                            } else if let Some(gr) = grads.get(v.as_tensor()) {
+                                named.push((format!("gradient of {name}"), gr.clone()));
+                            }
+                        }
+                        (y, named)
+                    };
+                    let (yg, ng) = run(&dev, dtype);
+                    let (yr, nr) = run(&Device::Cpu, DType::F64);
+                    let what = format!("{shape:?} {dtype:?} {} {act_name}", if train { "train" } else { "eval" });
+                    checks.close_within(&format!("{what}: output"), &yg, &yr, tol, 0.0);
+                    assert_eq!(
+                        ng.iter().map(|n| &n.0).collect::<Vec<_>>(),
+                        nr.iter().map(|n| &n.0).collect::<Vec<_>>(),
+                        "{what}: the same gradients on both devices"
+                    );
+                    for ((name, tg), (_, tr)) in ng.iter().zip(&nr) {
+                        checks.close_within(&format!("{what}: {name}"), tg, tr, tol, 0.0);
+                    }
+                }
+            }
+        }
+    }
+    checks.finish();
+}
+
 /// The variables of `vm` by name.
 fn vars(vm: &VarMap) -> HashMap<String, Var> {
     vm.data().lock().unwrap().clone()
@@ -455,8 +546,9 @@ fn segmenters_forward_and_backward_match_the_cpu() {
                 let grads = l.backward().unwrap();
                 (out.logits, l, grads)
             };
-            // The CPU in f32 through the same composed layers as the GPU (not the fused CPU
-            // kernels, whose rounding differs): the baseline of the GPU's f32 error.
+            // The CPU in f32 through the layers composed from candle ops (the convolutions as on
+            // the GPU; batch-norm and PReLU there are the crate's kernels): the baseline of the
+            // GPU's f32 error.
             let (lc, loss_c, grads_c) = rwt::kernels::with_composed_layers(|| step(net_c.as_ref(), &x, &y));
             // Two more f32 evaluations on the CPU that differ from it only in rounding, on fresh
             // copies of the network (a training pass updates the running statistics): the fused

@@ -14,9 +14,11 @@
 //! backward) that a composed layer costs. A PReLU (or a ReLU, slope 0) after the layer folds
 //! into the same op ([`BatchNorm::forward_act`], [`BatchNorm::forward_relu`]): `g` above is then
 //! the activation's gradient `g·(z > 0 ? 1 : α)` at `z = γ·x̂ + β`, and `∂α = Σ_{z ≤ 0} g·z`.
-//! Elsewhere the layer is composed from candle ops, and the two agree (tested).
+//! On a CUDA device (`f32`, `f64`) the layer, with its PReLU, is the three ops of
+//! `batch_norm_device.rs`, whose statistics stay on the device. Elsewhere the layer is composed
+//! from candle ops, and every path agrees with it (tested).
 
-use crate::kernels::numeric::{cpu_f32, f32_part, with_host};
+use crate::kernels::numeric::{cpu_f32, cuda_float, f32_part, with_host};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, Var, D};
 use candle_nn::VarBuilder;
@@ -79,7 +81,7 @@ impl BatchNorm {
             let m = xt.dim(1)?;
             let mean = xt.mean(D::Minus1)?;
             let var = xt.broadcast_sub(&mean.unsqueeze(1)?)?.sqr()?.mean(D::Minus1)?;
-            self.update_running(&mean.to_dtype(DType::F32)?.to_vec1()?, &var.to_dtype(DType::F32)?.to_vec1()?, m)?;
+            self.blend_running(&mean, &var, m)?;
             (mean, var)
         } else {
             (self.running_mean.as_tensor().to_dtype(x.dtype())?, self.running_var.as_tensor().to_dtype(x.dtype())?)
@@ -119,9 +121,9 @@ impl candle_nn::ModuleT for BatchNorm {
 }
 
 impl BatchNorm {
-    /// Batch-norm followed by a ReLU — on the CPU the fused op with zero slopes.
+    /// Batch-norm followed by a ReLU — on the CPU and on CUDA the fused ops with zero slopes.
     pub fn forward_relu(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        if cpu_f32(&[x, &self.weight]) {
+        if cpu_f32(&[x, &self.weight]) || cuda_float(&[x, &self.weight]) {
             let zeros = Tensor::zeros_like(&self.weight)?;
             self.forward_act(x, Some(&zeros), train)
         } else {
@@ -137,6 +139,9 @@ impl BatchNorm {
             candle_core::bail!("rwt batch-norm: input has {c} channels, the layer {}", self.weight.elem_count());
         }
         let inputs: Vec<&Tensor> = [Some(x), Some(&self.weight), prelu].into_iter().flatten().collect();
+        if cuda_float(&inputs) {
+            return self.forward_device(x, prelu, train);
+        }
         if !cpu_f32(&inputs) {
             let y = self.forward_composed(x, train)?;
             return match prelu {
@@ -164,6 +169,47 @@ impl BatchNorm {
             }
         }
         Ok(y)
+    }
+}
+
+impl BatchNorm {
+    /// The layer (and its PReLU, slopes `prelu` `[C]`) through the ops of
+    /// `batch_norm_device.rs`: the path on CUDA, which also runs on the CPU (for the tests). In
+    /// training the running statistics are blended on the device, without a copy to the host.
+    pub(crate) fn forward_device(
+        &self,
+        x: &Tensor,
+        prelu: Option<&Tensor>,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        use crate::kernels::batch_norm_device::{Apply, Stats};
+        let (b, _, h, w) = x.dims4()?;
+        let dt = x.dtype();
+        let x = x.contiguous()?;
+        let (mean, var) = if train {
+            let s = x.apply_op1_no_bwd(&Stats)?;
+            let (mean, var) = (s.get(0)?, s.get(1)?);
+            self.blend_running(&mean, &var, b * h * w)?;
+            (mean, var)
+        } else {
+            (self.running_mean.as_tensor().to_dtype(dt)?, self.running_var.as_tensor().to_dtype(dt)?)
+        };
+        let mut rows = vec![self.weight.to_dtype(dt)?, self.bias.to_dtype(dt)?];
+        rows.extend(prelu.map(|a| a.to_dtype(dt)).transpose()?);
+        rows.extend([mean, var]);
+        x.apply_op2(&Tensor::stack(&rows, 0)?, Apply { train })
+    }
+
+    /// [`BatchNorm::update_running`] for batch statistics held in tensors (`var` biased, over
+    /// `m` values per channel), computed on their device.
+    fn blend_running(&self, mean: &Tensor, var: &Tensor, m: usize) -> candle_core::Result<()> {
+        let unbias = m as f64 / (m.max(2) - 1) as f64;
+        let blend = |old: &Var, new: &Tensor, scale: f64| -> candle_core::Result<()> {
+            let t = old.as_tensor();
+            old.set(&((t * (1.0 - MOMENTUM))? + (new.to_dtype(t.dtype())? * (MOMENTUM * scale))?)?)
+        };
+        blend(&self.running_mean, mean, 1.0)?;
+        blend(&self.running_var, var, unbias)
     }
 }
 
@@ -436,6 +482,95 @@ mod tests {
                 assert!(d < 2e-4, "train={train} quantity {k}: max diff {d}");
             }
         }
+    }
+
+    /// The device path (`batch_norm_device.rs`, run here by its CPU loops, which compute what
+    /// the CUDA kernels compute) against the layer composed from candle ops: outputs, the
+    /// gradients of the input, γ, β and α, and the running statistics, with and without a PReLU,
+    /// in training and evaluation, in f64 (to rounding) and f32.
+    #[test]
+    fn device_path_matches_composed() {
+        let dev = Device::Cpu;
+        for (dtype, tol) in [(DType::F64, 1e-11), (DType::F32, 2e-4)] {
+            let mut rng = crate::random::seeded(5);
+            let normal = |rng: &mut _, shape: (usize, usize, usize, usize), s: f64| {
+                crate::random::normal(rng, shape, s, &dev).unwrap().to_dtype(dtype).unwrap()
+            };
+            let x = (normal(&mut rng, (3, 4, 5, 6), 2.0) + 0.7).unwrap();
+            let g = normal(&mut rng, (3, 4, 5, 6), 1.0);
+            let gamma = Tensor::new(&[1.5f64, -0.5, 0.8, 2.0], &dev).unwrap().to_dtype(dtype).unwrap();
+            let beta = Tensor::new(&[0.3f64, -1.0, 0.0, 0.6], &dev).unwrap().to_dtype(dtype).unwrap();
+            let alpha = Tensor::new(&[0.25f64, -0.5, 1.5, 0.0], &dev).unwrap().to_dtype(dtype).unwrap();
+            for train in [true, false] {
+                for with_prelu in [false, true] {
+                    let run = |device_path: bool| {
+                        let vm = VarMap::new();
+                        let bn = BatchNorm::new(4, VarBuilder::from_varmap(&vm, dtype, &dev)).unwrap();
+                        for (name, var) in vm.data().lock().unwrap().iter() {
+                            match name.as_str() {
+                                "weight" => var.set(&gamma).unwrap(),
+                                "bias" => var.set(&beta).unwrap(),
+                                "running_mean" => var.set(&(&beta * 2.0).unwrap()).unwrap(),
+                                _ => var.set(&(gamma.abs().unwrap() + 0.5).unwrap()).unwrap(),
+                            }
+                        }
+                        let (xv, av) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&alpha).unwrap());
+                        let prelu = with_prelu.then(|| av.as_tensor());
+                        let y = if device_path {
+                            bn.forward_device(xv.as_tensor(), prelu, train).unwrap()
+                        } else {
+                            let y = bn.forward_composed(xv.as_tensor(), train).unwrap();
+                            match prelu {
+                                Some(a) => {
+                                    crate::kernels::prelu::PRelu::from_weight(a.clone()).forward_composed(&y).unwrap()
+                                }
+                                None => y,
+                            }
+                        };
+                        let gs = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+                        let v = |t: Option<&Tensor>| {
+                            t.map_or(vec![], |t| {
+                                t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
+                            })
+                        };
+                        [
+                            v(Some(&y)),
+                            v(gs.get(xv.as_tensor())),
+                            v(gs.get(&bn.weight)),
+                            v(gs.get(&bn.bias)),
+                            if with_prelu { v(gs.get(av.as_tensor())) } else { vec![] },
+                            v(Some(bn.running_mean())),
+                            v(Some(bn.running_var())),
+                        ]
+                    };
+                    let (ours, composed) = (run(true), run(false));
+                    let names = ["output", "∂x", "∂γ", "∂β", "∂α", "running mean", "running variance"];
+                    for ((name, a), b) in names.iter().zip(&ours).zip(&composed) {
+                        assert_eq!(a.len(), b.len(), "{dtype:?} train={train} prelu={with_prelu} {name}: missing");
+                        let scale = b.iter().fold(1f64, |m, v| m.max(v.abs()));
+                        let d = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f64, f64::max);
+                        assert!(d <= tol * scale, "{dtype:?} train={train} prelu={with_prelu} {name}: max diff {d:e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The device path names the bad input: a table of the wrong shape, an integer input, a
+    /// vector, an empty batch.
+    #[test]
+    fn device_ops_reject_bad_shapes() {
+        use crate::kernels::batch_norm_device::{Apply, Stats};
+        let dev = Device::Cpu;
+        let x = Tensor::ones((2, 3, 4, 4), DType::F32, &dev).unwrap();
+        let err = x.apply_op2(&Tensor::ones((3, 3), DType::F32, &dev).unwrap(), Apply { train: true }).unwrap_err();
+        assert!(err.to_string().contains("[4 or 5, 3]"), "{err}");
+        let err = x.to_dtype(DType::U32).unwrap().apply_op1_no_bwd(&Stats).unwrap_err();
+        assert!(err.to_string().contains("all f32 or all f64"), "{err}");
+        let err = Tensor::ones(6, DType::F32, &dev).unwrap().apply_op1_no_bwd(&Stats).unwrap_err();
+        assert!(err.to_string().contains("[B, C, ...]"), "{err}");
+        let err = Tensor::ones((0, 3, 4, 4), DType::F32, &dev).unwrap().apply_op1_no_bwd(&Stats).unwrap_err();
+        assert!(err.to_string().contains("non-empty"), "{err}");
     }
 
     /// PyTorch's running-statistics update, computed once:

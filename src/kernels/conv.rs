@@ -12,13 +12,31 @@
 //!
 //! with `W` viewed as `[C_out, C_in·kh·kw]` (convolution) or `[C_in, C_out·k·k]` (transposed).
 //! These ops serve `f32` tensors on the CPU; other devices and dtypes use candle's kernels
-//! (cuDNN on CUDA). Tests check values and gradients against candle's.
+//! (cuDNN on CUDA), except 1×1 convolutions on CUDA ([`pointwise`]: a batched matrix
+//! product). Tests check values and gradients against candle's.
 
 use crate::kernels::numeric::{f32_part, filled, with_host, Out};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+
+/// A 1×1 convolution (stride 1, no padding) of `x [B, C_in, H, W]` with `w [C_out, C_in, 1, 1]`
+/// as one batched matrix product `y_b = W·x_b` (`W` viewed `[C_out, C_in]` and broadcast over
+/// the batch without a copy, `x_b` `[C_in, H·W]`), output `[B, C_out, H, W]`; candle's autograd
+/// gives `∂x_b = Wᵀ·g_b` and `∂W = Σ_b g_b·x_bᵀ`, matrix products too. The models take it on
+/// CUDA, where candle's convolution copies the input into columns and its output back to
+/// NCHW, and computes the input gradient with a direct transposed-convolution kernel; it is
+/// one cuBLAS call each way here. Tested against candle's `conv2d` in f64.
+pub(crate) fn pointwise(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, c, h, wd) = x.dims4()?;
+    let (co, ci, kh, kw) = w.dims4()?;
+    if (ci, kh, kw) != (c, 1, 1) {
+        candle_core::bail!("rwt pointwise convolution: weight {:?} for input {:?}", w.dims(), x.dims());
+    }
+    let y = w.reshape((co, ci))?.broadcast_left(b)?.matmul(&x.reshape((b, c, h * wd))?)?;
+    y.reshape((b, co, h, wd))
+}
 
 /// Where a kernel window reads: an image `[c, h, w]` and the `oh × ow` grid of windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -683,6 +701,39 @@ mod tests {
             let what = format!("conv {ci}->{co} {h}x{w} k{kh}x{kw} p{ph},{pw} s{s} d{d}");
             assert_close(&grads(ours, &g, &x, &k), &grads(theirs, &g, &x, &k), &what);
         }
+    }
+
+    /// The pointwise convolution as a matrix product against candle's `conv2d`, in f64: value
+    /// and both gradients to rounding; a weight that is not 1×1 is an error.
+    #[test]
+    fn pointwise_matches_candle_conv() {
+        let dev = Device::Cpu;
+        let mut rng = crate::random::seeded(12);
+        let f64_ = candle_core::DType::F64;
+        let x = Var::from_tensor(
+            &crate::random::normal(&mut rng, (3, 5, 4, 6), 1.0, &dev).unwrap().to_dtype(f64_).unwrap(),
+        )
+        .unwrap();
+        let k = Var::from_tensor(
+            &crate::random::normal(&mut rng, (7, 5, 1, 1), 1.0, &dev).unwrap().to_dtype(f64_).unwrap(),
+        )
+        .unwrap();
+        let g = crate::random::normal(&mut rng, (3, 7, 4, 6), 1.0, &dev).unwrap().to_dtype(f64_).unwrap();
+        let run = |y: Tensor| {
+            let gs = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            [v(&y), v(gs.get(x.as_tensor()).unwrap()), v(gs.get(k.as_tensor()).unwrap())]
+        };
+        let ours = run(pointwise(x.as_tensor(), k.as_tensor()).unwrap());
+        let theirs = run(x.as_tensor().conv2d(k.as_tensor(), 0, 1, 1, 1).unwrap());
+        for (q, (a, b)) in ["value", "input gradient", "weight gradient"].iter().zip(ours.iter().zip(&theirs)) {
+            assert_eq!(a.len(), b.len(), "{q}");
+            let d = a.iter().zip(b).map(|(u, v)| (u - v).abs()).fold(0f64, f64::max);
+            assert!(d < 1e-12, "{q}: max diff {d:e}");
+        }
+        let w3 = Tensor::zeros((7, 5, 3, 3), f64_, &dev).unwrap();
+        let err = pointwise(x.as_tensor(), &w3).unwrap_err();
+        assert!(err.to_string().contains("[7, 5, 3, 3]"), "{err}");
     }
 
     /// An input that records no graph gets no gradient, and the weight's gradient is the

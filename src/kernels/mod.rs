@@ -10,9 +10,11 @@
 //! |---|---|---|---|---|
 //! | pixel loss | `pixel_loss.rs` (+ `_cuda.rs`, `.cu`) | per pixel: softmax, `w[y]·CE + Σ s_p C[y][p]` (CE, IAL, exact one-hot `W` of Eq. 2, `CE + λW`), its gradient `w[y](s − e_y) + s ⊙ (C[y] − L_W)`; on CUDA the forward kernel also counts the valid labels and finds the first out-of-range one | softmax, gather, matmul with the cost rows, reduction; a label check of ten device ops | `tests/theorem1.rs::fused_and_composed_agree_in_f32`, `tests/gradients.rs` (central differences in f64) |
 //! | soft-target `W` | `sinkhorn_loss.rs` (+ `_cuda.rs`, `.cu`) | one log-domain Sinkhorn solve per pixel, the gradient from the dual potential | a batched Sinkhorn built from tensor ops | `tests/soft_loss.rs` (host solver, finite differences) |
-//! | convolution | `conv.rs` | im2col + GEMM forward and backward, transposed convolution whose kernel tiles its output, bias | candle's direct CPU convolution backward | `conv::tests::conv_matches_candle`, `conv_transpose_matches_candle`, `add_bias_matches_candle` |
+//! | convolution | `conv.rs` | im2col + GEMM forward and backward, transposed convolution whose kernel tiles its output, bias; on CUDA a 1×1 convolution as one batched matrix product | candle's direct CPU convolution backward; on CUDA candle's im2col copies and direct transposed-convolution kernel | `conv::tests::conv_matches_candle`, `conv_transpose_matches_candle`, `add_bias_matches_candle`, `pointwise_matches_candle_conv` |
 //! | batch-norm (+ PReLU / ReLU) | `batch_norm.rs` | the whole layer, training and evaluation, running statistics as PyTorch | a dozen element-wise ops | `batch_norm::tests::fused_matches_composed_values_gradients_and_running_stats`, `fused_prelu_matches_composed`, `running_statistics_follow_pytorch` |
+//! | batch-norm (+ PReLU / ReLU) on the GPU | `batch_norm_device.rs` (+ `_cuda.rs`, `.cu`) | the same layer as three ops with the statistics in a device tensor: batch moments, the layer, its gradient (CPU loops of the same formulas for the tests) | a dozen element-wise ops | `batch_norm::tests::device_path_matches_composed` (CPU, f64 and f32), `tests/cuda.rs` (GPU vs CPU) |
 //! | PReLU, residual PReLU | `prelu.rs` | `max(x, 0) + a·min(x, 0)`; `PReLU(main + branch)` | where, mul, add | `prelu::tests::fused_matches_composed`, `residual_matches_composed` |
+//! | PReLU on the GPU | `prelu_device.rs` (+ `_cuda.rs`, `.cu`) | the layer and its gradient, for `PRelu` and ENet's bottleneck exits (after the residual sum) | relu, minimum, mul, add | `prelu::tests::device_path_matches_composed` (CPU, f64 and f32), `tests/cuda.rs` (GPU vs CPU) |
 //! | ENet bottleneck | `bottleneck.rs` | `PReLU(main + m ⊙ branch(x))`, the branch's conv → batch-norm → PReLU units in blocks of rows that stay in L2 | ten graph nodes per bottleneck | `bottleneck::tests::fused_bottleneck_matches_candle`; `tests/models.rs::enet_matches_the_pytorch_reference` |
 //! | plane loops | `planes.rs` | batch-norm's affine map with PReLU, moments, gradient sums, in 8 lanes with AVX2 + FMA where present | scalar loops | `planes::tests::sums_match_f64` |
 //! | max-pool with indices, max-unpool | [`pooling`] (+ `_cuda.rs`, `.cu`) | argmax-pool, gather, scatter (CPU and CUDA), their gradients | (candle has none) | `pooling::tests::gradients_match_finite_differences`, `pooling_2x2_matches_the_general_kernel` |
@@ -21,13 +23,17 @@
 //! detection, the ops' view of candle's CPU storage) and, with the `cuda` feature, `cuda.rs`
 //! (NVRTC compilation of the `.cu` sources once per process, contiguous device views).
 //!
-//! The fused CPU paths run for contiguous `f32` (and `f64` for the losses) on the CPU; other
-//! devices and dtypes take candle's kernels or the crate's CUDA kernels, with the same results.
+//! The fused CPU paths run for contiguous `f32` (and `f64` for the losses) on the CPU; on CUDA
+//! the losses, pooling, batch-norm and PReLU take the crate's CUDA kernels (`f32`, `f64`;
+//! `block_sum.cuh` is the reduction the per-channel kernels share); everything else takes
+//! candle's kernels, with the same results.
 
-/// Runs `f` with the models' layers composed from candle ops on the CPU too (the path every
-/// other device and dtype takes), instead of the fused CPU kernels, on the calling thread; the
-/// kernels serve again afterwards, also when `f` panics. For comparisons: the CUDA tests
-/// measure the GPU's f32 rounding against the same layers' on the CPU.
+/// Runs `f` with the models' layers composed from candle ops (the path of dtypes that no kernel
+/// serves), instead of the fused CPU kernels and, on CUDA, the batch-norm and PReLU kernels
+/// and 1×1 convolutions as matrix products, on the calling
+/// thread; the kernels serve again afterwards, also when `f` panics. For comparisons: the CUDA
+/// tests measure the GPU's f32 rounding against the CPU's f32 evaluations of the composed
+/// layers, and the CUDA benchmark times the GPU's layers both ways.
 ///
 /// ```
 /// use rwt::candle_core::{Device, Tensor};
@@ -78,6 +84,9 @@ pub fn with_f64_convolution_values<R>(f: impl FnOnce() -> R) -> R {
 }
 
 pub(crate) mod batch_norm;
+#[cfg(feature = "cuda")]
+mod batch_norm_cuda;
+pub(crate) mod batch_norm_device;
 pub(crate) mod bottleneck;
 pub(crate) mod conv;
 #[cfg(feature = "cuda")]
@@ -91,6 +100,9 @@ pub mod pooling;
 #[cfg(feature = "cuda")]
 mod pooling_cuda;
 pub(crate) mod prelu;
+#[cfg(feature = "cuda")]
+mod prelu_cuda;
+pub(crate) mod prelu_device;
 pub(crate) mod sinkhorn_loss;
 #[cfg(feature = "cuda")]
 mod sinkhorn_loss_cuda;

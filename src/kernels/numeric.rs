@@ -12,8 +12,19 @@ pub(crate) fn cpu_f32(ts: &[&Tensor]) -> bool {
     FUSED_CPU.with(|on| on.get()) && ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
+/// Whether the crate's CUDA layer paths (the batch-norm and PReLU kernels, 1×1 convolutions as
+/// matrix products) serve these tensors: all on a CUDA device, all `f32` or all `f64`, outside
+/// [`crate::kernels::with_composed_layers`].
+pub(crate) fn cuda_float(ts: &[&Tensor]) -> bool {
+    let dtype = ts.first().map(|t| t.dtype());
+    FUSED_CPU.with(|on| on.get())
+        && matches!(dtype, Some(DType::F32 | DType::F64))
+        && ts.iter().all(|t| t.device().is_cuda() && Some(t.dtype()) == dtype)
+}
+
 thread_local! {
-    /// Whether the fused CPU kernels serve on this thread (see [`cpu_f32`]).
+    /// Whether the fused CPU kernels and the CUDA layer paths serve on this thread (see
+    /// [`cpu_f32`], [`cuda_float`]).
     pub(crate) static FUSED_CPU: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
     /// Whether composed convolutions compute their value in f64 (see
     /// [`crate::kernels::with_f64_convolution_values`]).
@@ -26,6 +37,52 @@ pub(crate) fn contiguous_part<'a, T>(v: &'a [T], l: &Layout, what: &str) -> cand
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&v[a..b]),
         None => candle_core::bail!("rwt: {what} must be contiguous"),
+    }
+}
+
+/// `(B, C, plane)` of a contiguous, non-empty layout `[B, C, …]` (`plane` the product of the
+/// dims after the channels, 1 for `[B, C]`): the view of the per-channel kernels (batch-norm,
+/// PReLU); an error naming the `op` and its input `what` otherwise.
+pub(crate) fn channel_planes(l: &Layout, op: &str, what: &str) -> candle_core::Result<(usize, usize, usize)> {
+    match l.dims() {
+        [b, c, rest @ ..] if l.is_contiguous() && l.shape().elem_count() > 0 => Ok((*b, *c, rest.iter().product())),
+        d => candle_core::bail!("rwt {op}: {what} must be contiguous, non-empty [B, C, ...], got {d:?}"),
+    }
+}
+
+/// The values of CPU storages that are all `f32` or all `f64`, each the contiguous part its
+/// layout covers (the per-channel ops' CPU loops take either).
+pub(crate) enum Floats<'a> {
+    F32(Vec<&'a [f32]>),
+    F64(Vec<&'a [f64]>),
+}
+
+impl<'a> Floats<'a> {
+    /// The inputs `(storage, layout, what)` of `op`, or an error naming the first that is not
+    /// contiguous and `op` when their dtypes are not all `f32` or all `f64`.
+    pub(crate) fn of(inputs: &[(&'a CpuStorage, &Layout, &str)], op: &str) -> candle_core::Result<Self> {
+        let mixed = || candle_core::Error::Msg(format!("rwt {op}: the inputs must be all f32 or all f64"));
+        match inputs.first().map(|i| i.0) {
+            Some(CpuStorage::F32(_)) => Ok(Floats::F32(
+                inputs
+                    .iter()
+                    .map(|(s, l, what)| match s {
+                        CpuStorage::F32(v) => contiguous_part(v, l, what),
+                        _ => Err(mixed()),
+                    })
+                    .collect::<candle_core::Result<_>>()?,
+            )),
+            Some(CpuStorage::F64(_)) => Ok(Floats::F64(
+                inputs
+                    .iter()
+                    .map(|(s, l, what)| match s {
+                        CpuStorage::F64(v) => contiguous_part(v, l, what),
+                        _ => Err(mixed()),
+                    })
+                    .collect::<candle_core::Result<_>>()?,
+            )),
+            _ => Err(mixed()),
+        }
     }
 }
 

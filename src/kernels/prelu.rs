@@ -2,9 +2,10 @@
 //! learned slope per channel (PyTorch's parameter name `weight`).
 //!
 //! On the CPU with `f32` it is one custom op with the gradient `∂x = g·(x > 0 ? 1 : a_c)`,
-//! `∂a_c = Σ_{x ≤ 0} g·x`; elsewhere it is composed from candle ops (tested equal).
+//! `∂a_c = Σ_{x ≤ 0} g·x`; on CUDA (`f32`, `f64`) the two ops of `prelu_device.rs`; elsewhere
+//! it is composed from candle ops (all tested equal).
 
-use crate::kernels::numeric::{cpu_f32, f32_part, with_host};
+use crate::kernels::numeric::{cpu_f32, cuda_float, f32_part, with_host};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use candle_nn::VarBuilder;
@@ -41,6 +42,14 @@ impl PRelu {
     }
 }
 
+impl PRelu {
+    /// The layer through the ops of `prelu_device.rs`: the path on CUDA, which also runs on the
+    /// CPU (for the tests).
+    pub(crate) fn forward_device(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.contiguous()?.apply_op2(&self.weight.contiguous()?, crate::kernels::prelu_device::Apply)
+    }
+}
+
 impl candle_core::Module for PRelu {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if x.rank() < 2 || x.dim(1)? != self.weight.elem_count() {
@@ -48,6 +57,8 @@ impl candle_core::Module for PRelu {
         }
         if cpu_f32(&[x, &self.weight]) {
             x.contiguous()?.apply_op2(&self.weight, FusedPRelu)
+        } else if cuda_float(&[x, &self.weight]) {
+            self.forward_device(x)
         } else {
             self.forward_composed(x)
         }
@@ -56,8 +67,8 @@ impl candle_core::Module for PRelu {
 
 /// ENet's bottleneck exit `PReLU(main + m ⊙ branch)`, with `m` the per-`(batch, channel)`
 /// spatial-dropout scales (`None`: no dropout): one op on the CPU with `f32` (gradients
-/// `∂main = g'`, `∂branch = m·g'`, `g' = g·(s > 0 ? 1 : a_c)`, `∂a_c = Σ_{s ≤ 0} g·s`),
-/// composed elsewhere.
+/// `∂main = g'`, `∂branch = m·g'`, `g' = g·(s > 0 ? 1 : a_c)`, `∂a_c = Σ_{s ≤ 0} g·s`); the
+/// sum composed and the PReLU's ops on CUDA; composed elsewhere.
 pub fn residual_prelu(
     main: &Tensor,
     branch: &Tensor,
@@ -85,7 +96,7 @@ pub fn residual_prelu(
         }
         None => branch.clone(),
     };
-    prelu.forward_composed(&(main + branch)?)
+    candle_core::Module::forward(prelu, &(main + branch)?)
 }
 
 /// The fused residual op; inputs `main`, `branch`, slopes.
@@ -278,6 +289,58 @@ mod tests {
             let d = f.iter().zip(c).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
             assert!(d < 1e-5, "quantity {k}: {d}");
         }
+    }
+
+    /// The device path (`prelu_device.rs`, run here by its CPU loops, which compute what the
+    /// CUDA kernels compute) against the composed form: output and the gradients of the input
+    /// and the slopes, for `[B, C, H, W]` and `[B, C]`, in f64 (to rounding) and f32. (At an
+    /// input of exactly 0 the gradient is a convention: the fused ops take the slope's side,
+    /// candle's composed `relu(x) + a·min(x, 0)` both sides, `1 + a`.)
+    #[test]
+    fn device_path_matches_composed() {
+        let dev = Device::Cpu;
+        for (dtype, tol) in [(candle_core::DType::F64, 1e-12), (candle_core::DType::F32, 1e-6)] {
+            for shape in [vec![2, 4, 5, 3], vec![3, 4]] {
+                let mut rng = crate::random::seeded(7);
+                let x = crate::random::normal(&mut rng, shape.as_slice(), 1.0, &dev).unwrap();
+                let x = Var::from_tensor(&x.to_dtype(dtype).unwrap()).unwrap();
+                let g = crate::random::normal(&mut rng, shape.as_slice(), 1.0, &dev).unwrap().to_dtype(dtype).unwrap();
+                let a =
+                    Var::from_tensor(&Tensor::new(&[0.25f64, -0.5, 0.0, 1.5], &dev).unwrap().to_dtype(dtype).unwrap())
+                        .unwrap();
+                let p = PRelu { weight: a.as_tensor().clone() };
+                let run = |y: Tensor| {
+                    let gs = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+                    let v = |t: &Tensor| {
+                        t.flatten_all().unwrap().to_dtype(candle_core::DType::F64).unwrap().to_vec1::<f64>().unwrap()
+                    };
+                    [v(&y), v(gs.get(x.as_tensor()).unwrap()), v(gs.get(a.as_tensor()).unwrap())]
+                };
+                let ours = run(p.forward_device(x.as_tensor()).unwrap());
+                let composed = run(p.forward_composed(x.as_tensor()).unwrap());
+                for (k, (f, c)) in ours.iter().zip(&composed).enumerate() {
+                    let scale = c.iter().fold(1f64, |m, v| m.max(v.abs()));
+                    let d = f.iter().zip(c).map(|(p, q)| (p - q).abs()).fold(0f64, f64::max);
+                    assert!(d <= tol * scale, "{dtype:?} {shape:?} quantity {k}: {d:e}");
+                }
+            }
+        }
+    }
+
+    /// The device path names the bad input: slopes of another length, mixed dtypes, an empty
+    /// batch.
+    #[test]
+    fn device_op_rejects_bad_input() {
+        use crate::kernels::prelu_device::Apply;
+        let dev = Device::Cpu;
+        let x = Tensor::ones((2, 4, 3, 3), candle_core::DType::F32, &dev).unwrap();
+        let err = x.apply_op2(&Tensor::ones(3, candle_core::DType::F32, &dev).unwrap(), Apply).unwrap_err();
+        assert!(err.to_string().contains("[4], got [3]"), "{err}");
+        let err = x.apply_op2(&Tensor::ones(4, candle_core::DType::F64, &dev).unwrap(), Apply).unwrap_err();
+        assert!(err.to_string().contains("all f32 or all f64"), "{err}");
+        let empty = Tensor::ones((0, 4, 3, 3), candle_core::DType::F32, &dev).unwrap();
+        let err = empty.apply_op2(&Tensor::ones(4, candle_core::DType::F32, &dev).unwrap(), Apply).unwrap_err();
+        assert!(err.to_string().contains("non-empty"), "{err}");
     }
 
     /// The fused bottleneck exit against `PReLU(main + mask ⊙ branch)` from candle ops.

@@ -4,7 +4,7 @@
 //! `running_mean`, `running_var`), so torchvision checkpoints map onto them by name.
 
 pub use crate::kernels::batch_norm::BatchNorm;
-use crate::kernels::numeric::cpu_f32;
+use crate::kernels::numeric::{cpu_f32, cuda_float};
 pub use crate::kernels::prelu::PRelu;
 use crate::Result;
 use candle_core::{DType, Module, ModuleT, Tensor};
@@ -103,6 +103,10 @@ impl Conv {
             let op = crate::kernels::conv::Conv2d { ph, pw, stride: self.stride, dilation: self.dilation };
             let y = x.contiguous()?.apply_op2(&self.weight.contiguous()?, op)?;
             return add_bias(y, self.bias.as_ref());
+        }
+        let (kh, kw) = (self.weight.dim(2)?, self.weight.dim(3)?);
+        if cuda_float(&[x, &self.weight]) && (kh, kw, ph, pw, self.stride) == (1, 1, 0, 0, 1) {
+            return add_bias(crate::kernels::conv::pointwise(x, &self.weight)?, self.bias.as_ref());
         }
         // candle pads both axes alike: pad the longer way by hand for asymmetric kernels.
         let (x, pad) =
