@@ -19,7 +19,8 @@
 //! skipped with a message.
 //!
 //! - `enet-parts`: where an ENet step's time goes — the layers of its first stage at 512×1024,
-//!   batch 8 (a 3×3 and a 1×1 convolution, forward, input gradient and weight gradient; the
+//!   batch 8 (a 3×3 and a 1×1 convolution, forward, input gradient and weight gradient, and the
+//!   1×1 convolution as ENet's layer runs it on CUDA, a matrix product; the
 //!   batch-norm + PReLU unit forward and backward, by the crate's CUDA kernels and composed from
 //!   candle ops; one element-wise op over the same tensor).
 //!
@@ -419,6 +420,28 @@ fn enet_parts(dev: &Device, quick: bool) -> rwt::Result<Value> {
         row(
             &format!("{name}: weight gradient"),
             backward_median(dev, repeats, &g, || Ok(x.conv2d(wv.as_tensor(), pad, 1, 1, 1)?))?,
+        );
+    }
+    // The 1×1 convolution as ENet's layer runs it on CUDA (kernels::conv::pointwise: one
+    // batched matrix product each way), against candle's conv2d above.
+    {
+        use rwt::candle_core::Module;
+        use rwt::models::layers::{Conv, ConvSpec};
+        let vm = VarMap::new();
+        let conv = Conv::new(64, 16, ConvSpec::pointwise(), VarBuilder::from_varmap(&vm, DType::F32, dev))?;
+        let x = rwt::random::normal(&mut rng, (b, 64, h, w), 1.0, dev)?;
+        let g = rwt::random::normal(&mut rng, (b, 16, h, w), 1.0, dev)?;
+        row(
+            "1x1 conv 64 -> 16, the layer (matrix product): forward",
+            median(dev, repeats, || {
+                conv.forward(&x)?;
+                Ok(())
+            })?,
+        );
+        let xv = Var::from_tensor(&x)?;
+        row(
+            "1x1 conv 64 -> 16, the layer: forward + input and weight gradients",
+            backward_median(dev, repeats, &g, || Ok(conv.forward(xv.as_tensor())?))?,
         );
     }
     // Batch-norm (batch statistics) + PReLU over 64 channels: the crate's CUDA kernels
