@@ -61,27 +61,24 @@ impl<'a> Floats<'a> {
     /// The inputs `(storage, layout, what)` of `op`, or an error naming the first that is not
     /// contiguous and `op` when their dtypes are not all `f32` or all `f64`.
     pub(crate) fn of(inputs: &[(&'a CpuStorage, &Layout, &str)], op: &str) -> candle_core::Result<Self> {
-        let mixed = || candle_core::Error::Msg(format!("rwt {op}: the inputs must be all f32 or all f64"));
+        fn all<'a, T>(
+            inputs: &[(&'a CpuStorage, &Layout, &str)],
+            values: fn(&'a CpuStorage) -> Option<&'a [T]>,
+            op: &str,
+        ) -> candle_core::Result<Vec<&'a [T]>> {
+            inputs
+                .iter()
+                .map(|(s, l, what)| match values(s) {
+                    Some(v) => contiguous_part(v, l, what),
+                    None => candle_core::bail!("rwt {op}: the inputs must be all f32 or all f64"),
+                })
+                .collect()
+        }
         match inputs.first().map(|i| i.0) {
-            Some(CpuStorage::F32(_)) => Ok(Floats::F32(
-                inputs
-                    .iter()
-                    .map(|(s, l, what)| match s {
-                        CpuStorage::F32(v) => contiguous_part(v, l, what),
-                        _ => Err(mixed()),
-                    })
-                    .collect::<candle_core::Result<_>>()?,
-            )),
-            Some(CpuStorage::F64(_)) => Ok(Floats::F64(
-                inputs
-                    .iter()
-                    .map(|(s, l, what)| match s {
-                        CpuStorage::F64(v) => contiguous_part(v, l, what),
-                        _ => Err(mixed()),
-                    })
-                    .collect::<candle_core::Result<_>>()?,
-            )),
-            _ => Err(mixed()),
+            Some(CpuStorage::F64(_)) => {
+                Ok(Floats::F64(all(inputs, |s| if let CpuStorage::F64(v) = s { Some(v) } else { None }, op)?))
+            }
+            _ => Ok(Floats::F32(all(inputs, |s| if let CpuStorage::F32(v) = s { Some(v) } else { None }, op)?)),
         }
     }
 }
