@@ -97,20 +97,11 @@ impl BatchNorm {
         (&self.weight, &self.bias)
     }
 
-    /// Blends batch statistics (`var` biased, over `m` values per channel) into the running
-    /// ones.
+    /// Blends batch statistics held on the host (`var` biased, over `m` values per channel) into
+    /// the running ones ([`BatchNorm::blend_running`]).
     pub(crate) fn update_running(&self, mean: &[f32], var: &[f32], m: usize) -> candle_core::Result<()> {
         let dev = self.running_mean.device();
-        let unbias = m as f64 / (m.max(2) - 1) as f64;
-        let rm: Vec<f32> = self.running_mean.as_tensor().to_dtype(DType::F32)?.to_vec1()?;
-        let rv: Vec<f32> = self.running_var.as_tensor().to_dtype(DType::F32)?.to_vec1()?;
-        let blend = |old: f32, new: f64| ((1.0 - MOMENTUM) * old as f64 + MOMENTUM * new) as f32;
-        let rm: Vec<f32> = rm.iter().zip(mean).map(|(&o, &n)| blend(o, n as f64)).collect();
-        let rv: Vec<f32> = rv.iter().zip(var).map(|(&o, &n)| blend(o, n as f64 * unbias)).collect();
-        let dt = self.running_mean.dtype();
-        self.running_mean.set(&Tensor::from_vec(rm, mean.len(), dev)?.to_dtype(dt)?)?;
-        self.running_var.set(&Tensor::from_vec(rv, var.len(), dev)?.to_dtype(dt)?)?;
-        Ok(())
+        self.blend_running(&Tensor::new(mean, dev)?, &Tensor::new(var, dev)?, m)
     }
 }
 
@@ -200,13 +191,16 @@ impl BatchNorm {
         x.apply_op2(&Tensor::stack(&rows, 0)?, Apply { train })
     }
 
-    /// [`BatchNorm::update_running`] for batch statistics held in tensors (`var` biased, over
-    /// `m` values per channel), computed on their device.
+    /// Blends batch statistics (`var` biased, over `m` values per channel) into the running
+    /// ones, PyTorch's `(1 − momentum)·running + momentum·batch` with the variance unbiased by
+    /// `m/(m − 1)`: on the statistics' device, in f64, rounded once to the running statistics'
+    /// dtype.
     fn blend_running(&self, mean: &Tensor, var: &Tensor, m: usize) -> candle_core::Result<()> {
         let unbias = m as f64 / (m.max(2) - 1) as f64;
         let blend = |old: &Var, new: &Tensor, scale: f64| -> candle_core::Result<()> {
-            let t = old.as_tensor();
-            old.set(&((t * (1.0 - MOMENTUM))? + (new.to_dtype(t.dtype())? * (MOMENTUM * scale))?)?)
+            let (t, f64_) = (old.as_tensor(), DType::F64);
+            let v = ((t.to_dtype(f64_)? * (1.0 - MOMENTUM))? + ((new.to_dtype(f64_)? * scale)? * MOMENTUM)?)?;
+            old.set(&v.to_dtype(t.dtype())?)
         };
         blend(&self.running_mean, mean, 1.0)?;
         blend(&self.running_var, var, unbias)
