@@ -271,13 +271,14 @@ fn the_floor_table_matches_the_records_python() {
         ),
     ];
     assert_eq!(drivers.iter().map(|(_, r)| r.len()).collect::<Vec<_>>(), [1, 1, 3, 3, 2]);
-    assert_eq!(floor_table_cells(&drivers, floor, &dir.join("floor.md")), 5);
+    assert_eq!(floor_table_cells(&drivers, &dir.join("floor.md")), 5);
 }
 
-/// Asserts that `rl::floor_table` of `drivers` has the cells of the Python table `python`
-/// (which has a column more: the number of rows pooled), row for row; returns the row count.
-fn floor_table_cells(drivers: &[(String, Vec<&BenchmarkRow>)], floor: &str, python: &Path) -> usize {
-    let ours = rwt::rl::floor_table(drivers, floor, 0.95).unwrap().to_markdown();
+/// Asserts that `rl::floor_table` of `drivers` (the first of them the floor) has the cells of
+/// the Python table `python` (which has a column more: the number of rows pooled), row for
+/// row; returns the row count.
+fn floor_table_cells(drivers: &[(String, Vec<&BenchmarkRow>)], python: &Path) -> usize {
+    let ours = rwt::rl::floor_table(drivers, &drivers[0].0, 0.95).unwrap().to_markdown();
     let python = std::fs::read_to_string(python).unwrap();
     let cells = |line: &str, skip: usize| -> Vec<String> {
         line.trim().trim_matches('|').split(" | ").skip(skip).map(|c| c.trim().to_string()).collect()
@@ -288,23 +289,36 @@ fn floor_table_cells(drivers: &[(String, Vec<&BenchmarkRow>)], floor: &str, pyth
     ours.len()
 }
 
-/// The drivers of a long-floor table, as notebook 09 builds them: the 10,000-episode floor,
-/// the Autopilot of `short` (section 18's 300 episodes), and every agent recipe of `agents`
-/// pooled by `rl::with_recipes`.
-fn long_floor_drivers<'a>(
-    long_floor: &'a [BenchmarkRow],
-    short: &'a [BenchmarkRow],
-    agents: &'a [BenchmarkRow],
-) -> Vec<(String, Vec<&'a BenchmarkRow>)> {
-    let autopilot = short.iter().filter(|r| r.driver == "Autopilot (privileged)").collect();
-    rwt::rl::with_recipes(
-        vec![
-            ("random policy without brake".into(), long_floor.iter().collect()),
-            ("Autopilot (privileged)".into(), autopilot),
-        ],
-        agents,
-        "training town",
-    )
+/// The records every long-floor table starts from: the 10,000-episode floor
+/// (`floor-1000.json.gz`) and section 18's 300-episode benchmark (`benchmark.json`, whose
+/// Autopilot the tables show).
+struct LongFloor {
+    floor: Vec<BenchmarkRow>,
+    short: Vec<BenchmarkRow>,
+}
+
+impl LongFloor {
+    /// The two records in `dir` (`notebooks/results/drive-floor`).
+    fn read(dir: &Path) -> Self {
+        LongFloor {
+            floor: BenchmarkRow::read(dir.join("floor-1000.json.gz")).unwrap(),
+            short: BenchmarkRow::read(dir.join("benchmark.json")).unwrap(),
+        }
+    }
+
+    /// The drivers of a long-floor table, as notebook 09 builds them: the floor, the
+    /// Autopilot, and every agent recipe of `agents` pooled by `rl::with_recipes`.
+    fn drivers<'a>(&'a self, agents: &'a [BenchmarkRow]) -> Vec<(String, Vec<&'a BenchmarkRow>)> {
+        let autopilot = self.short.iter().filter(|r| r.driver == "Autopilot (privileged)").collect();
+        rwt::rl::with_recipes(
+            vec![
+                ("random policy without brake".into(), self.floor.iter().collect()),
+                ("Autopilot (privileged)".into(), autopilot),
+            ],
+            agents,
+            "training town",
+        )
+    }
 }
 
 /// Each driver's episode count, in the table's order.
@@ -323,13 +337,12 @@ fn the_long_floor_table_matches_the_records_python() {
     let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results");
     let dir = results.join("drive-floor");
     let floor = "random policy without brake";
-    let long_floor = BenchmarkRow::read(dir.join("floor-1000.json.gz")).unwrap();
-    let short = BenchmarkRow::read(dir.join("benchmark.json")).unwrap();
-    let short_floor = short.iter().find(|r| r.driver == floor).unwrap();
-    assert_eq!(long_floor.len(), 1);
-    assert_eq!(long_floor[0].episodes.len(), 10_000);
-    assert_eq!(long_floor[0].episodes[..300], short_floor.episodes[..]);
-    let mut agents = short.clone();
+    let records = LongFloor::read(&dir);
+    let short_floor = records.short.iter().find(|r| r.driver == floor).unwrap();
+    assert_eq!(records.floor.len(), 1);
+    assert_eq!(records.floor[0].episodes.len(), 10_000);
+    assert_eq!(records.floor[0].episodes[..300], short_floor.episodes[..]);
+    let mut agents = records.short.clone();
     for record in [
         "drive-brakes/benchmark.json",
         "drive-labels-dagger-aggregate-moving-brake/brakes-100.json",
@@ -338,10 +351,10 @@ fn the_long_floor_table_matches_the_records_python() {
     ] {
         agents.extend(BenchmarkRow::read(results.join(record)).unwrap());
     }
-    let drivers = long_floor_drivers(&long_floor, &short, &agents);
+    let drivers = records.drivers(&agents);
     assert_eq!(drivers[0].0, format!("{floor} (10,000 episodes)"));
     assert_eq!(episode_counts(&drivers), [10_000, 300, 200, 200, 900, 300, 300, 300, 900]);
-    assert_eq!(floor_table_cells(&drivers, &drivers[0].0, &dir.join("floor-1000.md")), 9);
+    assert_eq!(floor_table_cells(&drivers, &dir.join("floor-1000.md")), 9);
 }
 
 /// Notebook 09's section 22: the latent agents beside the long floor, each recipe pooled by
@@ -352,19 +365,18 @@ fn the_long_floor_table_matches_the_records_python() {
 fn the_latent_floor_table_matches_the_records_python() {
     let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results");
     let dir = results.join("drive-floor");
-    let long_floor = BenchmarkRow::read(dir.join("floor-1000.json.gz")).unwrap();
-    let short = BenchmarkRow::read(dir.join("benchmark.json")).unwrap();
+    let records = LongFloor::read(&dir);
     let free = BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake-free/brakes-300.json.gz")).unwrap();
     let brake = BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake/brakes-200.json.gz")).unwrap();
-    let mut latent: Vec<BenchmarkRow> = short.iter().filter(|r| r.driver.ends_with("latent state)")).cloned().collect();
+    let mut latent: Vec<BenchmarkRow> =
+        records.short.iter().filter(|r| r.driver.ends_with("latent state)")).cloned().collect();
     latent.extend(BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake-free/brakes-100.json")).unwrap());
     latent.extend(free.iter().cloned());
     latent.extend(brake.iter().cloned());
-    let mut drivers = long_floor_drivers(&long_floor, &short, &latent);
+    let mut drivers = records.drivers(&latent);
     drivers.extend(free.iter().chain(&brake).map(|r| (r.driver.clone(), vec![r])));
     assert_eq!(episode_counts(&drivers), [10_000, 300, 200, 400, 600, 300, 300, 200, 200]);
-    let floor = drivers[0].0.clone();
-    assert_eq!(floor_table_cells(&drivers, &floor, &dir.join("floor-latent.md")), 9);
+    assert_eq!(floor_table_cells(&drivers, &dir.join("floor-latent.md")), 9);
 }
 
 /// Notebook 09's section 23: the paper's-state latent recipe with and without the
@@ -376,18 +388,16 @@ fn the_latent_floor_table_matches_the_records_python() {
 fn the_warmup_floor_table_matches_the_records_python() {
     let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/results");
     let dir = results.join("drive-floor");
-    let long_floor = BenchmarkRow::read(dir.join("floor-1000.json.gz")).unwrap();
-    let short = BenchmarkRow::read(dir.join("benchmark.json")).unwrap();
+    let records = LongFloor::read(&dir);
     let brake = BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake/brakes-200.json.gz")).unwrap();
     let warm = BenchmarkRow::read(results.join("drive-enet-dagger-aggregate-brake-warmup/brakes-200.json.gz")).unwrap();
     let latent: Vec<BenchmarkRow> = brake.iter().chain(&warm).cloned().collect();
-    let mut drivers = long_floor_drivers(&long_floor, &short, &latent);
+    let mut drivers = records.drivers(&latent);
     let seed2 = warm.iter().find(|r| r.driver.contains("-warmup-seed2 ")).unwrap();
     drivers.push(("three seeds".into(), brake.iter().chain([seed2]).collect()));
     drivers.extend(warm.iter().map(|r| (r.driver.clone(), vec![r])));
     assert_eq!(episode_counts(&drivers), [10_000, 300, 400, 600, 600, 200, 200, 200]);
-    let floor = drivers[0].0.clone();
-    assert_eq!(floor_table_cells(&drivers, &floor, &dir.join("floor-warmup.md")), 8);
+    assert_eq!(floor_table_cells(&drivers, &dir.join("floor-warmup.md")), 8);
 }
 
 /// Brake recall through the benchmark (`rl::evaluate` fills `BenchmarkRow::brakes`): the
